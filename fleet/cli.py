@@ -1,0 +1,350 @@
+"""The `fleet` command line: a thin layer over the inventory, the runner, the tasks and the lab.
+
+Exit codes: 0 everything succeeded (for mesh: every pair ok); 1 some host or pair did not;
+2 usage or inventory error; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from fleet import __version__
+from fleet.errors import FleetError, InventoryError, LabError, TaskError, UsageError
+from fleet.inventory import Inventory, load_inventory
+from fleet.report import write_json
+from fleet.runner import RunLimits, Runner
+from fleet.ssh import AsyncsshTransport
+from fleet.task import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Task, TaskContext,
+                        available_tasks, load_task)
+
+DEFAULT_INVENTORY = Path("inventory")
+DEFAULT_LAB_DIR = Path(".fleet-lab")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
+def _names(text: str) -> list[str]:
+    return [part for part in (p.strip() for p in text.split(",")) if part]
+
+
+def add_inventory_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("inventory")
+    group.add_argument("-i", "--inventory", type=Path, default=DEFAULT_INVENTORY, metavar="DIR",
+                       help="Nornir inventory directory: hosts.yaml, groups.yaml, defaults.yaml "
+                            "(default: ./inventory)")
+    group.add_argument("-l", "--limit", type=_names, action="extend", default=[], metavar="HOSTS",
+                       help="only these hosts: comma-separated names or glob patterns; repeatable")
+    group.add_argument("-g", "--groups", type=_names, action="extend", default=[], metavar="GROUPS",
+                       help="only hosts in these groups (directly or through a parent group)")
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    add_inventory_options(parser)
+    group = parser.add_argument_group("run")
+    group.add_argument("--dry-run", "--check", dest="dry_run", action="store_true",
+                       help="show what would change and change nothing")
+    group.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE "
+                       "('-': stdout, the table then goes to stderr)")
+    group.add_argument("--tasks-dir", type=Path, action="append", default=[], metavar="DIR",
+                       help="look for tasks here first (repeatable); then ./tasks, then built-ins")
+    group.add_argument("--no-progress", dest="progress", action="store_false",
+                       help="no progress line on stderr (shown only on a terminal anyway)")
+    group.add_argument("-v", "--verbose", action="store_true",
+                       help="also print every host's full result (nornir-utils print_result)")
+    limits = parser.add_argument_group("concurrency and timeouts")
+    d = RunLimits()
+    limits.add_argument("-w", "--workers", type=_positive_int, default=d.workers,
+                        help=f"hosts worked on at once (default {d.workers})")
+    limits.add_argument("--connect-workers", type=_positive_int, default=d.connect_workers,
+                        help=f"SSH handshakes in flight at once (default {d.connect_workers})")
+    limits.add_argument("--connect-timeout", type=_positive_float, default=d.connect_timeout,
+                        metavar="S", help=f"seconds to connect and log in (default {d.connect_timeout:g})")
+    limits.add_argument("--command-timeout", type=_positive_float, default=d.command_timeout,
+                        metavar="S", help=f"seconds for each remote command (default "
+                        f"{d.command_timeout:g}; the mesh probe gets what its pings need)")
+    limits.add_argument("--host-timeout", type=_positive_float, default=d.host_timeout,
+                        metavar="S", help=f"seconds for a task on one host (default {d.host_timeout:g})")
+    ssh = parser.add_argument_group("ssh")
+    ssh.add_argument("--no-host-key-checking", dest="check_host_keys", action="store_false",
+                     help="accept any host key (like StrictHostKeyChecking=no); off by default")
+
+
+def build_parser(task_names: Sequence[str] = ()) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fleet", description="Configure ISATAP (IPv6 over IPv4) tunnels on a fleet of Linux "
+        "hosts over SSH and measure the full IPv6 mesh between them.",
+        epilog="exit codes: 0 all ok, 1 some host or pair not ok, 2 usage or inventory error, "
+               "130 interrupted")
+    parser.add_argument("-V", "--version", action="version", version=f"fleet {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run tasks on the inventory's hosts",
+                              description="Run one or more tasks (setup, mesh, teardown, or your "
+                              "own tasks/NAME.py) on every selected host, over shared connections.")
+    run.add_argument("tasks", nargs="+", metavar="TASK", help="task names, run in order")
+    add_run_options(run)
+    for name in task_names:
+        try:
+            load_task(name).add_arguments(run)
+        except (TaskError, argparse.ArgumentError):
+            pass  # reported properly once the tasks are loaded for real
+
+    inventory = commands.add_parser("inventory", help="list the hosts and their ISATAP addresses")
+    add_inventory_options(inventory)
+    inventory.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    tasks = commands.add_parser("tasks", help="list the tasks `fleet run` can run")
+    tasks.add_argument("--tasks-dir", type=Path, action="append", default=[], metavar="DIR")
+
+    lab = commands.add_parser("lab", help="a local test bed of QEMU guests with real kernels",
+                              description="N small QEMU guests with a kernel that has ISATAP, "
+                              "each with sshd, on a private network, and an inventory for them.")
+    lab_commands = lab.add_subparsers(dest="lab_command", required=True, metavar="ACTION")
+    up = lab_commands.add_parser("up", help="build (cached) and boot the guests")
+    up.add_argument("--hosts", type=_positive_int, default=4, metavar="N",
+                    help="number of guests (default 4)")
+    status = lab_commands.add_parser("status", help="show the lab's guests")
+    status.add_argument("--json", action="store_true")
+    down = lab_commands.add_parser("down", help="stop every guest and remove the lab")
+    stop = lab_commands.add_parser("stop", help="stop one guest (to see a failure)")
+    stop.add_argument("guest", help="guest name, e.g. h2")
+    for sub in (up, status, down, stop):
+        sub.add_argument("--workdir", type=Path, default=DEFAULT_LAB_DIR, metavar="DIR",
+                         help="where the lab keeps its state and inventory (default ./.fleet-lab)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        task_names = _task_names(argv)
+        options = build_parser(task_names).parse_args(argv)
+        if options.command == "inventory":
+            return cmd_inventory(options)
+        if options.command == "tasks":
+            return cmd_tasks(options)
+        if options.command == "lab":
+            return cmd_lab(options)
+        return cmd_run(options)
+    except (InventoryError, UsageError, TaskError) as exc:
+        print(f"fleet: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except LabError as exc:
+        print(f"fleet lab: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("fleet: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_FAILED
+
+
+def _task_names(argv: Sequence[str]) -> list[str]:
+    """The task names after `run`, found before the full parser exists (tasks add options)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("command", nargs="?")
+    pre.add_argument("tasks", nargs="*")
+    pre.add_argument("-i", "--inventory", "-l", "--limit", "-g", "--groups", "--json",
+                     "--tasks-dir", "-w", "--workers", "--connect-workers", "--connect-timeout",
+                     "--command-timeout", "--host-timeout", "--count", "--interval", "--timeout",
+                     "--parallel")
+    known, _ = pre.parse_known_args(argv)
+    return list(known.tasks) if known.command == "run" else []
+
+
+def select_hosts(options: argparse.Namespace) -> Inventory:
+    inventory = load_inventory(options.inventory).select(options.limit, options.groups)
+    if not inventory.hosts:
+        raise UsageError("no host matches --limit/--groups")
+    return inventory
+
+
+def cmd_inventory(options: argparse.Namespace) -> int:
+    inventory = select_hosts(options)
+    rows = [{"name": h.name, "ssh": f"{h.ssh_host}:{h.ssh_port or 22}", "ipv4": str(h.ipv4),
+             "address": str(h.address), "groups": list(h.groups)} for h in inventory.hosts]
+    if options.json:
+        write_json({"hosts": rows}, sys.stdout)
+        return EXIT_OK
+    table = [["NAME", "SSH", "IPV4", "ISATAP ADDRESS", "GROUPS"]] + [
+        [r["name"], r["ssh"], r["ipv4"], r["address"], ",".join(r["groups"])] for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return EXIT_OK
+
+
+def cmd_tasks(options: argparse.Namespace) -> int:
+    for name, path in sorted(available_tasks(options.tasks_dir).items()):
+        description = load_task(name, options.tasks_dir).description
+        print(f"{name:<12} {description}  [{path}]")
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _json_target(path: str | None) -> Iterator[TextIO | None]:
+    if path is None:
+        yield None
+    elif path == "-":
+        yield sys.stdout
+    else:
+        with open(path, "w", encoding="utf-8") as stream:
+            yield stream
+
+
+def cmd_run(options: argparse.Namespace) -> int:
+    tasks = [load_task(name, options.tasks_dir) for name in options.tasks]
+    inventory = select_hosts(options)
+    out = sys.stderr if options.json == "-" else sys.stdout
+    contexts = [TaskContext(task.name, inventory.hosts, options, out=out) for task in tasks]
+    for task, context in zip(tasks, contexts):
+        task.prepare(context)  # every check before any host is touched
+    if options.json not in (None, "-"):
+        try:
+            Path(options.json).open("a", encoding="utf-8").close()
+        except OSError as exc:
+            raise UsageError(f"--json {options.json}: {exc.strerror}") from None
+    codes = asyncio.run(_run_tasks(tasks, contexts, inventory, options))
+    documents = [doc for context in contexts for doc in context.json_documents]
+    with _json_target(options.json) as stream:
+        if stream is not None:
+            write_json(documents[0] if len(documents) == 1 else {"tasks": documents}, stream)
+    if EXIT_INTERRUPTED in codes:
+        return EXIT_INTERRUPTED
+    return max(codes, default=EXIT_OK)
+
+
+async def _run_tasks(tasks: Sequence[Task], contexts: Sequence[TaskContext], inventory: Inventory,
+                     options: argparse.Namespace) -> list[int]:
+    limits = RunLimits(workers=options.workers, connect_workers=options.connect_workers,
+                       connect_timeout=options.connect_timeout,
+                       command_timeout=options.command_timeout, host_timeout=options.host_timeout)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def interrupted() -> None:
+        stop.set()
+        loop.remove_signal_handler(signal.SIGINT)  # a second Ctrl-C stops at once
+
+    loop.add_signal_handler(signal.SIGINT, interrupted)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    codes: list[int] = []
+    try:
+        async with Runner(AsyncsshTransport(check_host_keys=options.check_host_keys),
+                          limits) as runner:
+            for task, context in zip(tasks, contexts):
+                progress = _ProgressLine(task.name, sys.stderr) if options.progress and \
+                    sys.stderr.isatty() else None
+                outcome = await runner.run(task.name, task.run, inventory.hosts, options,
+                                           stop=stop, progress=progress)
+                if progress is not None:
+                    progress.clear()
+                if options.verbose:
+                    from nornir_utils.plugins.functions import print_result
+                    print_result(outcome.results)
+                codes.append(task.report(context, outcome))
+                if outcome.interrupted:
+                    break
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        loop.remove_signal_handler(signal.SIGTERM)
+    return codes
+
+
+class _ProgressLine:
+    """`[setup] 12/100 hosts, 1 failed, last h12` rewritten in place on a terminal."""
+
+    def __init__(self, task: str, stream: TextIO) -> None:
+        self._task, self._stream, self._failed = task, stream, 0
+
+    def __call__(self, done: int, total: int, host: str, failed: bool) -> None:
+        self._failed += failed
+        self._stream.write(f"\r\033[K[{self._task}] {done}/{total} hosts, {self._failed} failed, "
+                           f"last {host}")
+        self._stream.flush()
+
+    def clear(self) -> None:
+        self._stream.write("\r\033[K")
+        self._stream.flush()
+
+
+def cmd_lab(options: argparse.Namespace) -> int:
+    from fleet import lab
+
+    workdir = options.workdir.resolve()
+    if options.lab_command == "up":
+        problems = lab.check_prerequisites()
+        if problems:
+            raise LabError("the lab cannot start here:\n  " + "\n  ".join(problems))
+        info = lab.up(options.hosts, workdir=workdir,
+                      progress=lambda line: print(f"lab: {line}", file=sys.stderr, flush=True))
+        _print_lab(info)
+        inv = _relative(info.inventory_dir)
+        print(f"\nnext: fleet run setup mesh -i {inv}\n      fleet lab down"
+              + (f" --workdir {_relative(workdir)}" if workdir != DEFAULT_LAB_DIR.resolve() else ""))
+        return EXIT_OK
+    if options.lab_command == "status":
+        info = lab.status(workdir=workdir)
+        if info is None:
+            print(f"no lab in {_relative(workdir)}", file=sys.stderr)
+            return EXIT_FAILED
+        if options.json:
+            write_json({"name": info.name, "netns": info.netns,
+                        "inventory": str(info.inventory_dir),
+                        "guests": [{"name": g.name, "ipv4": g.ipv4, "ssh_port": g.ssh_port,
+                                    "pid": g.pid, "running": g.running} for g in info.guests]},
+                       sys.stdout)
+        else:
+            _print_lab(info)
+        return EXIT_OK if all(g.running for g in info.guests) else EXIT_FAILED
+    if options.lab_command == "stop":
+        lab.stop_guest(options.guest, workdir=workdir)
+        print(f"lab: stopped {options.guest}", file=sys.stderr)
+        return EXIT_OK
+    lab.down(workdir=workdir)
+    print("lab: down", file=sys.stderr)
+    return EXIT_OK
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _print_lab(info: object) -> None:
+    guests = getattr(info, "guests")
+    print(f"lab {getattr(info, 'name')}: {len(guests)} guests in network namespace "
+          f"{getattr(info, 'netns')}; inventory {_relative(getattr(info, 'inventory_dir'))}")
+    for g in guests:
+        state = "running" if g.running else "STOPPED"
+        print(f"  {g.name:<6} {g.ipv4:<15} ssh 127.0.0.1:{g.ssh_port:<6} {state}")
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

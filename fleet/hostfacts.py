@@ -1,0 +1,84 @@
+"""What a host has that the tasks need: privilege, `ip`, `ping`, IPv6, the sit module.
+
+`FACTS_SCRIPT` asks all of it in one command (no privilege needed); `parse_facts` reads the answer
+and `preflight_problems` turns it into one line per missing thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FACTS_SCRIPT = r"""
+echo "uid=$(id -u)"
+if [ "$(id -u)" != 0 ]; then
+  if sudo -n true >/dev/null 2>&1; then echo sudo=ok; else echo sudo=refused; fi
+fi
+echo "ip=$(command -v ip || true)"
+echo "ping=$(command -v ping || true)"
+echo "fping=$(command -v fping || true)"
+if [ -e /proc/net/if_inet6 ]; then echo ipv6=1; else echo ipv6=0; fi
+echo "disable_ipv6_all=$(cat /proc/sys/net/ipv6/conf/all/disable_ipv6 2>/dev/null)"
+echo "disable_ipv6_default=$(cat /proc/sys/net/ipv6/conf/default/disable_ipv6 2>/dev/null)"
+k=$(uname -r)
+if [ -d /sys/module/sit ]; then echo sit=loaded
+elif ls /lib/modules/"$k"/kernel/net/ipv6/sit.ko* /usr/lib/modules/"$k"/kernel/net/ipv6/sit.ko* \
+     >/dev/null 2>&1; then echo sit=module
+elif grep -qs 'net/ipv6/sit.ko' /lib/modules/"$k"/modules.builtin /usr/lib/modules/"$k"/modules.builtin
+     then echo sit=builtin
+else echo sit=missing; fi
+echo "kernel=$k"
+""".strip()
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    uid: int | None
+    sudo: str  # "ok", "refused", or "" for root
+    ip: str
+    ping: str
+    fping: str
+    ipv6: bool
+    ipv6_disabled: bool
+    sit: str  # loaded, module, builtin or missing
+    kernel: str
+
+
+def parse_facts(text: str) -> HostFacts:
+    """Read FACTS_SCRIPT's `key=value` lines; missing keys read as absent."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip()] = value.strip()
+    uid = values.get("uid", "")
+    return HostFacts(
+        uid=int(uid) if uid.isdigit() else None,
+        sudo=values.get("sudo", ""),
+        ip=values.get("ip", ""),
+        ping=values.get("ping", ""),
+        fping=values.get("fping", ""),
+        ipv6=values.get("ipv6") == "1",
+        ipv6_disabled="1" in (values.get("disable_ipv6_all"), values.get("disable_ipv6_default")),
+        sit=values.get("sit", "missing"),
+        kernel=values.get("kernel", "unknown"),
+    )
+
+
+def preflight_problems(facts: HostFacts, *, need_sit: bool = True, need_ping: bool = False,
+                       need_root: bool = True) -> list[str]:
+    """One human line per thing the host lacks; an empty list when it is ready."""
+    problems = []
+    if need_root and facts.uid != 0 and facts.sudo != "ok":
+        problems.append("no privilege: not root and `sudo -n` refused (it wants a password or is "
+                        "not installed); log in as root or allow passwordless sudo")
+    if not facts.ip:
+        problems.append("`ip` (iproute2) is not installed")
+    if need_ping and not facts.ping:
+        problems.append("`ping` (iputils-ping) is not installed")
+    if not facts.ipv6:
+        problems.append("the kernel has no IPv6 (/proc/net/if_inet6 missing)")
+    elif facts.ipv6_disabled:
+        problems.append("IPv6 is disabled (net.ipv6.conf.all/default.disable_ipv6=1); set them to 0")
+    if need_sit and facts.sit == "missing":
+        problems.append(f"the kernel lacks sit/ISATAP support (CONFIG_IPV6_SIT, kernel {facts.kernel})")
+    return problems

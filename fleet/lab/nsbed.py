@@ -1,0 +1,262 @@
+"""Many cheap SSH hosts on this machine: one network namespace per host, each running OpenSSH.
+
+The hosts share this machine's kernel, so they cannot do ISATAP (this kernel has no sit); they are
+for testing and benchmarking the runner at scale. Each host's veth carries its ISATAP-format IPv6
+address as a plain address, a clearly named stand-in for a tunnel address, so a mesh can be
+measured. Layout:
+
+    netns <tag>-hub : bridge br0 172.31.1.1/24; the SSH forwarder relays 127.0.0.1:PORT -> host:22
+    netns <tag>-hN  : eth0 172.31.1.(10+N)/24 + stand-in IPv6, sshd on 172.31.1.(10+N):22
+
+Neighbour entries are pinned (a full mesh resolving every neighbour at once over one bridge loses
+pairs to an NDP storm), and each sshd runs with an empty tmpfs over /root, so a login shell reads
+no start-up files. Traffic stays inside the namespaces. `NamespaceBed` is a context manager that
+tears everything down on exit, failure or Ctrl-C, stopping only the processes it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
+from pathlib import Path
+
+from fleet.errors import LabError
+from fleet.isatap import isatap_address
+
+SUBNET_BASE = IPv4Address("172.31.1.0")
+FIRST_HOST = 10
+DEFAULT_PREFIX = IPv6Network("fd00:5efe:bed::/64")
+SSHD = "/usr/sbin/sshd"
+
+
+@dataclass(frozen=True)
+class BedHost:
+    name: str
+    netns: str
+    ipv4: IPv4Address
+    ipv6: IPv6Address
+    mac: str
+    ssh_port: int = 0
+
+
+@dataclass
+class NamespaceBed:
+    """`count` SSH hosts in namespaces; use `with NamespaceBed(10) as bed:`."""
+
+    count: int
+    prefix: IPv6Network = DEFAULT_PREFIX
+    tag: str = field(default_factory=lambda: f"fb{os.getpid() % 100000}")
+    workdir: Path | None = None
+    hosts: list[BedHost] = field(default_factory=list)
+    inventory_dir: Path | None = None
+    _pids: list[int] = field(default_factory=list)
+    _namespaces: list[str] = field(default_factory=list)
+    _own_workdir: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.count <= 240:
+            raise LabError("a namespace bed holds 1 to 240 hosts")
+
+    # -- life cycle -----------------------------------------------------------------------------
+    def __enter__(self) -> NamespaceBed:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        for tool in ("ip", SSHD, "ssh-keygen", "unshare"):
+            if shutil.which(tool) is None:
+                raise LabError(f"{tool} not found (apt-get install iproute2 openssh-server "
+                               "openssh-client util-linux)")
+        if os.geteuid() != 0:
+            raise LabError("the namespace bed needs root")
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="fleet-nsbed-"))
+            self._own_workdir = True
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        hub = f"{self.tag}-hub"
+        self._netns_add(hub)
+        hub_cmds = ["link set lo up", "link add br0 type bridge", "link set br0 up",
+                    f"addr add {SUBNET_BASE + 1}/24 dev br0"]
+        self._batch(hub, hub_cmds)
+        planned = []
+        for i in range(1, self.count + 1):
+            ipv4 = SUBNET_BASE + FIRST_HOST + i - 1
+            planned.append(BedHost(f"h{i}", f"{self.tag}-h{i}", ipv4, isatap_address(self.prefix, ipv4),
+                                   f"02:fe:00:00:{i // 256:02x}:{i % 256:02x}"))
+        for host in planned:
+            self._netns_add(host.netns)
+            _run(["ip", "-n", hub, "link", "add", f"v{host.name}", "type", "veth", "peer", "name",
+                  "eth0", "netns", host.netns])
+            self._batch(hub, [f"link set v{host.name} master br0", f"link set v{host.name} up"])
+        neighbours = [f"neigh replace {h.ipv6} lladdr {h.mac} dev eth0 nud permanent"
+                      for h in planned] + [
+                      f"neigh replace {h.ipv4} lladdr {h.mac} dev eth0 nud permanent"
+                      for h in planned]
+        for host in planned:
+            self._batch(host.netns, [
+                "link set lo up", f"link set eth0 address {host.mac}",
+                f"addr add {host.ipv4}/24 dev eth0", f"addr add {host.ipv6}/64 dev eth0 nodad",
+                "link set eth0 up"] + [n for n in neighbours if f" {host.ipv6} " not in n
+                                       and f" {host.ipv4} " not in n])
+        client_key = self.workdir / "client_key"
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "fleet-nsbed", "-f", str(client_key)])
+        (self.workdir / "authorized_keys").write_text((self.workdir / "client_key.pub").read_text())
+        for host in planned:
+            self._start_sshd(host)
+        ports = self._start_forwarder(hub, planned)
+        self.hosts = [BedHost(h.name, h.netns, h.ipv4, h.ipv6, h.mac, ports[h.name]) for h in planned]
+        self._wait_for_banners()
+        self.inventory_dir = self._write_inventory()
+
+    def stop(self) -> None:
+        for pid in reversed(self._pids):
+            _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        for pid in self._pids:
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if _alive(pid):
+                _signal(pid, signal.SIGKILL)
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+        self._pids.clear()
+        for ns in reversed(self._namespaces):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        self._namespaces.clear()
+        if self._own_workdir and self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- pieces ---------------------------------------------------------------------------------
+    def _netns_add(self, name: str) -> None:
+        if Path("/run/netns", name).exists():
+            raise LabError(f"network namespace {name} already exists (another bed?)")
+        _run(["ip", "netns", "add", name])
+        self._namespaces.append(name)
+
+    def _batch(self, netns: str, commands: list[str]) -> None:
+        _run(["ip", "-n", netns, "-batch", "-"], stdin="\n".join(commands) + "\n")
+
+    def _start_sshd(self, host: BedHost) -> None:
+        assert self.workdir is not None
+        hostdir = self.workdir / host.name
+        hostdir.mkdir()
+        key = hostdir / "ssh_host_ed25519_key"
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host.name, "-f", str(key)])
+        config = hostdir / "sshd_config"
+        config.write_text("\n".join([
+            f"ListenAddress {host.ipv4}:22", f"HostKey {key}", f"PidFile {hostdir / 'sshd.pid'}",
+            "UsePAM no", "PermitRootLogin prohibit-password", "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no", f"AuthorizedKeysFile {self.workdir / 'authorized_keys'}",
+            "StrictModes no", "MaxStartups 1000", "MaxSessions 100", "UseDNS no", "PrintMotd no",
+            "PrintLastLog no", "LogLevel ERROR", ""]))
+        Path("/run/sshd").mkdir(exist_ok=True)
+        # An empty tmpfs over /root: the login shell finds no start-up files to read.
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", host.netns, "unshare", "--mount", "--propagation", "private",
+             "sh", "-c", f'mount -t tmpfs fleet-nsbed /root && exec {SSHD} -D -e -f "$0"', str(config)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(hostdir / "sshd.log", "wb"), start_new_session=True)
+        self._pids.append(process.pid)
+
+    def _start_forwarder(self, hub: str, hosts: list[BedHost]) -> dict[str, int]:
+        assert self.workdir is not None
+        ports_file = self.workdir / "ports.json"
+        config = self.workdir / "forwarder.json"
+        config.write_text(json.dumps({
+            "targets": {h.name: [str(h.ipv4), 22] for h in hosts},
+            "netns_path": f"/run/netns/{hub}", "ports_file": str(ports_file)}))
+        process = subprocess.Popen([sys.executable, "-m", "fleet.lab.forwarder", str(config)],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=open(self.workdir / "forwarder.log", "wb"),
+                                   start_new_session=True)
+        self._pids.append(process.pid)
+        deadline = time.monotonic() + 15
+        while not ports_file.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise LabError(f"the SSH forwarder did not start: "
+                               f"{(self.workdir / 'forwarder.log').read_text()[-500:]}")
+            time.sleep(0.05)
+        return {name: int(port) for name, port in json.loads(ports_file.read_text()).items()}
+
+    def _wait_for_banners(self, timeout: float = 30.0) -> None:
+        import socket
+
+        deadline = time.monotonic() + timeout
+        waiting = list(self.hosts)
+        while waiting:
+            host = waiting[0]
+            try:
+                with socket.create_connection(("127.0.0.1", host.ssh_port), timeout=2) as sock:
+                    if sock.recv(64).startswith(b"SSH-"):
+                        waiting.pop(0)
+                        continue
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise LabError(f"sshd of {host.name} did not answer within {timeout:g} s")
+            time.sleep(0.1)
+
+    def known_hosts_lines(self) -> list[str]:
+        assert self.workdir is not None
+        lines = []
+        for host in self.hosts:
+            key = (self.workdir / host.name / "ssh_host_ed25519_key.pub").read_text().split()
+            lines.append(f"[127.0.0.1]:{host.ssh_port} {key[0]} {key[1]}")
+        return lines
+
+    def _write_inventory(self) -> Path:
+        assert self.workdir is not None
+        directory = self.workdir / "inventory"
+        directory.mkdir(exist_ok=True)
+        known_hosts = directory / "known_hosts"
+        known_hosts.write_text("\n".join(self.known_hosts_lines()) + "\n")
+        hosts = {h.name: {"hostname": "127.0.0.1", "port": h.ssh_port, "groups": ["bed"],
+                          "data": {"ipv4": str(h.ipv4)}} for h in self.hosts}
+        (directory / "hosts.yaml").write_text(
+            "# generated by fleet's namespace bed; IPv6 addresses are stand-ins on plain veths\n"
+            + json.dumps(hosts, indent=1) + "\n")
+        (directory / "groups.yaml").write_text(json.dumps({"bed": {}}) + "\n")
+        (directory / "defaults.yaml").write_text(json.dumps({
+            "username": "root", "data": {"isatap_prefix": str(self.prefix)},
+            "connection_options": {"asyncssh": {"extras": {
+                "client_keys": [str(self.workdir / "client_key")],
+                "known_hosts": str(known_hosts)}}}}, indent=1) + "\n")
+        return directory
+
+
+def _run(argv: list[str], stdin: str | None = None) -> None:
+    done = subprocess.run(argv, input=stdin, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise LabError(f"{' '.join(argv[:6])}: {done.stderr.strip() or done.stdout.strip()}")
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)  # the process and what it exec'd/spawned (own session)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        finished, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return finished == 0

@@ -1,0 +1,33 @@
+"""Running a remote command with root privilege: as it is for root, through `sudo -n` otherwise."""
+
+from __future__ import annotations
+
+import shlex
+
+from fleet.errors import PreflightError
+from fleet.ssh import CommandResult
+
+SUDO_PASSWORD_MARKERS = ("a password is required", "a terminal is required", "no tty present")
+
+
+def privileged(command: str) -> str:
+    """Wrap a shell command so that it runs as root: directly when the login user is root, through
+    non-interactive sudo otherwise (sudo never prompts, so it can never hang on a password)."""
+    quoted = shlex.quote(command)
+    return (f'if [ "$(id -u)" = 0 ]; then sh -c {quoted}; '
+            f"else sudo -n sh -c {quoted}; fi")
+
+
+def check_privilege(host: str, result: CommandResult) -> None:
+    """Raise PreflightError when a privileged command failed because sudo would not run it."""
+    if result.ok:
+        return
+    err = result.stderr.lower()
+    if err.startswith("sudo:") or "\nsudo:" in err:
+        if any(marker in err for marker in SUDO_PASSWORD_MARKERS):
+            raise PreflightError(host, "no privilege: sudo wants a password (sudo -n refused); log "
+                                 "in as root or give the user passwordless sudo")
+        first = result.stderr.strip().splitlines()[0]
+        raise PreflightError(host, f"no privilege: {first}")
+    if result.exit_status == 127 and "sudo" in err and "not found" in err:
+        raise PreflightError(host, "no privilege: not root and sudo is not installed")

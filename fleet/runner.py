@@ -1,0 +1,217 @@
+"""Run a task on many hosts at once, on one event loop.
+
+A failure belongs to one host: it becomes that host's failed Result and the others carry on.
+Concurrency is bounded twice: how many hosts run at once (`workers`) and how many SSH handshakes
+are in flight at once (`connect_workers`; handshakes are the expensive part). Every layer has a
+timeout: connect and login, each command, each host. Connections are pooled for the whole run, so
+several tasks in one invocation talk to each host over the same connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from nornir.core.task import AggregatedResult, MultiResult, Result
+
+from fleet.errors import CommandError, ConnectError, HostError
+from fleet.inventory import FleetHost
+from fleet.privilege import check_privilege, privileged
+from fleet.ssh import CommandResult, Session, Transport
+
+INTERRUPTED = "interrupted before this host finished"
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """Bounds and timeouts for one run; every one is a command-line option."""
+
+    workers: int = 100
+    connect_workers: int = 20
+    connect_timeout: float = 15.0
+    command_timeout: float = 60.0
+    host_timeout: float = 300.0
+
+
+class ConnectionPool:
+    """One SSH session per host for the whole run, opened on first use.
+
+    A host that failed to connect is not tried again within the run: its error is replayed.
+    """
+
+    def __init__(self, transport: Transport, limits: RunLimits) -> None:
+        self._transport = transport
+        self._limits = limits
+        self._handshakes = asyncio.Semaphore(limits.connect_workers)
+        self._sessions: dict[str, Session] = {}
+        self._failures: dict[str, ConnectError] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def session(self, host: FleetHost) -> Session:
+        lock = self._locks.setdefault(host.name, asyncio.Lock())
+        async with lock:
+            if host.name in self._failures:
+                raise self._failures[host.name]
+            if host.name not in self._sessions:
+                async with self._handshakes:
+                    try:
+                        self._sessions[host.name] = await self._transport.connect(
+                            host, timeout=self._limits.connect_timeout)
+                    except ConnectError as exc:
+                        self._failures[host.name] = exc
+                        raise
+            return self._sessions[host.name]
+
+    async def discard(self, host: FleetHost) -> None:
+        """Close and forget a host's session (after it timed out or broke)."""
+        session = self._sessions.pop(host.name, None)
+        if session is not None:
+            await session.close()
+
+    async def close(self) -> None:
+        sessions, self._sessions = list(self._sessions.values()), {}
+        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+
+
+class HostRun:
+    """What a task sees of one host while it runs there."""
+
+    def __init__(self, host: FleetHost, fleet: Sequence[FleetHost], options: argparse.Namespace,
+                 pool: ConnectionPool, limits: RunLimits, task_name: str) -> None:
+        self.host = host
+        self.fleet = fleet
+        self.options = options
+        self.limits = limits
+        self.task_name = task_name
+        self._pool = pool
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    @property
+    def dry_run(self) -> bool:
+        return bool(getattr(self.options, "dry_run", False))
+
+    async def run(self, command: str, *, privileged_: bool = False, timeout: float | None = None,
+                  check: bool = False) -> CommandResult:
+        """Run a shell command on the host. With `privileged_`, as root (sudo -n when needed);
+        with `check`, a non-zero exit raises CommandError."""
+        session = await self._pool.session(self.host)
+        wrapped = privileged(command) if privileged_ else command
+        result = await session.run(wrapped, timeout=timeout or self.limits.command_timeout)
+        if privileged_:
+            check_privilege(self.host.name, result)
+        if check and not result.ok:
+            detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
+            raise CommandError(self.host.name,
+                               f"exit status {result.exit_status}: {detail[-1] if detail else ''}",
+                               command=command, exit_status=result.exit_status,
+                               stdout=result.stdout, stderr=result.stderr)
+        return result
+
+    def result(self, result: object = None, *, changed: bool = False, failed: bool = False,
+               diff: str = "", exception: BaseException | None = None) -> Result:
+        """A Nornir Result for this host."""
+        return Result(host=self.host.nornir_host, result=result, changed=changed, failed=failed,
+                      diff=diff, exception=exception, name=self.task_name)
+
+
+HostTask = Callable[[HostRun], Awaitable[Result]]
+Progress = Callable[[int, int, str, bool], None]
+
+
+@dataclass
+class RunOutcome:
+    """The results of one task on every selected host, and whether the run was interrupted."""
+
+    results: AggregatedResult
+    interrupted: bool
+    elapsed: float
+
+
+class Runner:
+    """Runs tasks on hosts over pooled connections; use as an async context manager."""
+
+    def __init__(self, transport: Transport, limits: RunLimits | None = None) -> None:
+        self.limits = limits or RunLimits()
+        self._pool = ConnectionPool(transport, self.limits)
+
+    async def __aenter__(self) -> Runner:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._pool.close()
+
+    async def run(self, name: str, task: HostTask, hosts: Sequence[FleetHost],
+                  options: argparse.Namespace, *, stop: asyncio.Event | None = None,
+                  progress: Progress | None = None) -> RunOutcome:
+        """Run `task` on every host. When `stop` is set, unfinished hosts are cancelled and
+        reported as interrupted; what finished is kept."""
+        started = time.monotonic()
+        results = AggregatedResult(name)
+        slots = asyncio.Semaphore(self.limits.workers)
+        done = 0
+
+        async def one(host: FleetHost) -> None:
+            nonlocal done
+            async with slots:
+                result = await self._run_host(name, task, host, hosts, options)
+            multi = MultiResult(name)
+            multi.append(result)
+            results[host.name] = multi
+            done += 1
+            if progress is not None:
+                progress(done, len(hosts), host.name, result.failed)
+
+        jobs = [asyncio.create_task(one(h), name=f"{name}:{h.name}") for h in hosts]
+        interrupted = False
+        if jobs:
+            everything = asyncio.gather(*jobs)
+            waiters: set[asyncio.Future[object]] = {everything}
+            stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
+            if stopper is not None:
+                waiters.add(stopper)
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not everything.done():
+                    interrupted = True
+                    everything.cancel()
+                    await asyncio.gather(everything, return_exceptions=True)
+                if stopper is not None:
+                    stopper.cancel()
+            if everything.done() and not everything.cancelled() and everything.exception():
+                raise everything.exception()  # type: ignore[misc]  # a bug in the runner itself
+        for host in hosts:
+            if host.name not in results:
+                multi = MultiResult(name)
+                multi.append(Result(host=host.nornir_host, failed=True, name=name,
+                                    exception=HostError(host.name, INTERRUPTED)))
+                results[host.name] = multi
+        return RunOutcome(results, interrupted, time.monotonic() - started)
+
+    async def _run_host(self, name: str, task: HostTask, host: FleetHost,
+                        fleet: Sequence[FleetHost], options: argparse.Namespace) -> Result:
+        run = HostRun(host, fleet, options, self._pool, self.limits, name)
+        try:
+            async with asyncio.timeout(self.limits.host_timeout):
+                result = await task(run)
+        except HostError as exc:
+            if isinstance(exc, CommandError) and "did not finish" in exc.reason:
+                await self._pool.discard(host)
+            return run.result(failed=True, exception=exc)
+        except TimeoutError:
+            await self._pool.discard(host)
+            return run.result(failed=True, exception=HostError(
+                host.name, f"{name} did not finish within --host-timeout {self.limits.host_timeout:g} s"))
+        except Exception as exc:  # a failure belongs to one host, even a bug in a task
+            return run.result(failed=True, exception=HostError(
+                host.name, f"{name} crashed: {type(exc).__name__}: {exc}"))
+        result.name = name
+        if result.host is None:
+            result.host = host.nornir_host
+        return result

@@ -1,0 +1,166 @@
+"""The SSH transport: the one module that owns asyncssh.
+
+It turns asyncssh's errors into the project's own (ConnectError, CommandError), each message naming
+the host and what was being attempted. Other code sees only the `Transport` and `Session` protocols,
+so a test or a future transport (a bastion, a local shell) plugs in without touching the runner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import asyncssh
+
+from fleet.errors import CommandError, ConnectError
+from fleet.inventory import FleetHost
+
+DEFAULT_SSH_PORT = 22
+
+# Fast, modern algorithms first (curve25519 key exchange, AES-GCM and ChaCha20-Poly1305), the
+# rest of asyncssh's defaults after them so that any server still works. Host key algorithms are
+# left to asyncssh, which prefers the ones known_hosts holds keys for, as OpenSSH does.
+# An `asyncssh` extras entry in the inventory (kex_algs, encryption_algs, ...) overrides these.
+PREFERRED_KEX = ("curve25519-sha256", "curve25519-sha256@libssh.org")
+PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
+                     "chacha20-poly1305@openssh.com")
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What one remote command did."""
+
+    command: str
+    exit_status: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+class Session(Protocol):
+    """An open connection to one host."""
+
+    async def run(self, command: str, *, timeout: float) -> CommandResult: ...
+
+    async def close(self) -> None: ...
+
+
+class Transport(Protocol):
+    """Opens sessions to hosts."""
+
+    async def connect(self, host: FleetHost, *, timeout: float) -> Session: ...
+
+
+def _with_preferred(preferred: tuple[str, ...], supported: list[bytes]) -> list[str]:
+    names = [alg.decode() for alg in supported]
+    return [alg for alg in preferred if alg in names] + [alg for alg in names if alg not in preferred]
+
+
+class AsyncsshSession:
+    """A Session over one asyncssh connection."""
+
+    def __init__(self, host: FleetHost, connection: asyncssh.SSHClientConnection) -> None:
+        self._host = host
+        self._connection = connection
+
+    async def run(self, command: str, *, timeout: float) -> CommandResult:
+        name = self._host.name
+        try:
+            completed = await self._connection.run(command, check=False, timeout=timeout)
+        except asyncssh.TimeoutError as exc:  # both a ProcessError and a TimeoutError: first
+            raise CommandError(name, f"command did not finish within {timeout:g} s",
+                               command=command, stdout=_text(exc.stdout),
+                               stderr=_text(exc.stderr)) from exc
+        except asyncssh.ChannelOpenError as exc:
+            raise CommandError(name, f"server refused to run a command: {exc.reason}",
+                               command=command) from exc
+        except asyncssh.DisconnectError as exc:
+            raise CommandError(name, f"connection lost while running a command: {exc.reason}",
+                               command=command) from exc
+        except (OSError, asyncssh.Error) as exc:
+            raise CommandError(name, f"command failed to run: {exc}", command=command) from exc
+        status = completed.exit_status
+        if status is None:
+            status = 128 + 15 if completed.exit_signal else 255
+        return CommandResult(command, status, _text(completed.stdout), _text(completed.stderr))
+
+    async def close(self) -> None:
+        self._connection.close()
+        try:
+            await asyncio.wait_for(self._connection.wait_closed(), timeout=5)
+        except (asyncio.TimeoutError, OSError, asyncssh.Error):
+            pass
+
+
+class AsyncsshTransport:
+    """Connects with asyncssh, using the host's Nornir fields and its asyncssh extras."""
+
+    def __init__(self, *, check_host_keys: bool = True,
+                 login_timeout: float | None = None) -> None:
+        self._check_host_keys = check_host_keys
+        self._login_timeout = login_timeout
+
+    def connect_options(self, host: FleetHost, *, timeout: float) -> dict[str, Any]:
+        """The keyword arguments for asyncssh.connect(), extras last so that they win."""
+        options: dict[str, Any] = {
+            "port": host.ssh_port or DEFAULT_SSH_PORT,
+            "connect_timeout": timeout,
+            "login_timeout": self._login_timeout or timeout,
+            "kex_algs": _with_preferred(PREFERRED_KEX, asyncssh.kex.get_default_kex_algs()),
+            "encryption_algs": _with_preferred(PREFERRED_CIPHERS,
+                                               asyncssh.encryption.get_default_encryption_algs()),
+            "keepalive_interval": 15,
+            "keepalive_count_max": 3,
+        }
+        if host.username is not None:
+            options["username"] = host.username
+        if host.password is not None:
+            options["password"] = host.password
+        options.update(_plain(host.ssh_options))
+        if not self._check_host_keys:
+            options["known_hosts"] = None
+        return options
+
+    async def connect(self, host: FleetHost, *, timeout: float) -> AsyncsshSession:
+        options = self.connect_options(host, timeout=timeout)
+        target = f"{host.ssh_host}:{options['port']}"
+        try:
+            connection = await asyncssh.connect(host.ssh_host, **options)
+        except asyncssh.HostKeyNotVerifiable as exc:
+            raise ConnectError(host.name, f"host key of {target} not verifiable ({exc.reason}); add "
+                               "it to known_hosts or set connection_options.asyncssh.extras."
+                               "known_hosts") from exc
+        except asyncssh.PermissionDenied as exc:
+            raise ConnectError(host.name, f"authentication failed at {target} as "
+                               f"{options.get('username') or 'the local user'} "
+                               f"({exc.reason})") from exc
+        except asyncssh.DisconnectError as exc:
+            raise ConnectError(host.name, f"SSH to {target} failed: {exc.reason}") from exc
+        except asyncio.TimeoutError as exc:
+            raise ConnectError(host.name, f"SSH to {target} did not connect and log in within "
+                               f"{timeout:g} s") from exc
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise ConnectError(host.name, f"cannot connect to {target}: {reason}") from exc
+        except (asyncssh.Error, ValueError, TypeError) as exc:
+            raise ConnectError(host.name, f"SSH to {target} failed: {exc}") from exc
+        return AsyncsshSession(host, connection)
+
+
+def _plain(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Inventory YAML gives lists where asyncssh sometimes wants tuples; pass values as they are
+    otherwise."""
+    return {str(key): value for key, value in options.items()}
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)

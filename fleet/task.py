@@ -1,0 +1,174 @@
+"""Tasks: the Python files that `fleet run NAME` runs.
+
+A task is a file NAME.py in a tasks directory. It defines
+
+    async def run(host: HostRun) -> nornir Result     required: the work on one host
+    def add_arguments(parser) -> None                 optional: the task's own options
+    def prepare(context: TaskContext) -> None         optional: check options before any host is
+                                                      touched (raise UsageError)
+    def report(context: TaskContext, outcome: RunOutcome) -> int
+                                                      optional: print the outcome, return the exit
+                                                      code (default: a line per host)
+
+and its docstring's first line describes it. Directories are searched in order: each
+`--tasks-dir`, then ./tasks, then the tasks that ship with fleet. Tasks are loaded from their file
+path, so no generic package name is installed or imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import inspect
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TextIO
+
+from fleet.errors import HostError, TaskError
+from fleet.inventory import FleetHost
+from fleet.report import render_host_table, write_json
+from fleet.runner import RunOutcome
+
+TASK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@dataclass
+class TaskContext:
+    """What a task's prepare() and report() see of the run."""
+
+    name: str
+    hosts: Sequence[FleetHost]
+    options: argparse.Namespace
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+    json_documents: list[Any] = field(default_factory=list)
+
+    def emit_json(self, document: Any) -> None:
+        """Hand the task's JSON report to the CLI, which writes it where --json says."""
+        self.json_documents.append(document)
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    path: Path
+    module: ModuleType
+
+    @property
+    def description(self) -> str:
+        doc = inspect.getdoc(self.module) or ""
+        return doc.splitlines()[0] if doc else ""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        hook = getattr(self.module, "add_arguments", None)
+        if hook is not None:
+            hook(parser)
+
+    def prepare(self, context: TaskContext) -> None:
+        hook = getattr(self.module, "prepare", None)
+        if hook is not None:
+            hook(context)
+
+    @property
+    def run(self) -> Any:
+        return self.module.run
+
+    def report(self, context: TaskContext, outcome: RunOutcome) -> int:
+        hook = getattr(self.module, "report", None) or default_report
+        return int(hook(context, outcome))
+
+
+def builtin_tasks_dir() -> Path:
+    spec = importlib.util.find_spec("fleet.builtin_tasks")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0])
+    return Path(__file__).resolve().parent.parent / "tasks"
+
+
+def search_path(extra: Sequence[Path] = ()) -> list[Path]:
+    dirs = [*extra, Path.cwd() / "tasks", builtin_tasks_dir()]
+    unique: list[Path] = []
+    for d in dirs:
+        if d.is_dir() and d.resolve() not in [u.resolve() for u in unique]:
+            unique.append(d)
+    return unique
+
+
+def available_tasks(extra: Sequence[Path] = ()) -> dict[str, Path]:
+    """Every task name on the search path and the file it comes from (first one wins)."""
+    found: dict[str, Path] = {}
+    for directory in search_path(extra):
+        for path in sorted(directory.glob("*.py")):
+            if TASK_NAME.match(path.stem) and path.stem not in found:
+                found[path.stem] = path
+    return found
+
+
+def load_task(name: str, extra: Sequence[Path] = ()) -> Task:
+    if not TASK_NAME.match(name):
+        raise TaskError(f"invalid task name {name!r}: letters, digits, '-' and '_' only")
+    tasks = available_tasks(extra)
+    if name not in tasks:
+        where = ", ".join(str(d) for d in search_path(extra)) or "no tasks directory"
+        known = ", ".join(sorted(tasks)) or "none"
+        raise TaskError(f"no task {name!r} (searched {where}; available: {known})")
+    path = tasks[name]
+    module_name = f"fleet._loaded_tasks.{name.replace('-', '_')}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise TaskError(f"{path}: cannot be loaded as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses and pickling look a module up by name
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise TaskError(f"{path}: failed to load: {type(exc).__name__}: {exc}") from exc
+    if not inspect.iscoroutinefunction(getattr(module, "run", None)):
+        raise TaskError(f"{path}: a task must define `async def run(host)`")
+    return Task(name, path, module)
+
+
+def host_error(result: Any) -> str:
+    """The reason a failed Nornir Result failed, in one line."""
+    exc = getattr(result, "exception", None)
+    if isinstance(exc, HostError):
+        return exc.reason
+    if exc is not None:
+        return f"{type(exc).__name__}: {exc}"
+    return str(result.result)
+
+
+def default_report(context: TaskContext, outcome: RunOutcome) -> int:
+    """One line per host (ok / changed / failed and why) and a recap."""
+    rows, counts = [], {"ok": 0, "changed": 0, "failed": 0}
+    documents = []
+    for host in context.hosts:
+        result = outcome.results[host.name][0]
+        if result.failed:
+            status, detail = "failed", host_error(result)
+        else:
+            status = "changed" if result.changed else "ok"
+            detail = result.result.get("summary", "") if isinstance(result.result, dict) else \
+                str(result.result or "")
+        counts[status] += 1
+        rows.append((host.name, status, detail))
+        documents.append({"name": host.name, "status": status, "changed": bool(result.changed),
+                          "failed": bool(result.failed),
+                          "error": host_error(result) if result.failed else None,
+                          "result": result.result if isinstance(result.result, dict) else None})
+    print(render_host_table(context.name, rows, counts, outcome.elapsed,
+                            interrupted=outcome.interrupted), file=context.out)
+    context.emit_json({"task": context.name, "hosts": documents, "summary": {
+        "hosts": len(context.hosts), **counts}, "interrupted": outcome.interrupted})
+    if outcome.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if counts["failed"] else EXIT_OK
+
+
+__all__ = ["Task", "TaskContext", "available_tasks", "default_report", "load_task", "write_json"]

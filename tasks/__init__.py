@@ -1,0 +1,1 @@
+"""The tasks that ship with fleet; `fleet run NAME` loads NAME.py from here by path."""
