@@ -217,7 +217,7 @@ def _check_group_cycles(file: str, groups: dict[str, Any]) -> None:
 def _data_source(directory: Path, host: Host, key: str, raw_hosts: dict[str, Any],
                  raw_groups: dict[str, Any], raw_defaults: dict[str, Any]) -> str:
     """The file that supplies `data.key` for a host, following Nornir's inheritance order."""
-    if key in (raw_hosts.get(host.name) or {}).get("data") or {}:
+    if key in ((raw_hosts.get(host.name) or {}).get("data") or {}):
         return str(directory / HOSTS_FILE)
 
     def in_groups(names: Iterable[str]) -> bool:

@@ -169,23 +169,18 @@ class Runner:
 
         jobs = [asyncio.create_task(one(h), name=f"{name}:{h.name}") for h in hosts]
         interrupted = False
-        if jobs:
-            everything = asyncio.gather(*jobs)
-            waiters: set[asyncio.Future[object]] = {everything}
-            stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
-            if stopper is not None:
-                waiters.add(stopper)
-            try:
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                if not everything.done():
-                    interrupted = True
-                    everything.cancel()
-                    await asyncio.gather(everything, return_exceptions=True)
-                if stopper is not None:
-                    stopper.cancel()
-            if everything.done() and not everything.cancelled() and everything.exception():
-                raise everything.exception()  # type: ignore[misc]  # a bug in the runner itself
+        try:
+            await self._until_done_or_stopped(jobs, stop)
+        finally:
+            unfinished = [job for job in jobs if not job.done()]
+            if unfinished:
+                interrupted = True
+                for job in unfinished:
+                    job.cancel()
+                await asyncio.wait(unfinished)
+        for job in jobs:
+            if not job.cancelled() and job.exception() is not None:
+                raise job.exception()  # type: ignore[misc]  # a bug in the runner itself
         for host in hosts:
             if host.name not in results:
                 multi = MultiResult(name)
@@ -193,6 +188,24 @@ class Runner:
                                     exception=HostError(host.name, INTERRUPTED)))
                 results[host.name] = multi
         return RunOutcome(results, interrupted, time.monotonic() - started)
+
+    @staticmethod
+    async def _until_done_or_stopped(jobs: list[asyncio.Task[None]],
+                                     stop: asyncio.Event | None) -> None:
+        if not jobs:
+            return
+        if stop is None:
+            await asyncio.wait(jobs)
+            return
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            remaining: set[asyncio.Future[object]] = set(jobs)
+            while remaining and not stopper.done():
+                _, remaining = await asyncio.wait(remaining | {stopper},
+                                                  return_when=asyncio.FIRST_COMPLETED)
+                remaining.discard(stopper)
+        finally:
+            stopper.cancel()
 
     async def _run_host(self, name: str, task: HostTask, host: FleetHost,
                         fleet: Sequence[FleetHost], options: argparse.Namespace) -> Result:

@@ -8,6 +8,8 @@ so a test or a future transport (a bastion, a local shell) plugs in without touc
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -144,8 +146,10 @@ class AsyncsshTransport:
         except asyncio.TimeoutError as exc:
             raise ConnectError(host.name, f"SSH to {target} did not connect and log in within "
                                f"{timeout:g} s") from exc
+        except socket.gaierror as exc:
+            raise ConnectError(host.name, f"cannot resolve {host.ssh_host!r}: {exc.strerror}") from exc
         except OSError as exc:
-            reason = exc.strerror or str(exc) or type(exc).__name__
+            reason = os.strerror(exc.errno) if exc.errno else (str(exc) or type(exc).__name__)
             raise ConnectError(host.name, f"cannot connect to {target}: {reason}") from exc
         except (asyncssh.Error, ValueError, TypeError) as exc:
             raise ConnectError(host.name, f"SSH to {target} failed: {exc}") from exc

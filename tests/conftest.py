@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fleet.inventory import load_inventory
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_inventory(directory: Path, hosts: str, groups: str | None = None,
+                    defaults: str | None = None) -> Path:
+    """Write an inventory directory from YAML texts; returns it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "hosts.yaml").write_text(hosts)
+    if groups is not None:
+        (directory / "groups.yaml").write_text(groups)
+    if defaults is not None:
+        (directory / "defaults.yaml").write_text(defaults)
+    return directory
+
+
+@pytest.fixture
+def make_hosts(tmp_path):
+    """Build FleetHosts from a compact spec: {name: ipv4}, sharing one prefix."""
+    def make(spec: dict[str, str], prefix: str = "fd00:5efe:1ab::/64"):
+        hosts = "".join(f"{name}:\n  hostname: {ipv4}\n" for name, ipv4 in spec.items())
+        directory = write_inventory(tmp_path / "inv", hosts,
+                                    defaults=f"data:\n  isatap_prefix: '{prefix}'\n")
+        return load_inventory(directory).hosts
+    return make
+
+
+def need_root_and(*commands: str) -> pytest.MarkDecorator:
+    missing = [c for c in commands if shutil.which(c) is None]
+    reason = "needs root" if os.geteuid() != 0 else f"needs {', '.join(missing)}" if missing else ""
+    return pytest.mark.skipif(bool(reason), reason=reason)

@@ -1,0 +1,231 @@
+"""The runner against real SSH servers (asyncssh's, in-process, on loopback)."""
+
+import argparse
+import asyncio
+import socket
+
+import pytest
+from nornir_utils.plugins.functions import print_result
+
+from conftest import write_inventory
+from fleet.errors import ConnectError, PreflightError
+from fleet.inventory import load_inventory
+from fleet.runner import INTERRUPTED, RunLimits, Runner
+from fleet.ssh import AsyncsshTransport
+from sshserver import CommandServer
+
+DEFAULTS = "data:\n  isatap_prefix: 'fd00:5efe:1ab::/64'\n"
+OPTIONS = argparse.Namespace()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def servers(tmp_path, count, **kwargs):
+    result = []
+    for i in range(count):
+        d = tmp_path / f"s{i}"
+        d.mkdir()
+        result.append(await CommandServer(d, **kwargs).start())
+    return result
+
+
+def inventory_for(tmp_path, entries):
+    return load_inventory(write_inventory(tmp_path / "inv", "".join(entries), defaults=DEFAULTS))
+
+
+async def echo_name(host):
+    out = await host.run("echo hello from $0", check=True)
+    return host.result(out.stdout.strip())
+
+
+def test_one_host_failing_never_stops_the_others(tmp_path):
+    async def scenario():
+        good = await servers(tmp_path, 2)
+        entries = [s.inventory_entry(f"ok{i}", f"10.0.0.{i + 1}") for i, s in enumerate(good)]
+        entries.append(f"down:\n  hostname: 127.0.0.1\n  port: {closed_port()}\n"
+                       "  data: {ipv4: 10.0.0.9}\n")
+        inventory = inventory_for(tmp_path, entries)
+        async with Runner(AsyncsshTransport()) as runner:
+            outcome = await runner.run("echo", echo_name, inventory.hosts, OPTIONS)
+        for s in good:
+            await s.close()
+        return outcome
+
+    outcome = asyncio.run(scenario())
+    assert [outcome.results[n][0].result for n in ("ok0", "ok1")] == ["hello from /bin/sh"] * 2
+    failed = outcome.results["down"][0]
+    assert failed.failed and isinstance(failed.exception, ConnectError)
+    assert "Connection refused" in str(failed.exception) and "down" in str(failed.exception)
+    assert set(outcome.results.failed_hosts) == {"down"}
+    print_result(outcome.results)  # nornir-utils can print what the runner returns
+
+
+def test_unknown_host_key_is_refused(tmp_path):
+    async def scenario(check):
+        (server,) = await servers(tmp_path / str(check), 1)
+        server.known_hosts_path.write_text("")  # nobody vouches for this host's key
+        inventory = inventory_for(tmp_path / str(check), [server.inventory_entry("a", "10.0.0.1")])
+        async with Runner(AsyncsshTransport(check_host_keys=check)) as runner:
+            outcome = await runner.run("echo", echo_name, inventory.hosts, OPTIONS)
+        await server.close()
+        return outcome.results["a"][0]
+
+    (tmp_path / "True").mkdir()
+    (tmp_path / "False").mkdir()
+    refused = asyncio.run(scenario(True))
+    assert refused.failed and "host key" in str(refused.exception)
+    assert not asyncio.run(scenario(False)).failed
+
+
+def test_command_timeout_is_a_host_error(tmp_path):
+    async def slow(host):
+        await host.run("sleep 4", timeout=0.5)
+        return host.result("never")
+
+    async def scenario():
+        (server,) = await servers(tmp_path, 1)
+        inventory = inventory_for(tmp_path, [server.inventory_entry("a", "10.0.0.1")])
+        async with Runner(AsyncsshTransport()) as runner:
+            outcome = await runner.run("slow", slow, inventory.hosts, OPTIONS)
+        await server.close()
+        return outcome.results["a"][0]
+
+    result = asyncio.run(scenario())
+    assert result.failed and "did not finish within 0.5 s" in str(result.exception)
+
+
+def test_host_timeout_and_a_crashing_task_stay_with_their_host(tmp_path):
+    async def task(host):
+        if host.name == "sleepy":
+            await asyncio.sleep(30)
+        if host.name == "buggy":
+            raise KeyError("oops")
+        return host.result("fine")
+
+    async def scenario():
+        ss = await servers(tmp_path, 3)
+        inventory = inventory_for(tmp_path, [s.inventory_entry(n, f"10.0.0.{i + 1}") for i, (s, n)
+                                             in enumerate(zip(ss, ["sleepy", "buggy", "fine"]))])
+        async with Runner(AsyncsshTransport(), RunLimits(host_timeout=0.5)) as runner:
+            outcome = await runner.run("t", task, inventory.hosts, OPTIONS)
+        for s in ss:
+            await s.close()
+        return outcome.results
+
+    results = asyncio.run(scenario())
+    assert "did not finish within --host-timeout 0.5 s" in str(results["sleepy"][0].exception)
+    assert "crashed: KeyError" in str(results["buggy"][0].exception)
+    assert results["fine"][0].result == "fine" and not results["fine"][0].failed
+
+
+def test_tasks_in_one_run_share_connections(tmp_path):
+    async def scenario():
+        ss = await servers(tmp_path, 3)
+        inventory = inventory_for(tmp_path, [s.inventory_entry(f"h{i}", f"10.0.0.{i + 1}")
+                                             for i, s in enumerate(ss)])
+        async with Runner(AsyncsshTransport()) as runner:
+            for _ in range(3):
+                outcome = await runner.run("echo", echo_name, inventory.hosts, OPTIONS)
+                assert not outcome.results.failed
+        counts = [s.connections for s in ss]
+        for s in ss:
+            await s.close()
+        return counts
+
+    assert asyncio.run(scenario()) == [1, 1, 1]
+
+
+def test_handshakes_in_flight_are_bounded(tmp_path):
+    async def scenario():
+        ss = await servers(tmp_path, 6)
+        inventory = inventory_for(tmp_path, [s.inventory_entry(f"h{i}", f"10.0.0.{i + 1}")
+                                             for i, s in enumerate(ss)])
+        transport = AsyncsshTransport()
+        in_flight = peak = 0
+        original = transport.connect
+
+        async def counting_connect(host, *, timeout):
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            try:
+                return await original(host, timeout=timeout)
+            finally:
+                in_flight -= 1
+
+        transport.connect = counting_connect
+        async with Runner(transport, RunLimits(connect_workers=2)) as runner:
+            outcome = await runner.run("echo", echo_name, inventory.hosts, OPTIONS)
+        for s in ss:
+            await s.close()
+        return peak, outcome
+
+    peak, outcome = asyncio.run(scenario())
+    assert peak == 2 and not outcome.results.failed
+
+
+def test_stop_interrupts_and_keeps_what_finished(tmp_path):
+    async def task(host):
+        if host.name == "slow":
+            await host.run("sleep 6")
+        return host.result("done")
+
+    async def scenario():
+        ss = await servers(tmp_path, 2)
+        inventory = inventory_for(tmp_path, [ss[0].inventory_entry("fast", "10.0.0.1"),
+                                             ss[1].inventory_entry("slow", "10.0.0.2")])
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(1.5, stop.set)
+        async with Runner(AsyncsshTransport()) as runner:
+            outcome = await runner.run("t", task, inventory.hosts, OPTIONS, stop=stop)
+        for s in ss:
+            await s.close()
+        return outcome
+
+    outcome = asyncio.run(scenario())
+    assert outcome.interrupted and outcome.elapsed < 5
+    assert outcome.results["fast"][0].result == "done"
+    assert INTERRUPTED in str(outcome.results["slow"][0].exception)
+
+
+def test_sudo_that_wants_a_password_is_a_clear_host_error(tmp_path):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "id").write_text("#!/bin/sh\necho 1000\n")
+    (fake / "sudo").write_text("#!/bin/sh\necho 'sudo: a password is required' >&2\nexit 1\n")
+    for f in fake.iterdir():
+        f.chmod(0o755)
+
+    async def task(host):
+        await host.run("true", privileged_=True)
+        return host.result("ran")
+
+    async def scenario():
+        (server,) = await servers(tmp_path, 1, path_prefix=fake)
+        inventory = inventory_for(tmp_path, [server.inventory_entry("a", "10.0.0.1")])
+        async with Runner(AsyncsshTransport()) as runner:
+            outcome = await runner.run("t", task, inventory.hosts, OPTIONS)
+        await server.close()
+        return outcome.results["a"][0], server.commands
+
+    result, commands = asyncio.run(scenario())
+    assert isinstance(result.exception, PreflightError)
+    assert "sudo wants a password" in str(result.exception)
+    assert "sudo -n" in commands[0]
+
+
+def test_wrong_credentials_say_authentication(tmp_path):
+    async def scenario():
+        (server,) = await servers(tmp_path, 1, accept_auth=False)
+        inventory = inventory_for(tmp_path, [server.inventory_entry("a", "10.0.0.1")])
+        async with Runner(AsyncsshTransport()) as runner:
+            outcome = await runner.run("echo", echo_name, inventory.hosts, OPTIONS)
+        await server.close()
+        return outcome.results["a"][0]
+
+    result = asyncio.run(scenario())
+    assert "authentication failed at 127.0.0.1" in str(result.exception)
