@@ -159,17 +159,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+_VALUE_OPTIONS = {"-i", "--inventory", "-l", "--limit", "-g", "--groups", "--json", "--tasks-dir",
+                  "-w", "--workers", "--connect-workers", "--connect-timeout", "--command-timeout",
+                  "--host-timeout", "--count", "--interval", "--timeout", "--parallel"}
+
+
 def _task_names(argv: Sequence[str]) -> list[str]:
     """The task names after `run`, found before the full parser exists (tasks add options)."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("command", nargs="?")
-    pre.add_argument("tasks", nargs="*")
-    pre.add_argument("-i", "--inventory", "-l", "--limit", "-g", "--groups", "--json",
-                     "--tasks-dir", "-w", "--workers", "--connect-workers", "--connect-timeout",
-                     "--command-timeout", "--host-timeout", "--count", "--interval", "--timeout",
-                     "--parallel")
-    known, _ = pre.parse_known_args(argv)
-    return list(known.tasks) if known.command == "run" else []
+    if not argv or argv[0] != "run":
+        return []
+    names, tokens = [], iter(argv[1:])
+    for token in tokens:
+        if token == "--":
+            names += list(tokens)
+        elif token in _VALUE_OPTIONS:
+            next(tokens, None)
+        elif not token.startswith("-"):
+            names.append(token)
+    return names
 
 
 def select_hosts(options: argparse.Namespace) -> Inventory:

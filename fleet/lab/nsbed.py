@@ -58,6 +58,7 @@ class NamespaceBed:
     hosts: list[BedHost] = field(default_factory=list)
     inventory_dir: Path | None = None
     _pids: list[int] = field(default_factory=list)
+    _sshd_pids: dict[str, int] = field(default_factory=dict)
     _namespaces: list[str] = field(default_factory=list)
     _own_workdir: bool = False
 
@@ -174,6 +175,11 @@ class NamespaceBed:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=open(hostdir / "sshd.log", "wb"), start_new_session=True)
         self._pids.append(process.pid)
+        self._sshd_pids[host.name] = process.pid
+
+    def stop_sshd(self, name: str) -> None:
+        """Stop one host's sshd (the host itself keeps answering on the network)."""
+        _signal(self._sshd_pids[name], signal.SIGTERM)
 
     def _start_forwarder(self, hub: str, hosts: list[BedHost]) -> dict[str, int]:
         assert self.workdir is not None

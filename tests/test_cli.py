@@ -1,0 +1,88 @@
+"""The command line as a user meets it: exit codes, messages, task loading."""
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO, write_inventory
+
+
+def fleet(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "fleet", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=60)
+
+
+def test_inventory_lists_the_article_hosts():
+    done = fleet("inventory", "-i", REPO / "inventory")
+    assert done.returncode == 0
+    assert "instance-a  172.31.14.146:22  172.31.14.146  2002:ca0c:1e01::5efe:ac1f:e92" in done.stdout
+
+
+def test_inventory_json_and_filters():
+    done = fleet("inventory", "-i", REPO / "inventory", "--json", "--limit", "instance-b")
+    assert json.loads(done.stdout) == {"hosts": [{
+        "name": "instance-b", "ssh": "172.31.14.147:22", "ipv4": "172.31.14.147",
+        "address": "2002:ca0c:1e01::5efe:ac1f:e93", "groups": ["vpc"]}]}
+
+
+def test_bad_inventory_is_exit_2_before_any_host_is_touched(tmp_path):
+    # The host's address is unroutable on purpose: if fleet tried to connect, this would hang.
+    write_inventory(tmp_path, "a:\n  hostname: 192.0.2.1\n  port: 1\n",
+                    defaults="data:\n  isatap_prefix: 'fd00::/48'\n")
+    for command in (["inventory"], ["run", "setup"], ["run", "mesh"], ["run", "teardown"]):
+        done = fleet(*command, "-i", tmp_path)
+        assert done.returncode == 2, done
+        assert "defaults.yaml: host 'a': field 'data.isatap_prefix'" in done.stderr
+        assert "ISATAP needs a /64" in done.stderr
+
+
+def test_missing_inventory_directory(tmp_path):
+    done = fleet("run", "setup", "-i", tmp_path / "nope")
+    assert done.returncode == 2 and "inventory directory not found" in done.stderr
+
+
+def test_unknown_task_and_bad_options_are_usage_errors(tmp_path):
+    done = fleet("run", "nosuchtask", "-i", REPO / "inventory")
+    assert done.returncode == 2 and "no task 'nosuchtask'" in done.stderr and "mesh" in done.stderr
+    done = fleet("run", "mesh", "--count", "0", "-i", REPO / "inventory")
+    assert done.returncode == 2 and "--count must be between 1 and 1000" in done.stderr
+    done = fleet("run", "mesh", "--workers", "0", "-i", REPO / "inventory")
+    assert done.returncode == 2 and "--workers" in done.stderr
+    done = fleet("run", "mesh", "--limit", "nobody", "-i", REPO / "inventory")
+    assert done.returncode == 2 and "no host" in done.stderr
+
+
+def test_tasks_lists_the_built_ins():
+    done = fleet("tasks")
+    assert done.returncode == 0
+    assert [line.split()[0] for line in done.stdout.splitlines()] == ["mesh", "setup", "teardown"]
+
+
+def test_a_user_task_runs_without_touching_fleet(tmp_path):
+    # A task file in ./tasks of the working directory, with an option of its own, run on a host
+    # whose SSH fails at once (closed port on loopback): the run reports it, exit 1.
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "hello.py").write_text(
+        '"""Say hello."""\n'
+        "def add_arguments(parser):\n    parser.add_argument('--greeting', default='hi')\n"
+        "async def run(host):\n    out = await host.run('echo ' + host.options.greeting)\n"
+        "    return host.result({'summary': out.stdout.strip()})\n")
+    write_inventory(tmp_path / "inventory", "a:\n  hostname: 127.0.0.1\n  port: 1\n"
+                    "  data: {ipv4: 10.0.0.1}\n", defaults="data:\n  isatap_prefix: 'fd00::/64'\n")
+    listed = fleet("tasks", cwd=tmp_path)
+    assert "hello        Say hello." in listed.stdout
+    done = fleet("run", "hello", "--greeting", "hey", "--json", "-", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    assert report["task"] == "hello" and report["summary"]["failed"] == 1
+    assert "cannot connect to 127.0.0.1:1" in report["hosts"][0]["error"]
+    assert "a  failed  cannot connect to 127.0.0.1:1" in done.stderr
+
+
+def test_broken_task_file_is_a_usage_error(tmp_path):
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "broken.py").write_text("def run(host):\n    pass\n")
+    write_inventory(tmp_path / "inventory", "a:\n  hostname: 10.0.0.1\n",
+                    defaults="data:\n  isatap_prefix: 'fd00::/64'\n")
+    done = fleet("run", "broken", cwd=tmp_path)
+    assert done.returncode == 2 and "must define `async def run(host)`" in done.stderr

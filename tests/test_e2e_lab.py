@@ -1,0 +1,114 @@
+"""End to end on real kernels: the lab's QEMU guests (kernel with sit), driven by the `fleet` CLI.
+
+setup -> mesh all ok -> setup again changes nothing -> drift is repaired -> one guest stopped ->
+mesh marks exactly that guest's row and column, exit 1 -> teardown leaves no sit1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from ruamel.yaml import YAML
+
+from fleet.lab import check_prerequisites, down, stop_guest, up
+
+GUESTS = ["h1", "h2", "h3", "h4"]
+PROBLEMS = ["needs root"] if os.geteuid() != 0 else check_prerequisites()
+pytestmark = [pytest.mark.lab,
+              pytest.mark.skipif(bool(PROBLEMS), reason="; ".join(PROBLEMS) or "ready")]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("lab")
+    try:
+        info = up(len(GUESTS), workdir=workdir, name=f"e2e{uuid.uuid4().hex[:6]}")
+        yield info
+    finally:
+        down(workdir=workdir)
+
+
+def fleet(lab, *args, timeout=180):
+    return subprocess.run([sys.executable, "-m", "fleet", *map(str, args), "-i", lab.inventory_dir,
+                           "--connect-timeout", "8"], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def fleet_json(lab, tmp_path, *args):
+    report = tmp_path / f"report-{uuid.uuid4().hex[:6]}.json"
+    done = fleet(lab, *args, "--json", report)
+    return done, json.loads(report.read_text())
+
+
+def on_guest(lab, guest, command):
+    """Run a command on a guest with plain asyncssh, outside fleet, to check or break things."""
+    import asyncssh
+
+    inventory = lab.inventory_dir
+    yaml = YAML(typ="safe")
+    hosts = yaml.load((inventory / "hosts.yaml").read_text())
+    extras = yaml.load((inventory / "defaults.yaml").read_text())["connection_options"]["asyncssh"]["extras"]
+
+    async def run():
+        async with asyncssh.connect("127.0.0.1", port=hosts[guest]["port"], username="root",
+                                    client_keys=extras["client_keys"],
+                                    known_hosts=extras["known_hosts"]) as conn:
+            return await conn.run(command, check=False)
+
+    return asyncio.run(run())
+
+
+def test_the_whole_story(lab, tmp_path):
+    done, report = fleet_json(lab, tmp_path, "run", "setup")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert report["summary"] == {"hosts": 4, "ok": 0, "changed": 4, "failed": 0}
+    link = json.loads(on_guest(lab, "h1", "ip -j -d link show dev sit1").stdout)[0]
+    assert link["linkinfo"]["info_data"]["isatap"] is True
+    assert link["linkinfo"]["info_data"]["local"] == "172.31.0.11" and link["mtu"] == 1480
+
+    done, mesh = fleet_json(lab, tmp_path, "run", "mesh")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert mesh["summary"] == {"hosts": 4, "pairs": 12, "ok": 12, "lossy": 0, "unreachable": 0,
+                               "error": 0}
+    assert {h["state"] for h in mesh["hosts"]} == {"ok"}
+    assert mesh["hosts"][0]["address"] == "fd00:5efe:1ab::5efe:ac1f:b"
+
+    done, again = fleet_json(lab, tmp_path, "run", "setup")
+    assert done.returncode == 0
+    assert again["summary"] == {"hosts": 4, "ok": 4, "changed": 0, "failed": 0}
+
+    # Drift: h2's address gone and link down, h3 a plain sit tunnel. Dry run says, then repair.
+    on_guest(lab, "h2", "ip addr flush dev sit1 scope global; ip link set sit1 down")
+    on_guest(lab, "h3", "ip link del sit1; ip tunnel add sit1 mode sit local 172.31.0.13")
+    done, dry = fleet_json(lab, tmp_path, "run", "setup", "--dry-run")
+    assert dry["summary"]["changed"] == 2
+    assert on_guest(lab, "h2", "ip -j addr show dev sit1 scope global").stdout.count("fd00") == 0
+    done, repaired = fleet_json(lab, tmp_path, "run", "setup")
+    changed = {h["name"]: h["result"]["changes"] for h in repaired["hosts"] if h["changed"]}
+    assert set(changed) == {"h2", "h3"}
+    assert changed["h2"] == ["add address fd00:5efe:1ab::5efe:ac1f:c/64", "set link up"]
+    assert changed["h3"][0].startswith("remove sit1")
+
+    stop_guest("h4", workdir=lab.workdir)
+    done, broken = fleet_json(lab, tmp_path, "run", "mesh")
+    assert done.returncode == 1
+    for pair in broken["pairs"]:
+        involved = "h4" in (pair["src"], pair["dst"])
+        assert (pair["state"] != "ok") == involved, pair
+    assert {p["state"] for p in broken["pairs"] if p["src"] == "h4"} == {"error"}
+    assert {p["state"] for p in broken["pairs"] if p["dst"] == "h4"} == {"unreachable"}
+    assert "h4 -> *: error, could not probe" in done.stdout
+
+    done, gone = fleet_json(lab, tmp_path, "run", "teardown")
+    assert done.returncode == 1  # h4 is down, so its teardown failed; the others went on
+    assert [h["name"] for h in gone["hosts"] if h["changed"]] == ["h1", "h2", "h3"]
+    for guest in ("h1", "h2", "h3"):
+        assert on_guest(lab, guest, "ip link show dev sit1").exit_status != 0
+    done, again = fleet_json(lab, tmp_path, "run", "teardown", "--limit", "h1,h2,h3")
+    assert done.returncode == 0 and again["summary"]["changed"] == 0

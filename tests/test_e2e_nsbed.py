@@ -1,0 +1,100 @@
+"""fleet against real OpenSSH servers: one network namespace per host (this machine's kernel).
+
+The namespaces share this machine's kernel; where it lacks sit (as here), setup must say so per
+host, and the mesh measures the hosts' stand-in IPv6 addresses on plain veths.
+"""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import need_root_and
+from fleet.hostfacts import FACTS_SCRIPT, parse_facts
+
+pytestmark = need_root_and("ip", "/usr/sbin/sshd", "ssh-keygen", "ping", "unshare")
+
+KERNEL_HAS_SIT = parse_facts(subprocess.run(["sh", "-c", FACTS_SCRIPT], capture_output=True,
+                                            text=True).stdout).sit != "missing"
+
+
+@pytest.fixture(scope="module")
+def bed(tmp_path_factory):
+    from fleet.lab.nsbed import NamespaceBed
+
+    with NamespaceBed(4, workdir=tmp_path_factory.mktemp("nsbed")) as bed:
+        yield bed
+
+
+def fleet(bed, *args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "fleet", *map(str, args), "-i", bed.inventory_dir],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_setup_reports_each_hosts_missing_kernel_support(bed, tmp_path):
+    if KERNEL_HAS_SIT:
+        pytest.skip("this kernel has sit: the preflight failure cannot be shown here")
+    report = tmp_path / "setup.json"
+    done = fleet(bed, "run", "setup", "--json", report)
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    for host in ("h1", "h2", "h3", "h4"):
+        assert any(line.startswith(f"{host}  failed  preflight: the kernel lacks sit/ISATAP support")
+                   for line in lines), done.stdout
+    document = json.loads(report.read_text())
+    assert document["summary"] == {"hosts": 4, "ok": 0, "changed": 0, "failed": 4}
+
+
+def test_mesh_over_real_ssh_measures_every_pair(bed, tmp_path):
+    report = tmp_path / "mesh.json"
+    done = fleet(bed, "run", "mesh", "--json", report)
+    assert done.returncode == 0, done.stdout + done.stderr
+    document = json.loads(report.read_text())
+    assert document["summary"] == {"hosts": 4, "pairs": 12, "ok": 12, "lossy": 0,
+                                   "unreachable": 0, "error": 0}
+    assert {p["received"] for p in document["pairs"]} == {3}
+    assert all(p["rtt_avg_ms"] > 0 for p in document["pairs"])
+    expected_state = "ok" if KERNEL_HAS_SIT else "unconfigured"  # stand-in addresses, no sit1
+    assert {h["state"] for h in document["hosts"]} == {expected_state}
+    assert done.stdout.startswith("mesh ALL OK: 4 hosts, 12 pairs: 12 ok")
+
+
+def test_json_to_stdout_keeps_stdout_clean(bed):
+    done = fleet(bed, "run", "mesh", "--count", "1", "--json", "-")
+    assert json.loads(done.stdout)["summary"]["pairs"] == 12
+    assert "mesh ALL OK" in done.stderr
+
+
+def test_several_tasks_in_one_run(bed):
+    done = fleet(bed, "run", "teardown", "mesh", "--count", "1", "--json", "-")
+    documents = json.loads(done.stdout)["tasks"]
+    assert [d["task"] for d in documents] == ["teardown", "mesh"]
+    assert documents[0]["summary"] == {"hosts": 4, "ok": 4, "changed": 0, "failed": 0}
+
+
+def test_interrupt_exits_130_with_a_partial_report(bed):
+    process = subprocess.Popen([sys.executable, "-m", "fleet", "run", "mesh", "--count", "30",
+                                "--json", "-", "-i", str(bed.inventory_dir)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    document = json.loads(out)
+    assert document["interrupted"] is True
+    assert {h["state"] for h in document["hosts"]} == {"error"}
+    assert "interrupted before this host finished" in document["hosts"][0]["error"]
+
+
+def test_a_dead_sshd_is_an_error_row_not_an_unreachable_column(bed, tmp_path):
+    # Stop h2's sshd: h2 cannot probe (row: error), but it still answers pings (column: ok).
+    bed.stop_sshd("h2")
+    report = tmp_path / "mesh.json"
+    done = fleet(bed, "run", "mesh", "--count", "1", "--json", report)
+    assert done.returncode == 1
+    pairs = {(p["src"], p["dst"]): p["state"] for p in json.loads(report.read_text())["pairs"]}
+    assert {s for (src, _), s in pairs.items() if src == "h2"} == {"error"}
+    assert {s for (src, _), s in pairs.items() if src != "h2"} == {"ok"}
