@@ -19,7 +19,7 @@ from typing import TextIO
 from fleet import __version__
 from fleet.errors import FleetError, InventoryError, LabError, TaskError, UsageError
 from fleet.inventory import Inventory, load_inventory
-from fleet.report import write_json
+from fleet.report import write_json, write_json_documents
 from fleet.runner import RunLimits, Runner
 from fleet.ssh import AsyncsshTransport
 from fleet.task import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Task, TaskContext,
@@ -161,7 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 _VALUE_OPTIONS = {"-i", "--inventory", "-l", "--limit", "-g", "--groups", "--json", "--tasks-dir",
                   "-w", "--workers", "--connect-workers", "--connect-timeout", "--command-timeout",
-                  "--host-timeout", "--count", "--interval", "--timeout", "--parallel"}
+                  "--host-timeout", "--count", "--interval", "--timeout", "--parallel",
+                  "--probe", "--peers"}
 
 
 def _task_names(argv: Sequence[str]) -> list[str]:
@@ -234,8 +235,8 @@ def cmd_run(options: argparse.Namespace) -> int:
     codes = asyncio.run(_run_tasks(tasks, contexts, inventory, options))
     documents = [doc for context in contexts for doc in context.json_documents]
     with _json_target(options.json) as stream:
-        if stream is not None:
-            write_json(documents[0] if len(documents) == 1 else {"tasks": documents}, stream)
+        if stream is not None and documents:
+            write_json_documents(documents, stream)
     if EXIT_INTERRUPTED in codes:
         return EXIT_INTERRUPTED
     return max(codes, default=EXIT_OK)

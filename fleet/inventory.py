@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import ruamel.yaml
-from nornir import InitNornir
 from nornir.core import Nornir
+from nornir.core.configuration import Config
 from nornir.core.inventory import Host
+from nornir.plugins.inventory.simple import SimpleInventory
 
 from fleet.errors import InventoryError, UsageError
 from fleet.isatap import isatap_address, parse_ipv4, parse_prefix
@@ -47,11 +48,10 @@ class FleetHost:
     prefix: IPv6Network
     ssh_options: Mapping[str, Any] = field(repr=False, compare=False)
     nornir_host: Host = field(repr=False, compare=False)
+    address: IPv6Address = field(init=False)  # the host's ISATAP address (RFC 5214)
 
-    @property
-    def address(self) -> IPv6Address:
-        """The host's ISATAP address (RFC 5214)."""
-        return isatap_address(self.prefix, self.ipv4)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "address", isatap_address(self.prefix, self.ipv4))
 
 
 @dataclass(frozen=True)
@@ -98,15 +98,11 @@ def load_inventory(directory: Path | str) -> Inventory:
     raw_defaults = _read_yaml(directory / DEFAULTS_FILE, required=False)
     _check_structure(directory, raw_hosts, raw_groups, raw_defaults)
 
-    nornir = InitNornir(
-        runner={"plugin": "serial"},
-        inventory={"plugin": "SimpleInventory", "options": {
-            "host_file": str(hosts_path),
-            "group_file": str(directory / GROUPS_FILE),
-            "defaults_file": str(directory / DEFAULTS_FILE),
-        }},
-        logging={"enabled": False},
-    )
+    # Nornir's own SimpleInventory, without InitNornir: that would import every installed
+    # connection plugin (paramiko, netmiko ...) and, unless told not to, write ./nornir.log.
+    loaded = SimpleInventory(host_file=str(hosts_path), group_file=str(directory / GROUPS_FILE),
+                             defaults_file=str(directory / DEFAULTS_FILE)).load()
+    nornir = Nornir(inventory=loaded, config=Config(logging={"enabled": False}))
     hosts = tuple(_fleet_host(directory, host, raw_hosts, raw_groups, raw_defaults)
                   for host in nornir.inventory.hosts.values())
     _check_unique_ipv4(directory / HOSTS_FILE, hosts)

@@ -2,18 +2,27 @@
 
 States of a pair: `ok` (no loss), `lossy` (some loss), `unreachable` (every probe lost), `error` (the
 probe could not run, so we cannot tell). "Could not tell" is never reported as "unreachable".
+
+Pairs are stored in columns (`array`s, about 30 bytes a pair), not as one object each, so that a
+2,000-host mesh (4 million pairs) fits in memory; `Pair` objects are made on demand.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import math
+from array import array
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import Enum
 from ipaddress import IPv4Address, IPv6Address, IPv6Interface
 
 from fleet.inventory import FleetHost
 from fleet.isatap import ISATAP_PREFIX_LENGTH
 from fleet.probe import PingOutcome, ProbeParams
+
+NAN = float("nan")
 
 
 class PairState(str, Enum):
@@ -23,27 +32,13 @@ class PairState(str, Enum):
     ERROR = "error"
 
 
+STATES = tuple(PairState)  # state code = index in this tuple
+
+
 class HostState(str, Enum):
     OK = "ok"                      # probed its peers, tunnel in place
     UNCONFIGURED = "unconfigured"  # probed its peers, but sit1 lacks its ISATAP address
     ERROR = "error"                # could not probe (unreachable over SSH, command failed)
-
-
-@dataclass(frozen=True)
-class SourceProbe:
-    """What one source host reported: the addresses on its tunnel and one outcome per peer."""
-
-    tunnel_addresses: tuple[IPv6Interface, ...]
-    outcomes: Mapping[IPv6Address, PingOutcome]
-
-
-@dataclass(frozen=True)
-class MeshHost:
-    name: str
-    ipv4: IPv4Address
-    address: IPv6Address
-    state: HostState
-    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,34 +56,6 @@ class Pair:
     error: str | None = None
 
 
-@dataclass(frozen=True)
-class Mesh:
-    hosts: tuple[MeshHost, ...]
-    pairs: tuple[Pair, ...]
-    probe: str
-    params: ProbeParams
-
-    def counts(self) -> dict[str, int]:
-        counts = {state.value: 0 for state in PairState}
-        for pair in self.pairs:
-            counts[pair.state.value] += 1
-        return counts
-
-    def summary(self) -> dict[str, int]:
-        return {"hosts": len(self.hosts), "pairs": len(self.pairs), **self.counts()}
-
-    @property
-    def all_ok(self) -> bool:
-        return all(p.state is PairState.OK for p in self.pairs) and all(
-            h.state is not HostState.ERROR for h in self.hosts)
-
-    def pair(self, src: str, dst: str) -> Pair | None:
-        for pair in self.pairs:
-            if pair.src == src and pair.dst == dst:
-                return pair
-        return None
-
-
 def classify(outcome: PingOutcome) -> PairState:
     stats = outcome.stats
     if stats is None or stats.sent == 0:
@@ -100,44 +67,209 @@ def classify(outcome: PingOutcome) -> PairState:
     return PairState.LOSSY
 
 
-def pair_from_outcome(src: str, dst: str, outcome: PingOutcome) -> Pair:
-    state = classify(outcome)
-    stats = outcome.stats
-    if stats is None or state is PairState.ERROR:
-        return Pair(src, dst, PairState.ERROR, sent=stats.sent if stats else 0,
-                    error=outcome.error or "ping printed no statistics")
-    return Pair(src, dst, state, sent=stats.sent, received=stats.received, loss_pct=stats.loss_pct,
-                rtt_min_ms=stats.rtt_min_ms, rtt_avg_ms=stats.rtt_avg_ms,
-                rtt_max_ms=stats.rtt_max_ms, rtt_mdev_ms=stats.rtt_mdev_ms)
+class PairColumns:
+    """Directed pairs as parallel arrays: host indices, state code, counts and RTTs (ms, NaN when
+    none), and the error text of the few pairs that have one."""
+
+    def __init__(self) -> None:
+        self.src = array("I")
+        self.dst = array("I")
+        self.state = array("B")
+        self.sent = array("H")
+        self.received = array("H")
+        self.rtt = array("f")  # min, avg, max, mdev for each pair, flattened
+        self.errors: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.state)
+
+    def add(self, src: int, dst: int, state: PairState, sent: int = 0, received: int = 0,
+            rtt: tuple[float | None, ...] = (None, None, None, None), error: str | None = None) -> None:
+        if error is not None:
+            self.errors[len(self.state)] = error
+        self.src.append(src)
+        self.dst.append(dst)
+        self.state.append(STATES.index(state))
+        self.sent.append(min(sent, 0xFFFF))
+        self.received.append(min(received, 0xFFFF))
+        self.rtt.extend(NAN if v is None else v for v in rtt)
+
+    def add_outcome(self, src: int, dst: int, outcome: PingOutcome | None) -> None:
+        if outcome is None:
+            self.add(src, dst, PairState.ERROR, error="not probed")
+            return
+        state, stats = classify(outcome), outcome.stats
+        if stats is None or state is PairState.ERROR:
+            self.add(src, dst, PairState.ERROR, sent=stats.sent if stats else 0,
+                     error=outcome.error or "the probe printed no statistics")
+            return
+        self.add(src, dst, state, stats.sent, stats.received,
+                 (stats.rtt_min_ms, stats.rtt_avg_ms, stats.rtt_max_ms, stats.rtt_mdev_ms))
+
+    def extend(self, other: PairColumns) -> None:
+        offset = len(self)
+        self.errors.update({offset + i: e for i, e in other.errors.items()})
+        for name in ("src", "dst", "state", "sent", "received", "rtt"):
+            getattr(self, name).extend(getattr(other, name))
+
+    def with_state(self, row: int, state: PairState, error: str) -> None:
+        self.state[row] = STATES.index(state)
+        self.errors[row] = error
 
 
-def build_mesh(hosts: Sequence[FleetHost], reports: Mapping[str, SourceProbe | str],
-               probe: str, params: ProbeParams) -> Mesh:
+def _ms(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 3)
+
+
+@dataclass(frozen=True)
+class SourceReport:
+    """What one source host reported: the method it used, the addresses on its tunnel, and its
+    pairs (src is its own index in the fleet)."""
+
+    method: str
+    tunnel_addresses: tuple[IPv6Interface, ...]
+    pairs: PairColumns
+
+
+@dataclass(frozen=True)
+class MeshHost:
+    name: str
+    ipv4: IPv4Address
+    address: IPv6Address
+    state: HostState
+    error: str | None = None
+    probe: str | None = None
+
+
+def peer_plan(count: int, peers: int | None) -> list[list[int]]:
+    """Which hosts each host probes. Every other host by default; with `peers` = K < count - 1, K
+    peers at evenly spread offsets (a circulant graph), so every host is also probed by exactly K
+    others and each covers near and far neighbours in inventory order (as in Pingmesh)."""
+    if peers is None or peers >= count - 1:
+        return [[j for j in range(count) if j != i] for i in range(count)]
+    offsets = sorted({max(1, min(count - 1, round((j + 1) * count / (peers + 1))))
+                      for j in range(peers)})
+    step = 1
+    while len(offsets) < peers:  # rounding merged some offsets: fill with the smallest unused
+        if step not in offsets:
+            offsets.append(step)
+        step += 1
+    return [sorted((i + o) % count for o in offsets) for i in range(count)]
+
+
+@dataclass
+class Mesh:
+    hosts: tuple[MeshHost, ...]
+    columns: PairColumns
+    params: ProbeParams
+    peers: int | None = None
+    _starts: list[int] = field(default_factory=list, repr=False)
+
+    @property
+    def probe(self) -> str:
+        """The method the sources used ("fping", or e.g. "fping+ping" when they differ)."""
+        used = Counter(h.probe for h in self.hosts if h.probe)
+        return "+".join(name for name, _ in used.most_common()) or "none"
+
+    @property
+    def pair_count(self) -> int:
+        return len(self.columns)
+
+    @property
+    def full(self) -> bool:
+        n = len(self.hosts)
+        return self.pair_count == n * (n - 1)
+
+    def coverage(self) -> float:
+        n = len(self.hosts)
+        return 1.0 if n < 2 else self.pair_count / (n * (n - 1))
+
+    def counts(self) -> dict[str, int]:
+        return {state.value: self.columns.state.count(code) for code, state in enumerate(STATES)}
+
+    def summary(self) -> dict[str, int]:
+        return {"hosts": len(self.hosts), "pairs": self.pair_count, **self.counts()}
+
+    @property
+    def all_ok(self) -> bool:
+        return self.columns.state.count(0) == self.pair_count and all(
+            h.state is not HostState.ERROR for h in self.hosts)
+
+    def row(self, i: int) -> Pair:
+        c, names = self.columns, self.hosts
+        rtt = c.rtt[4 * i:4 * i + 4]
+        state = STATES[c.state[i]]
+        sent, received = c.sent[i], c.received[i]
+        loss = None if state is PairState.ERROR or sent == 0 else round(
+            100.0 * (sent - min(received, sent)) / sent, 1)
+        return Pair(names[c.src[i]].name, names[c.dst[i]].name, state, sent, received, loss,
+                    _ms(rtt[0]), _ms(rtt[1]), _ms(rtt[2]), _ms(rtt[3]), c.errors.get(i))
+
+    @property
+    def pairs(self) -> Iterator[Pair]:
+        return (self.row(i) for i in range(self.pair_count))
+
+    def find(self, src: int, dst: int) -> int | None:
+        """The row of pair (src, dst) by host index, or None when it was not probed."""
+        if not self._starts:
+            starts, row = [0] * (len(self.hosts) + 1), 0
+            for s in range(len(self.hosts)):
+                starts[s] = row
+                while row < self.pair_count and self.columns.src[row] == s:
+                    row += 1
+            starts[-1] = row
+            self._starts = starts
+        lo, hi = self._starts[src], self._starts[src + 1]
+        at = bisect_left(self.columns.dst, dst, lo, hi)
+        return at if at < hi and self.columns.dst[at] == dst else None
+
+    def pair(self, src: str, dst: str) -> Pair | None:
+        index = {h.name: i for i, h in enumerate(self.hosts)}
+        row = self.find(index[src], index[dst])
+        return None if row is None else self.row(row)
+
+    def state_at(self, row: int) -> PairState:
+        return STATES[self.columns.state[row]]
+
+
+def source_report(src: int, targets: Sequence[tuple[int, IPv6Address]], method: str,
+                  tunnel_addresses: tuple[IPv6Interface, ...],
+                  outcomes: Mapping[IPv6Address, PingOutcome]) -> SourceReport:
+    """Fold one source's outcomes into columns, right away (the outcomes are then dropped)."""
+    pairs = PairColumns()
+    for dst, address in targets:
+        pairs.add_outcome(src, dst, outcomes.get(address))
+    return SourceReport(method, tunnel_addresses, pairs)
+
+
+def build_mesh(hosts: Sequence[FleetHost], reports: Mapping[str, SourceReport | str],
+               params: ProbeParams, plan: Sequence[Sequence[int]], peers: int | None = None) -> Mesh:
     """Combine each source's report (or the reason it has none) into the matrix.
 
-    `reports` maps a host name to its SourceProbe, or to an error message when it could not probe.
+    `reports` maps a host name to its SourceReport, or to an error message when it could not probe;
+    `plan[i]` lists the hosts that host i was to probe.
     """
     mesh_hosts: list[MeshHost] = []
-    pairs: list[Pair] = []
-    for src in hosts:
+    columns = PairColumns()
+    for i, src in enumerate(hosts):
         report = reports.get(src.name, "no result")
         if isinstance(report, str):
             mesh_hosts.append(MeshHost(src.name, src.ipv4, src.address, HostState.ERROR, report))
-            pairs += [Pair(src.name, dst.name, PairState.ERROR, error=f"source failed: {report}")
-                      for dst in hosts if dst is not src]
+            for j in plan[i]:
+                columns.add(i, j, PairState.ERROR, error=f"source failed: {report}")
             continue
         own = IPv6Interface(f"{src.address}/{ISATAP_PREFIX_LENGTH}")
+        start = len(columns)
+        columns.extend(report.pairs)
         if own in report.tunnel_addresses:
-            mesh_hosts.append(MeshHost(src.name, src.ipv4, src.address, HostState.OK))
-        else:
-            mesh_hosts.append(MeshHost(src.name, src.ipv4, src.address, HostState.UNCONFIGURED,
-                                       f"sit1 does not carry {own}; run `fleet run setup`"))
-        for dst in hosts:
-            if dst is src:
-                continue
-            outcome = report.outcomes.get(dst.address)
-            if outcome is None:
-                pairs.append(Pair(src.name, dst.name, PairState.ERROR, error="not probed"))
-            else:
-                pairs.append(pair_from_outcome(src.name, dst.name, outcome))
-    return Mesh(tuple(mesh_hosts), tuple(pairs), probe, params)
+            mesh_hosts.append(MeshHost(src.name, src.ipv4, src.address, HostState.OK,
+                                       probe=report.method))
+            continue
+        note = f"sit1 does not carry {own}; run `fleet run setup`"
+        mesh_hosts.append(MeshHost(src.name, src.ipv4, src.address, HostState.UNCONFIGURED, note,
+                                   probe=report.method))
+        # Without its address, a source's silence says nothing about the peer: could not tell.
+        for row in range(start, len(columns)):
+            if columns.state[row] == STATES.index(PairState.UNREACHABLE):
+                columns.with_state(row, PairState.ERROR, f"source not configured: {note}")
+    return Mesh(tuple(mesh_hosts), columns, params, peers)

@@ -1,8 +1,13 @@
 """Probing a source host's peers in one SSH command.
 
-A probe builds one shell script per source host that pings all of its peers concurrently (bounded
-by `parallel`) and reads that script's output back into one PingOutcome per peer. `Probe` is the
-seam: `PingProbe` (iputils `ping -6`, one process per peer, `parallel` lanes) is the first.
+`MeshProbe` builds one shell script per source host that probes all of its peers and reads the
+answer back into one PingOutcome per peer. The method is chosen on the host, cheapest first:
+
+    fping    one process for every peer (`fping -6 -C`), when the host has fping
+    python   fleet's own single-process ICMPv6 prober (fleet/remote/icmp_prober.py), with python3
+    ping     iputils `ping -6`, one process per peer, at most `parallel` at once
+
+`--probe` forces one; the report names the method each host used.
 """
 
 from __future__ import annotations
@@ -10,45 +15,54 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 from ipaddress import IPv6Address
-from typing import Protocol
 
+from fleet.fping import parse_fping
 from fleet.ping import PingStats, failure_reason, parse_ping
-from fleet.sections import MARKER, section
+from fleet.sections import section, split_sections
 from fleet.tunnel import TUNNEL_NAME
 
-_PING = MARKER + "ping "
-_RC = MARKER + "rc "
+METHODS = ("auto", "fping", "python", "ping")
+NO_PROBER_STATUS = 4
+# Lines inside a section; unlike MARKER ("@@fleet "), they do not start a new section.
+_PING = "@@fleet-ping "
+_RC = "@@fleet-rc "
+_METHOD = "method "
 
 
 @dataclass(frozen=True)
 class ProbeParams:
     """How hard to probe: pings per peer, seconds between them, seconds to wait for each reply,
-    and peers probed at once from one source."""
+    and peers probed at once from one source (by the `ping` method; the others pace themselves)."""
 
     count: int = 3
     interval: float = 0.2
     timeout: float = 1.0
     parallel: int = 16
+    method: str = "auto"
 
     def __post_init__(self) -> None:
         if not 1 <= self.count <= 1000:
             raise ValueError("--count must be between 1 and 1000")
-        if not 0.002 <= self.interval <= 60:
-            raise ValueError("--interval must be between 0.002 and 60 seconds")
+        if not 0.01 <= self.interval <= 60:
+            raise ValueError("--interval must be between 0.01 and 60 seconds")
         if not 0.1 <= self.timeout <= 60:
             raise ValueError("--timeout must be between 0.1 and 60 seconds")
         if not 1 <= self.parallel <= 1024:
             raise ValueError("--parallel must be between 1 and 1024")
+        if self.method not in METHODS:
+            raise ValueError(f"--probe must be one of {', '.join(METHODS)}")
 
     def seconds_per_peer(self) -> float:
         return (self.count - 1) * self.interval + self.timeout
 
     def expected_seconds(self, peers: int) -> float:
-        """How long one source's probe should take at most, lanes being sequential."""
+        """How long one source's probe should take at most (the `ping` method, lanes being
+        sequential, is the slowest)."""
         lanes = max(1, min(self.parallel, peers))
         rounds = -(-peers // lanes)
-        return rounds * self.seconds_per_peer()
+        return rounds * self.seconds_per_peer() + peers * 0.002
 
 
 @dataclass(frozen=True)
@@ -61,12 +75,14 @@ class PingOutcome:
     error: str | None = None
 
 
-class Probe(Protocol):
-    name: str
+@dataclass(frozen=True)
+class ProbeAnswer:
+    """One source's answer: the method it used, its tunnel's addresses (raw `ip -j` text) and an
+    outcome per peer."""
 
-    def script(self, targets: Sequence[IPv6Address], params: ProbeParams) -> str: ...
-
-    def parse(self, output: str, targets: Sequence[IPv6Address]) -> dict[IPv6Address, PingOutcome]: ...
+    method: str
+    addr_json: str
+    outcomes: dict[IPv6Address, PingOutcome]
 
 
 def _lanes(targets: Sequence[IPv6Address], count: int) -> list[list[IPv6Address]]:
@@ -76,17 +92,42 @@ def _lanes(targets: Sequence[IPv6Address], count: int) -> list[list[IPv6Address]
     return lanes
 
 
-class PingProbe:
-    """iputils `ping -6` for every peer, `parallel` lanes of sequential pings."""
+def _prober_program() -> str:
+    return resources.files("fleet.remote").joinpath("icmp_prober.py").read_text(encoding="utf-8")
 
-    name = "ping"
+
+class MeshProbe:
+    """Builds the probe script and reads its answer."""
 
     def script(self, targets: Sequence[IPv6Address], params: ProbeParams) -> str:
+        addrs = " ".join(shlex.quote(str(a)) for a in targets)
+        ms = lambda seconds: str(max(1, round(seconds * 1000)))  # noqa: E731
+        fping = (f"fping -6 -q -C {params.count} -p {ms(params.interval)} -i 1 "
+                 f"-t {ms(params.timeout)} {addrs} 2>&1")
+        python = (f"python3 -c {shlex.quote(_prober_program())} {params.count} "
+                  f"{params.interval:g} {params.timeout:g} {addrs} 2>&1")
+        branches = {
+            "fping": ("command -v fping >/dev/null 2>&1", [section(_METHOD + "fping"), fping,
+                                                           f'echo "{_RC}$?"']),
+            "python": ("command -v python3 >/dev/null 2>&1", [section(_METHOD + "python"), python,
+                                                              f'echo "{_RC}$?"']),
+            "ping": ("command -v ping >/dev/null 2>&1", [section(_METHOD + "ping"),
+                                                         *self._ping_lanes(targets, params)]),
+        }
+        chosen = list(branches) if params.method == "auto" else [params.method]
+        lines = [section("addr"), f"ip -j addr show dev {TUNNEL_NAME} 2>/dev/null || true"]
+        for i, name in enumerate(chosen):
+            test, body = branches[name]
+            lines.append(f"{'if' if i == 0 else 'elif'} {test}; then")
+            lines += ["  " + line for line in body]
+        lines += ["else", f"  exit {NO_PROBER_STATUS}", "fi"]
+        return "\n".join(lines)
+
+    @staticmethod
+    def _ping_lanes(targets: Sequence[IPv6Address], params: ProbeParams) -> list[str]:
         ping = shlex.join(["ping", "-6", "-n", "-q", "-c", str(params.count),
                            "-i", f"{params.interval:g}", "-W", f"{params.timeout:g}"])
         lines = [
-            section("addr"), f"ip -j addr show dev {TUNNEL_NAME} 2>/dev/null || true",
-            section("probe"),
             "d=$(mktemp -d /tmp/fleet-probe.XXXXXX) || exit 3",
             "trap 'rm -rf \"$d\"' EXIT",
             "trap 'exit 130' HUP INT TERM",
@@ -96,25 +137,58 @@ class PingProbe:
             addrs = " ".join(shlex.quote(str(a)) for a in lane)
             lines.append(f'p {addrs} > "$d/{i}" &')
         lines += ["wait", 'cat "$d"/* 2>/dev/null']
-        return "\n".join(lines)
+        return lines
 
-    def parse(self, output: str, targets: Sequence[IPv6Address]) -> dict[IPv6Address, PingOutcome]:
+    def parse(self, output: str, targets: Sequence[IPv6Address]) -> ProbeAnswer:
+        parts = split_sections(output)
+        method = next((name[len(_METHOD):] for name in parts if name.startswith(_METHOD)), "none")
+        body = parts.get(_METHOD + method, "")
+        if method == "ping":
+            outcomes = self._parse_ping_lanes(body)
+        else:
+            outcomes = self._parse_summaries(body, {str(t): t for t in targets})
+        for target in targets:
+            if target not in outcomes:
+                outcomes[target] = PingOutcome(target, None, None, "no result from the probe")
+        return ProbeAnswer(method, parts.get("addr", ""), outcomes)
+
+    @staticmethod
+    def _parse_summaries(body: str, known: dict[str, IPv6Address]) -> dict[IPv6Address, PingOutcome]:
+        status = None
+        lines = body.splitlines()
+        if lines and lines[-1].startswith(_RC):
+            status = int(lines.pop()[len(_RC):].strip() or -1)
+        stats, errors = parse_fping("\n".join(lines))
+        outcomes: dict[IPv6Address, PingOutcome] = {}
+        for text, value in stats.items():
+            target = known.get(text)  # the prober prints each address as it was given
+            if target is None:
+                try:
+                    target = IPv6Address(text.split("%")[0])
+                except ValueError:
+                    continue
+            error = errors.get(text)
+            if error and value.received == 0:
+                outcomes[target] = PingOutcome(target, None, status, error)
+            else:
+                outcomes[target] = PingOutcome(target, value, status)
+        return outcomes
+
+    @staticmethod
+    def _parse_ping_lanes(body: str) -> dict[IPv6Address, PingOutcome]:
         outcomes: dict[IPv6Address, PingOutcome] = {}
         current: IPv6Address | None = None
-        body: list[str] = []
-        for line in output.splitlines():
+        lines: list[str] = []
+        for line in body.splitlines():
             if line.startswith(_PING):
-                current, body = IPv6Address(line[len(_PING):].strip()), []
+                current, lines = IPv6Address(line[len(_PING):].strip()), []
             elif line.startswith(_RC) and current is not None:
-                text = "\n".join(body)
+                text = "\n".join(lines)
                 status = int(line[len(_RC):].strip() or -1)
                 stats = parse_ping(text)
                 error = None if stats is not None else failure_reason(text)
                 outcomes[current] = PingOutcome(current, stats, status, error)
                 current = None
             elif current is not None:
-                body.append(line)
-        for target in targets:
-            if target not in outcomes:
-                outcomes[target] = PingOutcome(target, None, None, "no result from the probe")
+                lines.append(line)
         return outcomes

@@ -1,51 +1,109 @@
-"""Turning results into what people and machines read: tables for a terminal, JSON for a program."""
+"""Turning results into what people and machines read: tables for a terminal, JSON for a program.
+
+Mesh JSON is streamed pair by pair, so a report of millions of pairs never exists as one object.
+"""
 
 from __future__ import annotations
 
 import json
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
-from fleet.matrix import HostState, Mesh, Pair, PairState
+from fleet.matrix import STATES, HostState, Mesh, Pair, PairState
 
 SYMBOLS = {PairState.OK: ".", PairState.LOSSY: "~", PairState.UNREACHABLE: "X", PairState.ERROR: "E"}
-LEGEND = "legend: . ok   ~ lossy   X unreachable   E error (could not tell)   - self"
+LEGEND = "legend: . ok   ~ lossy   X unreachable   E error (could not tell)   - self   (blank: not probed)"
+GRID_MAX_HOSTS = 60       # above this the matrix is summarised per host instead of drawn
+PROBLEM_LINES_MAX = 40
 
 
-def mesh_to_json(mesh: Mesh) -> dict[str, Any]:
-    """The documented JSON report of a mesh run."""
-    p = mesh.params
-    return {
-        "task": "mesh",
-        "probe": {"method": mesh.probe, "count": p.count, "interval_s": p.interval,
-                  "timeout_s": p.timeout, "parallel": p.parallel},
-        "hosts": [{"name": h.name, "ipv4": str(h.ipv4), "address": str(h.address),
-                   "state": h.state.value, "error": h.error} for h in mesh.hosts],
-        "pairs": [_pair_json(pair) for pair in mesh.pairs],
-        "summary": mesh.summary(),
-    }
+class JsonDocument(Protocol):
+    def write_json(self, stream: TextIO) -> None: ...
 
 
-def _pair_json(pair: Pair) -> dict[str, Any]:
+def write_json(document: Any, stream: TextIO) -> None:
+    """Write a JSON document: a plain value, a JsonDocument (streamed) or a list of either."""
+    if hasattr(document, "write_json"):
+        document.write_json(stream)
+    else:
+        json.dump(document, stream, indent=2)
+    stream.write("\n")
+
+
+def write_json_documents(documents: Sequence[Any], stream: TextIO) -> None:
+    """One document as it is, several as {"tasks": [...]}."""
+    if len(documents) == 1:
+        write_json(documents[0], stream)
+        return
+    stream.write('{"tasks": [\n')
+    for i, document in enumerate(documents):
+        if i:
+            stream.write(",\n")
+        if hasattr(document, "write_json"):
+            document.write_json(stream)
+        else:
+            json.dump(document, stream, indent=2)
+    stream.write("\n]}\n")
+
+
+class MeshJson:
+    """The documented JSON report of a mesh run, written pair by pair."""
+
+    def __init__(self, mesh: Mesh, **extra: Any) -> None:
+        self.mesh = mesh
+        self.extra = extra
+
+    def header(self) -> dict[str, Any]:
+        mesh, p = self.mesh, self.mesh.params
+        return {
+            "task": "mesh",
+            "probe": {"method": mesh.probe, "count": p.count, "interval_s": p.interval,
+                      "timeout_s": p.timeout, "parallel": p.parallel},
+            "coverage": {"peers_per_host": mesh.peers, "pairs": mesh.pair_count,
+                         "fraction": round(mesh.coverage(), 4)},
+            "hosts": [{"name": h.name, "ipv4": str(h.ipv4), "address": str(h.address),
+                       "state": h.state.value, "error": h.error, "probe": h.probe}
+                      for h in mesh.hosts],
+        }
+
+    def write_json(self, stream: TextIO) -> None:
+        head = json.dumps(self.header(), indent=2)
+        stream.write(head[:-2] + ',\n  "pairs": [')
+        for i in range(self.mesh.pair_count):
+            stream.write(("\n    " if i == 0 else ",\n    ") + json.dumps(pair_json(self.mesh.row(i))))
+        stream.write("\n  ],\n")
+        tail = json.dumps({"summary": self.mesh.summary(), **self.extra}, indent=2)
+        stream.write(tail[2:])
+
+    def as_dict(self) -> dict[str, Any]:
+        """The whole report as one value (for small meshes and tests)."""
+        return {**self.header(), "pairs": [pair_json(p) for p in self.mesh.pairs],
+                "summary": self.mesh.summary(), **self.extra}
+
+
+def pair_json(pair: Pair) -> dict[str, Any]:
     return {"src": pair.src, "dst": pair.dst, "state": pair.state.value, "sent": pair.sent,
             "received": pair.received, "loss_pct": pair.loss_pct, "rtt_min_ms": pair.rtt_min_ms,
             "rtt_avg_ms": pair.rtt_avg_ms, "rtt_max_ms": pair.rtt_max_ms,
             "rtt_mdev_ms": pair.rtt_mdev_ms, "error": pair.error}
 
 
-def write_json(document: Any, stream: TextIO) -> None:
-    json.dump(document, stream, indent=2)
-    stream.write("\n")
+def mesh_to_json(mesh: Mesh) -> dict[str, Any]:
+    return MeshJson(mesh).as_dict()
 
 
 def render_mesh(mesh: Mesh) -> str:
-    """The matrix (one character a pair, rows are sources), hosts, problems and RTTs."""
+    """The matrix (one character a pair, rows are sources) or, for big meshes, a line per host;
+    then the problems in words and the RTT spread."""
     lines = [_mesh_headline(mesh), ""]
-    lines += _matrix_lines(mesh)
-    lines += ["", LEGEND, "", "hosts:"]
-    lines += _columns([[f"{i}", h.name, str(h.ipv4), str(h.address), h.state.value,
-                        h.error or ""] for i, h in enumerate(mesh.hosts, 1)], indent=2)
+    if len(mesh.hosts) <= GRID_MAX_HOSTS:
+        lines += _matrix_lines(mesh)
+        lines += ["", LEGEND, "", "hosts:"]
+        lines += _columns([[f"{i}", h.name, str(h.ipv4), str(h.address), h.state.value,
+                            h.error or ""] for i, h in enumerate(mesh.hosts, 1)], indent=2)
+    else:
+        lines += _host_summary_lines(mesh)
     problems = _problem_lines(mesh)
     if problems:
         lines += ["", "problems:"] + problems
@@ -59,20 +117,23 @@ def _mesh_headline(mesh: Mesh) -> str:
     c = mesh.counts()
     p = mesh.params
     verdict = "ALL OK" if mesh.all_ok else "NOT OK"
-    return (f"mesh {verdict}: {len(mesh.hosts)} hosts, {len(mesh.pairs)} pairs: {c['ok']} ok, "
-            f"{c['lossy']} lossy, {c['unreachable']} unreachable, {c['error']} error  "
-            f"(probe {mesh.probe} -6: {p.count} x {p.interval:g} s, wait {p.timeout:g} s)")
+    sampled = "" if mesh.full else (f", sampled: {mesh.peers} peers per host "
+                                     f"({100 * mesh.coverage():.1f}% of pairs)")
+    return (f"mesh {verdict}: {len(mesh.hosts)} hosts, {mesh.pair_count} pairs{sampled}: "
+            f"{c['ok']} ok, {c['lossy']} lossy, {c['unreachable']} unreachable, {c['error']} error"
+            f"  (probe {mesh.probe}: {p.count} x {p.interval:g} s, wait {p.timeout:g} s)")
 
 
 def _matrix_lines(mesh: Mesh) -> list[str]:
     names = [h.name for h in mesh.hosts]
-    index = {name: i for i, name in enumerate(names)}
     cell = len(str(len(names))) + 1
     grid = [["-" if r == c else " " for c in range(len(names))] for r in range(len(names))]
-    for pair in mesh.pairs:
-        grid[index[pair.src]][index[pair.dst]] = SYMBOLS[pair.state]
+    cols = mesh.columns
+    for i in range(mesh.pair_count):
+        grid[cols.src[i]][cols.dst[i]] = SYMBOLS[STATES[cols.state[i]]]
     label_width = max(len(str(len(names))) + 1 + max(map(len, names), default=0), len("src \\ dst"))
-    header = "src \\ dst".ljust(label_width) + "".join(str(i).rjust(cell) for i in range(1, len(names) + 1))
+    header = "src \\ dst".ljust(label_width) + "".join(
+        str(i).rjust(cell) for i in range(1, len(names) + 1))
     rows = [header]
     for i, name in enumerate(names):
         label = f"{i + 1:>{len(str(len(names)))}} {name}".ljust(label_width)
@@ -80,51 +141,90 @@ def _matrix_lines(mesh: Mesh) -> list[str]:
     return rows
 
 
-def _problem_lines(mesh: Mesh) -> list[str]:
-    lines: list[str] = []
-    failed_sources = {h.name: h.error for h in mesh.hosts if h.state is HostState.ERROR}
-    for name, error in failed_sources.items():
-        lines.append(f"  {name} -> *: error, could not probe: {error}")
-    for host in mesh.hosts:
-        if host.state is HostState.UNCONFIGURED:
-            lines.append(f"  {host.name}: {host.error}")
-    bad = [p for p in mesh.pairs if p.state is not PairState.OK and p.src not in failed_sources]
-    # A destination that no working source can reach is one problem, not N.
-    by_dst: dict[str, list[Pair]] = {}
-    for pair in bad:
-        by_dst.setdefault(pair.dst, []).append(pair)
-    sources = len([h for h in mesh.hosts if h.name not in failed_sources])
-    whole = {dst for dst, pairs in by_dst.items()
-             if len(pairs) == sources - (0 if dst in failed_sources else 1) and len(pairs) > 1
-             and all(p.state is PairState.UNREACHABLE for p in pairs)}
-    for dst in sorted(whole, key=[h.name for h in mesh.hosts].index):
-        why = f" (its own probe failed: {failed_sources[dst]})" if dst in failed_sources else ""
-        lines.append(f"  * -> {dst}: unreachable from every source{why}")
-    for pair in bad:
-        if pair.dst in whole:
+def _host_summary_lines(mesh: Mesh) -> list[str]:
+    """For big meshes: per host, how many of its outgoing and incoming pairs are ok."""
+    n = len(mesh.hosts)
+    out_ok, out_all, in_ok, in_all = [0] * n, [0] * n, [0] * n, [0] * n
+    cols = mesh.columns
+    for i in range(mesh.pair_count):
+        s, d, ok = cols.src[i], cols.dst[i], cols.state[i] == 0
+        out_all[s] += 1
+        in_all[d] += 1
+        out_ok[s] += ok
+        in_ok[d] += ok
+    rows = [["HOST", "IPV4", "STATE", "OUT OK", "IN OK", "NOTE"]]
+    for i, h in enumerate(mesh.hosts):
+        if h.state is not HostState.ERROR and out_ok[i] == out_all[i] and in_ok[i] == in_all[i]:
             continue
-        if pair.state is PairState.ERROR:
-            lines.append(f"  {pair.src} -> {pair.dst}: error: {pair.error}")
-        else:
-            lines.append(f"  {pair.src} -> {pair.dst}: {pair.state.value}, {pair.sent} sent, "
-                         f"{pair.received} received ({pair.loss_pct:g}% loss)")
-    asymmetric = [p for p in mesh.pairs if p.state is PairState.OK and
-                  (back := mesh.pair(p.dst, p.src)) is not None and back.state is PairState.UNREACHABLE
-                  and p.dst not in failed_sources] if len(mesh.pairs) <= 10_000 else []
-    for pair in asymmetric:
-        lines.append(f"  {pair.src} -> {pair.dst} ok but {pair.dst} -> {pair.src} unreachable "
-                     "(asymmetric: check both hosts' tunnel local address and filters)")
+        rows.append([h.name, str(h.ipv4), h.state.value, f"{out_ok[i]}/{out_all[i]}",
+                     f"{in_ok[i]}/{in_all[i]}", h.error or ""])
+    fine = n - (len(rows) - 1)
+    lines = [f"{fine} of {n} hosts have every pair ok, both ways" + (":" if len(rows) > 1 else ".")]
+    if len(rows) > 1:
+        lines += ["the others:"] + _columns(rows, indent=2)
     return lines
 
 
+def _problem_lines(mesh: Mesh) -> list[str]:
+    lines: list[str] = []
+    hosts, cols = mesh.hosts, mesh.columns
+    failed = {i for i, h in enumerate(hosts) if h.state is HostState.ERROR}
+    for i in sorted(failed):
+        lines.append(f"  {hosts[i].name} -> *: error, could not probe: {hosts[i].error}")
+    unconfigured = [h for h in hosts if h.state is HostState.UNCONFIGURED]
+    if len(unconfigured) > 5:
+        names = ", ".join(h.name for h in unconfigured[:5])
+        lines.append(f"  {len(unconfigured)} hosts ({names}, ...): sit1 does not carry their ISATAP "
+                     "address (measured all the same); run `fleet run setup`")
+    else:
+        lines += [f"  {h.name}: {h.error}" for h in unconfigured]
+    bad = [r for r in range(mesh.pair_count) if cols.state[r] != 0 and cols.src[r] not in failed]
+    # A destination that no working source can reach is one problem, not N.
+    by_dst: dict[int, list[int]] = {}
+    for r in bad:
+        by_dst.setdefault(cols.dst[r], []).append(r)
+    probed_by: dict[int, int] = {}
+    for r in range(mesh.pair_count):
+        if cols.src[r] not in failed:
+            probed_by[cols.dst[r]] = probed_by.get(cols.dst[r], 0) + 1
+    unreachable = STATES.index(PairState.UNREACHABLE)
+    whole = {d for d, rows in by_dst.items() if len(rows) > 1 and len(rows) == probed_by.get(d)
+             and all(cols.state[r] == unreachable for r in rows)}
+    for d in sorted(whole):
+        why = f" (its own probe failed: {hosts[d].error})" if d in failed else ""
+        lines.append(f"  * -> {hosts[d].name}: unreachable from every source{why}")
+    detail: list[str] = []
+    for r in bad:
+        if cols.dst[r] in whole:
+            continue
+        pair = mesh.row(r)
+        if pair.state is PairState.ERROR:
+            detail.append(f"  {pair.src} -> {pair.dst}: error: {pair.error}")
+        else:
+            detail.append(f"  {pair.src} -> {pair.dst}: {pair.state.value}, {pair.sent} sent, "
+                          f"{pair.received} received ({pair.loss_pct:g}% loss)")
+            back = mesh.find(cols.dst[r], cols.src[r])
+            if pair.state is PairState.UNREACHABLE and back is not None and \
+                    mesh.state_at(back) is PairState.OK:
+                detail.append(f"  {pair.dst} -> {pair.src} ok but {pair.src} -> {pair.dst} "
+                              "unreachable (asymmetric: check both hosts' tunnel local address "
+                              "and filters)")
+    if len(detail) > PROBLEM_LINES_MAX:
+        more = len(detail) - PROBLEM_LINES_MAX
+        detail = detail[:PROBLEM_LINES_MAX] + [f"  ... and {more} more (see --json)"]
+    return lines + detail
+
+
 def _rtt_line(mesh: Mesh) -> str:
-    measured = [p for p in mesh.pairs if p.rtt_avg_ms is not None]
-    if not measured:
+    rtt = mesh.columns.rtt
+    averages = [v for v in rtt[1::4] if v == v]  # NaN != NaN
+    if not averages:
         return ""
-    averages = [p.rtt_avg_ms for p in measured if p.rtt_avg_ms is not None]
-    slowest = max(measured, key=lambda p: p.rtt_max_ms or 0.0)
+    maxima = rtt[2::4]
+    worst = max(range(len(maxima)), key=lambda i: maxima[i] if maxima[i] == maxima[i] else -1.0)
+    slowest = mesh.row(worst)
     return (f"rtt ms: median of averages {statistics.median(averages):.3f}, "
-            f"min {min(p.rtt_min_ms or 0.0 for p in measured):.3f}, "
+            f"min {min(v for v in rtt[0::4] if v == v):.3f}, "
             f"max {slowest.rtt_max_ms:.3f} ({slowest.src} -> {slowest.dst})")
 
 

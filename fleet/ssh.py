@@ -106,6 +106,16 @@ class AsyncsshTransport:
                  login_timeout: float | None = None) -> None:
         self._check_host_keys = check_host_keys
         self._login_timeout = login_timeout
+        self._known_hosts: dict[str, Any] = {}
+
+    def _known_hosts_file(self, path: str) -> Any:
+        """A known_hosts file read and parsed once per run, not once per host."""
+        if path not in self._known_hosts:
+            try:
+                self._known_hosts[path] = asyncssh.read_known_hosts(path)
+            except (OSError, ValueError):
+                self._known_hosts[path] = path  # let asyncssh report it per host, as usual
+        return self._known_hosts[path]
 
     def connect_options(self, host: FleetHost, *, timeout: float) -> dict[str, Any]:
         """The keyword arguments for asyncssh.connect(), extras last so that they win."""
@@ -124,6 +134,8 @@ class AsyncsshTransport:
         if host.password is not None:
             options["password"] = host.password
         options.update(_plain(host.ssh_options))
+        if isinstance(options.get("known_hosts"), str):
+            options["known_hosts"] = self._known_hosts_file(options["known_hosts"])
         if not self._check_host_keys:
             options["known_hosts"] = None
         return options

@@ -30,7 +30,7 @@ from typing import Any, TextIO
 
 from fleet.errors import HostError, TaskError
 from fleet.inventory import FleetHost
-from fleet.report import render_host_table, write_json
+from fleet.report import render_host_table
 from fleet.runner import RunOutcome
 
 TASK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
@@ -49,7 +49,8 @@ class TaskContext:
     json_documents: list[Any] = field(default_factory=list)
 
     def emit_json(self, document: Any) -> None:
-        """Hand the task's JSON report to the CLI, which writes it where --json says."""
+        """Hand the task's JSON report to the CLI, which writes it where --json says: a plain
+        value, or an object with `write_json(stream)` that streams itself."""
         self.json_documents.append(document)
 
 
@@ -171,4 +172,4 @@ def default_report(context: TaskContext, outcome: RunOutcome) -> int:
     return EXIT_FAILED if counts["failed"] else EXIT_OK
 
 
-__all__ = ["Task", "TaskContext", "available_tasks", "default_report", "load_task", "write_json"]
+__all__ = ["Task", "TaskContext", "available_tasks", "default_report", "load_task"]

@@ -1,25 +1,26 @@
 """Ping every host's ISATAP address from every other host; show the reachability matrix.
 
-One SSH command per source host probes all of its peers; loss and round-trip times per pair.
+One SSH command per source host probes all of its peers (fping, else fleet's own single-process
+prober, else parallel ping -6); loss and round-trip times per directed pair.
 """
 
 from __future__ import annotations
 
 import argparse
+from functools import lru_cache
 
 from nornir.core.task import Result
 
 from fleet.errors import CommandError, PreflightError, UsageError
+from fleet.inventory import FleetHost
 from fleet.iproute import ParseError, parse_global_ipv6
-from fleet.matrix import SourceProbe, build_mesh
-from fleet.probe import PingProbe, ProbeParams
-from fleet.report import mesh_to_json, render_mesh
+from fleet.matrix import build_mesh, peer_plan, source_report
+from fleet.probe import METHODS, NO_PROBER_STATUS, MeshProbe, ProbeParams
+from fleet.report import MeshJson, render_mesh
 from fleet.runner import HostRun, RunOutcome
-from fleet.sections import split_sections
 from fleet.task import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, TaskContext, host_error
 
-PROBE = PingProbe()
-NO_PING_STATUS = 4
+PROBE = MeshProbe()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,12 +31,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--timeout", type=float, default=1.0,
                        help="seconds to wait for each reply (default 1)")
     group.add_argument("--parallel", type=int, default=16,
-                       help="peers one source probes at once (default 16)")
+                       help="peers one source pings at once with the ping method (default 16)")
+    group.add_argument("--probe", choices=METHODS, default="auto",
+                       help="fping, python (fleet's own prober), ping, or auto: the first the "
+                            "host has, in that order (default)")
+    group.add_argument("--peers", type=int, default=None, metavar="K",
+                       help="sampled mesh: each host probes K peers and is probed by K others "
+                            "(default: every other host)")
 
 
 def params(options: argparse.Namespace) -> ProbeParams:
     return ProbeParams(count=options.count, interval=options.interval, timeout=options.timeout,
-                       parallel=options.parallel)
+                       parallel=options.parallel, method=options.probe)
 
 
 def prepare(context: TaskContext) -> None:
@@ -43,40 +50,54 @@ def prepare(context: TaskContext) -> None:
         params(context.options)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if context.options.peers is not None and context.options.peers < 1:
+        raise UsageError("--peers must be at least 1")
+
+
+@lru_cache(maxsize=4)
+def _plan(count: int, peers: int | None) -> list[list[int]]:
+    return peer_plan(count, peers)
+
+
+def _targets(host: HostRun) -> tuple[int, list[tuple[int, FleetHost]]]:
+    index = next(i for i, h in enumerate(host.fleet) if h.name == host.name)
+    plan = _plan(len(host.fleet), host.options.peers)
+    return index, [(j, host.fleet[j]) for j in plan[index]]
 
 
 async def run(host: HostRun) -> Result:
-    peers = [h for h in host.fleet if h.name != host.name]
+    index, peers = _targets(host)
     probe_params = params(host.options)
-    targets = [peer.address for peer in peers]
-    script = "command -v ping >/dev/null 2>&1 || exit %d\n%s" % (
-        NO_PING_STATUS, PROBE.script(targets, probe_params))
+    addresses = [peer.address for _, peer in peers]
+    script = PROBE.script(addresses, probe_params)
     budget = max(host.limits.command_timeout, probe_params.expected_seconds(len(peers)) * 2 + 10)
     answer = await host.run(script, timeout=budget)
-    if answer.exit_status == NO_PING_STATUS:
-        raise PreflightError(host.name, "`ping` (iputils-ping) is not installed")
+    if answer.exit_status == NO_PROBER_STATUS:
+        raise PreflightError(host.name, "no prober: neither fping, python3 nor ping (iputils-ping) "
+                             "is installed")
     if answer.exit_status != 0:
         reason = (answer.stderr.strip() or f"exit status {answer.exit_status}").splitlines()[-1]
         raise CommandError(host.name, f"probe failed: {reason}", command=script,
                            exit_status=answer.exit_status, stdout=answer.stdout, stderr=answer.stderr)
-    parts = split_sections(answer.stdout)
+    parsed = PROBE.parse(answer.stdout, addresses)
     try:
-        addresses = parse_global_ipv6(parts.get("addr", ""))
+        tunnel = parse_global_ipv6(parsed.addr_json)
     except ParseError:
-        addresses = ()
-    outcomes = PROBE.parse(answer.stdout, targets)
-    return host.result(SourceProbe(addresses, outcomes))
+        tunnel = ()
+    return host.result(source_report(index, [(j, peer.address) for j, peer in peers],
+                                     parsed.method, tunnel, parsed.outcomes))
 
 
 def report(context: TaskContext, outcome: RunOutcome) -> int:
-    reports: dict[str, SourceProbe | str] = {}
+    reports = {}
     for host in context.hosts:
         result = outcome.results[host.name][0]
         reports[host.name] = host_error(result) if result.failed else result.result
-    mesh = build_mesh(context.hosts, reports, PROBE.name, params(context.options))
+    mesh = build_mesh(context.hosts, reports, params(context.options),
+                      _plan(len(context.hosts), context.options.peers), context.options.peers)
     print(render_mesh(mesh), file=context.out)
-    context.emit_json(mesh_to_json(mesh) | {"interrupted": outcome.interrupted,
-                                            "elapsed_s": round(outcome.elapsed, 3)})
+    context.emit_json(MeshJson(mesh, interrupted=outcome.interrupted,
+                               elapsed_s=round(outcome.elapsed, 3)))
     if outcome.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if mesh.all_ok else EXIT_FAILED

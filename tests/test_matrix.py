@@ -1,10 +1,13 @@
+import io
 import json
 from ipaddress import IPv6Interface
 
-from fleet.matrix import HostState, PairState, SourceProbe, build_mesh, classify
+import pytest
+
+from fleet.matrix import HostState, PairState, build_mesh, classify, peer_plan, source_report
 from fleet.ping import PingStats
 from fleet.probe import PingOutcome, ProbeParams
-from fleet.report import mesh_to_json, render_mesh
+from fleet.report import MeshJson, mesh_to_json, render_mesh
 
 PARAMS = ProbeParams()
 
@@ -17,11 +20,18 @@ def outcome(addr, sent=3, received=3, error=None):
     return PingOutcome(addr, stats, 0 if received else (2 if error else 1), error)
 
 
-def full_report(src, hosts, **special):
-    """Every peer ok unless `special` maps a peer name to outcome kwargs."""
-    return SourceProbe((IPv6Interface(f"{src.address}/64"),),
-                       {h.address: outcome(h.address, **special.get(h.name, {}))
-                        for h in hosts if h is not src})
+def full_report(hosts, i, configured=True, **special):
+    """Host i's report on every other host: ok unless `special` maps a peer name to kwargs."""
+    src = hosts[i]
+    targets = [(j, h.address) for j, h in enumerate(hosts) if j != i]
+    outcomes = {h.address: outcome(h.address, **special.get(h.name, {}))
+                for j, h in enumerate(hosts) if j != i}
+    tunnel = (IPv6Interface(f"{src.address}/64"),) if configured else ()
+    return source_report(i, targets, "fping", tunnel, outcomes)
+
+
+def mesh_of(hosts, reports, peers=None):
+    return build_mesh(hosts, reports, PARAMS, peer_plan(len(hosts), peers), peers)
 
 
 def test_classification_never_calls_could_not_tell_unreachable():
@@ -33,11 +43,10 @@ def test_classification_never_calls_could_not_tell_unreachable():
 
 def test_one_failed_host_marks_its_row_error_and_its_column_unreachable(make_hosts):
     hosts = make_hosts({"h1": "172.31.0.11", "h2": "172.31.0.12", "h3": "172.31.0.13"})
-    h1, h2, h3 = hosts
-    reports = {"h1": full_report(h1, hosts, h3={"received": 0}),
-               "h2": full_report(h2, hosts, h3={"received": 0}),
+    reports = {"h1": full_report(hosts, 0, h3={"received": 0}),
+               "h2": full_report(hosts, 1, h3={"received": 0}),
                "h3": "cannot connect to 127.0.0.1:2203: Connection refused"}
-    mesh = build_mesh(hosts, reports, "ping", PARAMS)
+    mesh = mesh_of(hosts, reports)
     states = {(p.src, p.dst): p.state for p in mesh.pairs}
     assert states == {("h1", "h2"): PairState.OK, ("h1", "h3"): PairState.UNREACHABLE,
                       ("h2", "h1"): PairState.OK, ("h2", "h3"): PairState.UNREACHABLE,
@@ -52,47 +61,88 @@ def test_one_failed_host_marks_its_row_error_and_its_column_unreachable(make_hos
 
 
 def test_unconfigured_source_is_noted_but_still_measured(make_hosts):
-    hosts = make_hosts({"h1": "172.31.0.11", "h2": "172.31.0.12"})
-    reports = {"h1": SourceProbe((), {hosts[1].address: outcome(hosts[1].address)}),
-               "h2": full_report(hosts[1], hosts)}
-    mesh = build_mesh(hosts, reports, "ping", PARAMS)
-    assert mesh.hosts[0].state is HostState.UNCONFIGURED and "run `fleet run setup`" in mesh.hosts[0].error
-    assert mesh.all_ok
+    hosts = make_hosts({"h1": "172.31.0.11", "h2": "172.31.0.12", "h3": "172.31.0.13"})
+    reports = {"h1": full_report(hosts, 0, configured=False, h3={"received": 0}),
+               "h2": full_report(hosts, 1), "h3": full_report(hosts, 2)}
+    mesh = mesh_of(hosts, reports)
+    assert mesh.hosts[0].state is HostState.UNCONFIGURED
+    assert "run `fleet run setup`" in mesh.hosts[0].error
+    assert mesh.pair("h1", "h2").state is PairState.OK          # measured all the same
+    # ...but its silence cannot be blamed on the peer: could not tell, not unreachable
+    h1_h3 = mesh.pair("h1", "h3")
+    assert h1_h3.state is PairState.ERROR and "source not configured" in h1_h3.error
 
 
 def test_asymmetric_pair_is_diagnosed(make_hosts):
     hosts = make_hosts({"h1": "172.31.0.11", "h2": "172.31.0.12", "h3": "172.31.0.13"})
-    reports = {"h1": full_report(hosts[0], hosts, h2={"received": 0}),
-               "h2": full_report(hosts[1], hosts), "h3": full_report(hosts[2], hosts)}
-    text = render_mesh(build_mesh(hosts, reports, "ping", PARAMS))
+    reports = {"h1": full_report(hosts, 0, h2={"received": 0}),
+               "h2": full_report(hosts, 1), "h3": full_report(hosts, 2)}
+    text = render_mesh(mesh_of(hosts, reports))
     assert "h1 -> h2: unreachable, 3 sent, 0 received (100% loss)" in text
     assert "h2 -> h1 ok but h1 -> h2 unreachable (asymmetric" in text
 
 
-def test_json_schema(make_hosts):
+def test_json_schema_and_streaming_agree(make_hosts):
     hosts = make_hosts({"h1": "172.31.0.11", "h2": "172.31.0.12"})
-    reports = {"h1": full_report(hosts[0], hosts, h2={"received": 2}),
-               "h2": full_report(hosts[1], hosts)}
-    document = json.loads(json.dumps(mesh_to_json(build_mesh(hosts, reports, "ping", PARAMS))))
+    reports = {"h1": full_report(hosts, 0, h2={"received": 2}), "h2": full_report(hosts, 1)}
+    mesh = mesh_of(hosts, reports)
+    document = mesh_to_json(mesh)
+    stream = io.StringIO()
+    MeshJson(mesh).write_json(stream)
+    assert json.loads(stream.getvalue()) == json.loads(json.dumps(document))
     assert set(document) >= {"hosts", "pairs", "summary", "probe"}
     assert document["hosts"][0] == {"name": "h1", "ipv4": "172.31.0.11",
                                     "address": "fd00:5efe:1ab::5efe:ac1f:b", "state": "ok",
-                                    "error": None}
+                                    "error": None, "probe": "fping"}
     pair = document["pairs"][0]
-    assert set(pair) >= {"src", "dst", "state", "sent", "received", "loss_pct", "rtt_min_ms",
-                         "rtt_avg_ms", "rtt_max_ms", "rtt_mdev_ms"}
-    assert (pair["state"], pair["loss_pct"]) == ("lossy", 33.3)
+    assert pair == {"src": "h1", "dst": "h2", "state": "lossy", "sent": 3, "received": 2,
+                    "loss_pct": 33.3, "rtt_min_ms": 0.1, "rtt_avg_ms": 0.2, "rtt_max_ms": 0.3,
+                    "rtt_mdev_ms": 0.05, "error": None}
     assert document["summary"] == {"hosts": 2, "pairs": 2, "ok": 1, "lossy": 1, "unreachable": 0,
                                    "error": 0}
+    assert document["probe"]["method"] == "fping"
 
 
 def test_the_matrix_stays_readable_for_many_hosts(make_hosts):
     hosts = make_hosts({f"instance-{i:02d}": f"172.31.0.{i + 10}" for i in range(1, 36)})
-    reports = {h.name: full_report(h, hosts) for h in hosts}
-    text = render_mesh(build_mesh(hosts, reports, "ping", PARAMS))
+    reports = {h.name: full_report(hosts, i) for i, h in enumerate(hosts)}
+    text = render_mesh(mesh_of(hosts, reports))
     lines = text.splitlines()
     matrix_rows = lines[lines.index(next(l for l in lines if l.startswith("src"))) + 1:][:35]
     assert [row.split()[1] for row in matrix_rows] == [h.name for h in hosts]
     assert all(row.split()[2:].count("-") == 1 for row in matrix_rows)
     assert max(len(row) for row in matrix_rows) <= 140
-    assert text.splitlines()[0].startswith("mesh ALL OK: 35 hosts, 1190 pairs: 1190 ok")
+    assert lines[0].startswith("mesh ALL OK: 35 hosts, 1190 pairs: 1190 ok")
+
+
+def test_big_meshes_are_summarised_per_host(make_hosts):
+    hosts = make_hosts({f"h{i}": f"172.31.{i // 200}.{i % 200 + 10}" for i in range(80)})
+    reports = {h.name: full_report(hosts, i, **({"h7": {"received": 0}} if i == 3 else {}))
+               for i, h in enumerate(hosts)}
+    text = render_mesh(mesh_of(hosts, reports))
+    assert "78 of 80 hosts have every pair ok, both ways:" in text
+    assert "h3 -> h7: unreachable" in text
+
+
+@pytest.mark.parametrize("n, k", [(10, 3), (100, 10), (7, 6), (50, 49), (2000, 20)])
+def test_sampled_plan_probes_k_and_is_probed_by_k(n, k):
+    plan = peer_plan(n, k)
+    probed_by = [0] * n
+    for i, peers in enumerate(plan):
+        assert len(peers) == min(k, n - 1) and i not in peers and len(set(peers)) == len(peers)
+        for j in peers:
+            probed_by[j] += 1
+    assert set(probed_by) == {min(k, n - 1)}
+
+
+def test_sampled_mesh_states_its_coverage(make_hosts):
+    hosts = make_hosts({f"h{i}": f"172.31.0.{i + 10}" for i in range(10)})
+    plan = peer_plan(10, 3)
+    reports = {h.name: source_report(i, [(j, hosts[j].address) for j in plan[i]], "fping",
+                                     (IPv6Interface(f"{h.address}/64"),),
+                                     {hosts[j].address: outcome(hosts[j].address) for j in plan[i]})
+               for i, h in enumerate(hosts)}
+    mesh = build_mesh(hosts, reports, PARAMS, plan, 3)
+    assert mesh.pair_count == 30 and mesh.all_ok
+    assert "sampled: 3 peers per host (33.3% of pairs)" in render_mesh(mesh)
+    assert mesh_to_json(mesh)["coverage"] == {"peers_per_host": 3, "pairs": 30, "fraction": 0.3333}

@@ -4,52 +4,99 @@ from ipaddress import IPv6Address
 
 import pytest
 
-from fleet.probe import PingProbe, ProbeParams
+from fleet.fping import parse_fping, stats_from_times
+from fleet.probe import METHODS, MeshProbe, ProbeParams
 
-PROBE = PingProbe()
+PROBE = MeshProbe()
+A, B, C = (IPv6Address(f"fd00::{i}") for i in (1, 2, 3))
 
 
-def test_lanes_bound_concurrency_and_cover_every_target():
+def test_ping_lanes_bound_concurrency_and_cover_every_target():
     targets = [IPv6Address(f"fd00::{i}") for i in range(1, 11)]
-    script = PROBE.script(targets, ProbeParams(parallel=3))
-    lanes = [line for line in script.splitlines() if line.startswith("p ")]
+    script = PROBE.script(targets, ProbeParams(parallel=3, method="ping"))
+    lanes = [line.strip() for line in script.splitlines() if line.strip().startswith("p ")]
     assert len(lanes) == 3
     assert sorted(a for lane in lanes for a in lane.split()[1:-3]) == sorted(str(t) for t in targets)
 
 
+def test_auto_prefers_one_process_per_source():
+    script = PROBE.script([A, B], ProbeParams())
+    tests = [line.split()[3] for line in script.splitlines()
+             if line.startswith(("if command -v", "elif command -v"))]
+    assert tests == ["fping", "python3", "ping"]
+    assert "fping -6 -q -C 3 -p 200 -i 1 -t 1000 fd00::1 fd00::2" in script
+
+
+def test_a_forced_method_has_no_fallback():
+    script = PROBE.script([A], ProbeParams(method="python"))
+    assert "command -v fping" not in script and "command -v ping" not in script
+    assert "python3 -c" in script
+
+
 def test_expected_time_is_one_ping_round_per_lane_round():
     params = ProbeParams(count=3, interval=0.2, timeout=1, parallel=16)
-    assert params.expected_seconds(15) == pytest.approx(1.4)
-    assert params.expected_seconds(33) == pytest.approx(3 * 1.4)
+    assert params.expected_seconds(15) == pytest.approx(1.4 + 15 * 0.002)
+    assert params.expected_seconds(33) == pytest.approx(3 * 1.4 + 33 * 0.002)
 
 
-@pytest.mark.parametrize("kwargs", [{"count": 0}, {"interval": 0}, {"timeout": 0}, {"parallel": 0}])
+@pytest.mark.parametrize("kwargs", [{"count": 0}, {"interval": 0}, {"timeout": 0}, {"parallel": 0},
+                                    {"method": "carrier-pigeon"}])
 def test_params_are_checked(kwargs):
     with pytest.raises(ValueError):
         ProbeParams(**kwargs)
 
 
-def test_parse_marks_missing_and_failed_targets():
-    a, b, c = (IPv6Address(f"fd00::{i}") for i in (1, 2, 3))
+def test_fping_summaries_and_send_errors():
+    stats, errors = parse_fping("fd00::1 : 0.412 0.530 -\nfd00::2 : - - -\n"
+                                "fd00::3: error while sending ping: Network is unreachable\n"
+                                "fd00::3 : - - -\n")
+    assert (stats["fd00::1"].sent, stats["fd00::1"].received, stats["fd00::1"].rtt_max_ms) == (3, 2, 0.53)
+    assert stats["fd00::2"].received == 0 and errors == {"fd00::3": "Network is unreachable"}
+
+
+def test_mdev_is_what_ping_computes():
+    # iputils: mdev = sqrt(mean(t^2) - mean(t)^2); from ok-verbose.txt: 0.015 0.039 0.038 -> 0.011
+    assert stats_from_times([0.015, 0.039, 0.038]).rtt_mdev_ms == 0.011
+
+
+def test_parse_ping_lanes_marks_missing_and_failed_targets():
     output = "\n".join([
-        "@@fleet addr", "[]", "@@fleet probe",
-        f"@@fleet ping {a}", "", f"--- {a} ping statistics ---",
+        "@@fleet addr", "[]", "@@fleet method ping",
+        f"@@fleet-ping {A}", "", f"--- {A} ping statistics ---",
         "3 packets transmitted, 3 received, 0% packet loss, time 402ms",
-        "rtt min/avg/max/mdev = 0.1/0.2/0.3/0.05 ms", "@@fleet rc 0",
-        f"@@fleet ping {b}", "ping: connect: Network is unreachable", "@@fleet rc 2",
+        "rtt min/avg/max/mdev = 0.1/0.2/0.3/0.05 ms", "@@fleet-rc 0",
+        f"@@fleet-ping {B}", "ping: connect: Network is unreachable", "@@fleet-rc 2",
     ])
-    outcomes = PROBE.parse(output, [a, b, c])
-    assert outcomes[a].stats.received == 3 and outcomes[a].exit_status == 0
-    assert outcomes[b].stats is None and outcomes[b].error == "connect: Network is unreachable"
-    assert outcomes[c].error == "no result from the probe"
+    answer = PROBE.parse(output, [A, B, C])
+    assert answer.method == "ping" and answer.addr_json == "[]"
+    assert answer.outcomes[A].stats.received == 3 and answer.outcomes[A].exit_status == 0
+    assert answer.outcomes[B].stats is None and answer.outcomes[B].error == "connect: Network is unreachable"
+    assert answer.outcomes[C].error == "no result from the probe"
 
 
-@pytest.mark.skipif(shutil.which("ping") is None, reason="needs iputils ping")
-def test_the_script_really_runs_and_pings_loopback():
-    # A real shell and real ping, to ::1 only: both lanes report, and the temp dir is gone.
+def test_parse_summary_method_with_a_send_error_is_could_not_tell():
+    output = "\n".join(["@@fleet addr", "@@fleet method python", f"{A} : 1.0 1.2 1.1",
+                        f"{B}: error while sending ping: Network is unreachable", f"{B} : - - -",
+                        "@@fleet-rc 0"])
+    answer = PROBE.parse(output, [A, B])
+    assert answer.method == "python" and answer.outcomes[A].stats.received == 3
+    assert answer.outcomes[B].stats is None and "Network is unreachable" in answer.outcomes[B].error
+
+
+PROBERS = {"fping": "fping", "python": "python3", "ping": "ping"}
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "auto"])
+def test_every_method_really_runs_and_pings_loopback(method):
+    # A real shell and the real prober, to ::1 only.
+    if shutil.which(PROBERS[method]) is None:
+        pytest.skip(f"needs {PROBERS[method]}")
     targets = [IPv6Address("::1")]
-    script = PROBE.script(targets, ProbeParams(count=2, interval=0.2, parallel=4))
+    script = PROBE.script(targets, ProbeParams(count=2, interval=0.2, parallel=4, method=method))
     done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
-    outcome = PROBE.parse(done.stdout, targets)[IPv6Address("::1")]
+    answer = PROBE.parse(done.stdout, targets)
+    outcome = answer.outcomes[IPv6Address("::1")]
+    assert answer.method == method
     assert (outcome.stats.sent, outcome.stats.received, outcome.exit_status) == (2, 2, 0)
+    assert outcome.stats.rtt_avg_ms > 0

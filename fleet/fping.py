@@ -1,0 +1,44 @@
+"""Reading `fping -C` style summaries (also what fleet's own ICMP prober prints). Pure.
+
+    fd00::2 : 0.412 0.530 -
+    fd00::3: error while sending ping: Network is unreachable
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+from fleet.ping import PingStats
+
+_SUMMARY = re.compile(r"^(?P<target>[0-9A-Fa-f:.%\w-]+)\s+:\s+(?P<times>(?:[\d.]+|-)(?:\s+(?:[\d.]+|-))*)\s*$")
+_SEND_ERROR = re.compile(r"^(?P<target>\S+?):\s+error while sending ping:\s*(?P<reason>.*)$")
+
+
+def stats_from_times(times: Sequence[float | None]) -> PingStats:
+    """PingStats from per-probe round-trip times (None: no reply), with ping's mdev."""
+    replies = [t for t in times if t is not None]
+    if not replies:
+        return PingStats(sent=len(times), received=0)
+    mean = sum(replies) / len(replies)
+    mdev = math.sqrt(max(0.0, sum(t * t for t in replies) / len(replies) - mean * mean))
+    return PingStats(sent=len(times), received=len(replies), rtt_min_ms=min(replies),
+                     rtt_avg_ms=round(mean, 3), rtt_max_ms=max(replies), rtt_mdev_ms=round(mdev, 3))
+
+
+def parse_fping(output: str) -> tuple[dict[str, PingStats], dict[str, str]]:
+    """(statistics per target, send error per target) from `fping -C`-style output."""
+    stats: dict[str, PingStats] = {}
+    errors: dict[str, str] = {}
+    for line in output.splitlines():
+        line = line.strip()
+        summary = _SUMMARY.match(line)
+        if summary:
+            times = [None if t == "-" else float(t) for t in summary.group("times").split()]
+            stats[summary.group("target")] = stats_from_times(times)
+            continue
+        error = _SEND_ERROR.match(line)
+        if error:
+            errors.setdefault(error.group("target"), error.group("reason").strip())
+    return stats, errors
