@@ -16,6 +16,7 @@ fi
 echo "ip=$(command -v ip || true)"
 echo "ping=$(command -v ping || true)"
 echo "fping=$(command -v fping || true)"
+echo "python3=$(command -v python3 || true)"
 if [ -e /proc/net/if_inet6 ]; then echo ipv6=1; else echo ipv6=0; fi
 echo "disable_ipv6_all=$(cat /proc/sys/net/ipv6/conf/all/disable_ipv6 2>/dev/null)"
 echo "disable_ipv6_default=$(cat /proc/sys/net/ipv6/conf/default/disable_ipv6 2>/dev/null)"
@@ -37,6 +38,7 @@ class HostFacts:
     ip: str
     ping: str
     fping: str
+    python3: str
     ipv6: bool
     ipv6_disabled: bool
     sit: str  # loaded, module, builtin or missing
@@ -57,6 +59,7 @@ def parse_facts(text: str) -> HostFacts:
         ip=values.get("ip", ""),
         ping=values.get("ping", ""),
         fping=values.get("fping", ""),
+        python3=values.get("python3", ""),
         ipv6=values.get("ipv6") == "1",
         ipv6_disabled="1" in (values.get("disable_ipv6_all"), values.get("disable_ipv6_default")),
         sit=values.get("sit", "missing"),
@@ -66,15 +69,18 @@ def parse_facts(text: str) -> HostFacts:
 
 def preflight_problems(facts: HostFacts, *, need_sit: bool = True, need_ping: bool = False,
                        need_root: bool = True) -> list[str]:
-    """One human line per thing the host lacks; an empty list when it is ready."""
+    """One human line per thing the host lacks; an empty list when it is ready.
+
+    `need_ping`: the mesh must be able to probe from this host (ping, fping or python3).
+    """
     problems = []
     if need_root and facts.uid != 0 and facts.sudo != "ok":
         problems.append("no privilege: not root and `sudo -n` refused (it wants a password or is "
                         "not installed); log in as root or allow passwordless sudo")
     if not facts.ip:
         problems.append("`ip` (iproute2) is not installed")
-    if need_ping and not facts.ping:
-        problems.append("`ping` (iputils-ping) is not installed")
+    if need_ping and not (facts.ping or facts.fping or facts.python3):
+        problems.append("nothing to ping with: install iputils-ping (or fping)")
     if not facts.ipv6:
         problems.append("the kernel has no IPv6 (/proc/net/if_inet6 missing)")
     elif facts.ipv6_disabled:

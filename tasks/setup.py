@@ -25,7 +25,8 @@ async def run(host: HostRun) -> Result:
     facts = parse_facts(parts.get("facts", ""))
     before = parse_tunnel(parts.get("link", ""), parts.get("addr", ""))
     steps = plan(before, desired)
-    problems = preflight_problems(facts, need_sit=creates_tunnel(steps), need_root=bool(steps))
+    problems = preflight_problems(facts, need_sit=creates_tunnel(steps), need_ping=True,
+                                  need_root=bool(steps))
     if problems:
         raise PreflightError(host.name, "preflight: " + "; ".join(problems))
 

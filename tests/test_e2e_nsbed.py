@@ -98,3 +98,13 @@ def test_a_dead_sshd_is_an_error_row_not_an_unreachable_column(bed, tmp_path):
     pairs = {(p["src"], p["dst"]): p["state"] for p in json.loads(report.read_text())["pairs"]}
     assert {s for (src, _), s in pairs.items() if src == "h2"} == {"error"}
     assert {s for (src, _), s in pairs.items() if src != "h2"} == {"ok"}
+
+
+def test_ipv6_disabled_is_named_in_preflight(bed):
+    # Runs last: it takes h3's IPv6 away for good.
+    subprocess.run(["ip", "netns", "exec", bed.hosts[2].netns, "sysctl", "-qw",
+                    "net.ipv6.conf.all.disable_ipv6=1"], check=True)
+    done = fleet(bed, "run", "setup", "--limit", "h3")
+    assert done.returncode == 1
+    assert "h3  failed  preflight: IPv6 is disabled (net.ipv6.conf.all/default.disable_ipv6=1)" \
+        in done.stdout
