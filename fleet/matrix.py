@@ -129,6 +129,7 @@ class SourceReport:
     method: str
     tunnel_addresses: tuple[IPv6Interface, ...]
     pairs: PairColumns
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ class MeshHost:
     state: HostState
     error: str | None = None
     probe: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 def peer_plan(count: int, peers: int | None) -> list[list[int]]:
@@ -234,12 +236,13 @@ class Mesh:
 
 def source_report(src: int, targets: Sequence[tuple[int, IPv6Address]], method: str,
                   tunnel_addresses: tuple[IPv6Interface, ...],
-                  outcomes: Mapping[IPv6Address, PingOutcome]) -> SourceReport:
+                  outcomes: Mapping[IPv6Address, PingOutcome],
+                  notes: tuple[str, ...] = ()) -> SourceReport:
     """Fold one source's outcomes into columns, right away (the outcomes are then dropped)."""
     pairs = PairColumns()
     for dst, address in targets:
         pairs.add_outcome(src, dst, outcomes.get(address))
-    return SourceReport(method, tunnel_addresses, pairs)
+    return SourceReport(method, tunnel_addresses, pairs, notes)
 
 
 def build_mesh(hosts: Sequence[FleetHost], reports: Mapping[str, SourceReport | str],
@@ -263,11 +266,11 @@ def build_mesh(hosts: Sequence[FleetHost], reports: Mapping[str, SourceReport | 
         columns.extend(report.pairs)
         if own in report.tunnel_addresses:
             mesh_hosts.append(MeshHost(src.name, src.ipv4, src.address, HostState.OK,
-                                       probe=report.method))
+                                       probe=report.method, notes=report.notes))
             continue
         note = f"sit1 does not carry {own}; run `fleet run setup`"
         mesh_hosts.append(MeshHost(src.name, src.ipv4, src.address, HostState.UNCONFIGURED, note,
-                                   probe=report.method))
+                                   probe=report.method, notes=report.notes))
         # Without its address, a source's silence says nothing about the peer: could not tell.
         for row in range(start, len(columns)):
             if columns.state[row] == STATES.index(PairState.UNREACHABLE):

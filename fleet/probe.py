@@ -20,7 +20,7 @@ from ipaddress import IPv6Address
 
 from fleet.fping import parse_fping
 from fleet.ping import PingStats, failure_reason, parse_ping
-from fleet.sections import section, split_sections
+from fleet.sections import MARKER, section, split_sections
 from fleet.tunnel import TUNNEL_NAME
 
 METHODS = ("auto", "fping", "python", "ping")
@@ -29,6 +29,7 @@ NO_PROBER_STATUS = 4
 _PING = "@@fleet-ping "
 _RC = "@@fleet-rc "
 _METHOD = "method "
+_NOTE = "note "
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class ProbeAnswer:
     method: str
     addr_json: str
     outcomes: dict[IPv6Address, PingOutcome]
+    notes: tuple[str, ...] = ()
 
 
 def _lanes(targets: Sequence[IPv6Address], count: int) -> list[list[IPv6Address]]:
@@ -100,27 +102,41 @@ class MeshProbe:
     """Builds the probe script and reads its answer."""
 
     def script(self, targets: Sequence[IPv6Address], params: ProbeParams) -> str:
+        """The probe script: it tries the methods in order and uses the first that runs; a method
+        that is present but fails outright (fping without /etc/protocols, say) leaves a note and
+        the next one is tried."""
         addrs = " ".join(shlex.quote(str(a)) for a in targets)
         ms = lambda seconds: str(max(1, round(seconds * 1000)))  # noqa: E731
-        fping = (f"fping -6 -q -C {params.count} -p {ms(params.interval)} -i 1 "
-                 f"-t {ms(params.timeout)} {addrs} 2>&1")
-        python = (f"python3 -c {shlex.quote(_prober_program())} {params.count} "
-                  f"{params.interval:g} {params.timeout:g} {addrs} 2>&1")
-        branches = {
-            "fping": ("command -v fping >/dev/null 2>&1", [section(_METHOD + "fping"), fping,
-                                                           f'echo "{_RC}$?"']),
-            "python": ("command -v python3 >/dev/null 2>&1", [section(_METHOD + "python"), python,
-                                                              f'echo "{_RC}$?"']),
-            "ping": ("command -v ping >/dev/null 2>&1", [section(_METHOD + "ping"),
-                                                         *self._ping_lanes(targets, params)]),
+        summaries = {
+            "fping": ("fping", f"fping -6 -q -C {params.count} -p {ms(params.interval)} -i 1 "
+                               f"-t {ms(params.timeout)} {addrs}", 2),
+            "python": ("python3", f"python3 -c {shlex.quote(_prober_program())} {params.count} "
+                                  f"{params.interval:g} {params.timeout:g} {addrs}", 0),
         }
-        chosen = list(branches) if params.method == "auto" else [params.method]
-        lines = [section("addr"), f"ip -j addr show dev {TUNNEL_NAME} 2>/dev/null || true"]
-        for i, name in enumerate(chosen):
-            test, body = branches[name]
-            lines.append(f"{'if' if i == 0 else 'elif'} {test}; then")
-            lines += ["  " + line for line in body]
-        lines += ["else", f"  exit {NO_PROBER_STATUS}", "fi"]
+        chosen = ["fping", "python", "ping"] if params.method == "auto" else [params.method]
+        lines = [section("addr"), f"ip -j addr show dev {TUNNEL_NAME} 2>/dev/null || true",
+                 "ran=", "nl='", "'"]
+        for name in chosen:
+            if name == "ping":
+                lines += ['if [ -z "$ran" ] && command -v ping >/dev/null 2>&1; then',
+                          "  ran=ping", "  " + section(_METHOD + "ping")]
+                lines += ["  " + line for line in self._ping_lanes(targets, params)]
+                lines.append("fi")
+                continue
+            command_name, command, worst_ok = summaries[name]
+            lines += [
+                f'if [ -z "$ran" ] && command -v {command_name} >/dev/null 2>&1; then',
+                f"  out=$({command} 2>&1); rc=$?",
+                f'  if [ "$rc" -le {worst_ok} ]; then',
+                f"    ran={name}; {section(_METHOD + name)}",
+                "    printf '%s\\n' \"$out\"",
+                f'    echo "{_RC}$rc"',
+                "  else",
+                f'    echo "{MARKER}{_NOTE}{name} failed with exit status $rc${{out:+: ${{out##*$nl}}}}"',
+                "  fi",
+                "fi",
+            ]
+        lines.append(f'[ -n "$ran" ] || exit {NO_PROBER_STATUS}')
         return "\n".join(lines)
 
     @staticmethod
@@ -147,10 +163,12 @@ class MeshProbe:
             outcomes = self._parse_ping_lanes(body)
         else:
             outcomes = self._parse_summaries(body, {str(t): t for t in targets})
+        notes = tuple(name[len(_NOTE):] for name in parts if name.startswith(_NOTE))
+        missing = "no result from the probe" + (f" ({'; '.join(notes)})" if notes else "")
         for target in targets:
             if target not in outcomes:
-                outcomes[target] = PingOutcome(target, None, None, "no result from the probe")
-        return ProbeAnswer(method, parts.get("addr", ""), outcomes)
+                outcomes[target] = PingOutcome(target, None, None, missing)
+        return ProbeAnswer(method, parts.get("addr", ""), outcomes, notes)
 
     @staticmethod
     def _parse_summaries(body: str, known: dict[str, IPv6Address]) -> dict[IPv6Address, PingOutcome]:

@@ -63,7 +63,8 @@ class MeshJson:
             "coverage": {"peers_per_host": mesh.peers, "pairs": mesh.pair_count,
                          "fraction": round(mesh.coverage(), 4)},
             "hosts": [{"name": h.name, "ipv4": str(h.ipv4), "address": str(h.address),
-                       "state": h.state.value, "error": h.error, "probe": h.probe}
+                       "state": h.state.value, "error": h.error, "probe": h.probe,
+                       "notes": list(h.notes)}
                       for h in mesh.hosts],
         }
 
@@ -171,6 +172,9 @@ def _problem_lines(mesh: Mesh) -> list[str]:
     failed = {i for i, h in enumerate(hosts) if h.state is HostState.ERROR}
     for i in sorted(failed):
         lines.append(f"  {hosts[i].name} -> *: error, could not probe: {hosts[i].error}")
+    for h in hosts:
+        if h.notes:
+            lines.append(f"  {h.name}: {'; '.join(h.notes)}; probed with {h.probe}")
     unconfigured = [h for h in hosts if h.state is HostState.UNCONFIGURED]
     if len(unconfigured) > 5:
         names = ", ".join(h.name for h in unconfigured[:5])

@@ -85,7 +85,7 @@ async def run(host: HostRun) -> Result:
     except ParseError:
         tunnel = ()
     return host.result(source_report(index, [(j, peer.address) for j, peer in peers],
-                                     parsed.method, tunnel, parsed.outcomes))
+                                     parsed.method, tunnel, parsed.outcomes, parsed.notes))
 
 
 def report(context: TaskContext, outcome: RunOutcome) -> int:

@@ -93,7 +93,7 @@ def test_json_schema_and_streaming_agree(make_hosts):
     assert set(document) >= {"hosts", "pairs", "summary", "probe"}
     assert document["hosts"][0] == {"name": "h1", "ipv4": "172.31.0.11",
                                     "address": "fd00:5efe:1ab::5efe:ac1f:b", "state": "ok",
-                                    "error": None, "probe": "fping"}
+                                    "error": None, "probe": "fping", "notes": []}
     pair = document["pairs"][0]
     assert pair == {"src": "h1", "dst": "h2", "state": "lossy", "sent": 3, "received": 2,
                     "loss_pct": 33.3, "rtt_min_ms": 0.1, "rtt_avg_ms": 0.2, "rtt_max_ms": 0.3,

@@ -1,3 +1,5 @@
+import os
+import re
 import shutil
 import subprocess
 from ipaddress import IPv6Address
@@ -21,8 +23,7 @@ def test_ping_lanes_bound_concurrency_and_cover_every_target():
 
 def test_auto_prefers_one_process_per_source():
     script = PROBE.script([A, B], ProbeParams())
-    tests = [line.split()[3] for line in script.splitlines()
-             if line.startswith(("if command -v", "elif command -v"))]
+    tests = re.findall(r"^if .*command -v (\S+) >/dev/null 2>&1; then$", script, re.M)
     assert tests == ["fping", "python3", "ping"]
     assert "fping -6 -q -C 3 -p 200 -i 1 -t 1000 fd00::1 fd00::2" in script
 
@@ -100,3 +101,18 @@ def test_every_method_really_runs_and_pings_loopback(method):
     assert answer.method == method
     assert (outcome.stats.sent, outcome.stats.received, outcome.exit_status) == (2, 2, 0)
     assert outcome.stats.rtt_avg_ms > 0
+
+
+@pytest.mark.skipif(shutil.which("python3") is None, reason="needs python3")
+def test_a_prober_that_fails_outright_falls_back_with_a_note(tmp_path):
+    # An fping that exits 4 at once, as Debian's does without /etc/protocols.
+    (tmp_path / "fping").write_text("#!/bin/sh\nexit 4\n")
+    (tmp_path / "fping").chmod(0o755)
+    targets = [IPv6Address("::1")]
+    script = PROBE.script(targets, ProbeParams(count=2, interval=0.2))
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    answer = PROBE.parse(done.stdout, targets)
+    assert answer.method == "python"
+    assert answer.notes == ("fping failed with exit status 4",)
+    assert answer.outcomes[targets[0]].stats.received == 2

@@ -92,6 +92,15 @@ hosts: files
 PROFILE = """export PATH=/usr/sbin:/usr/bin
 """
 
+# fping looks its protocol up by name (getprotobyname("ipv6-icmp")) and exits 4 without it.
+PROTOCOLS = """ip 0 IP
+icmp 1 ICMP
+tcp 6 TCP
+udp 17 UDP
+ipv6 41 IPv6
+ipv6-icmp 58 IPv6-ICMP
+"""
+
 
 def hosts_file(entries: list[tuple[str, str]]) -> str:
     """/etc/hosts for a guest: localhost and every guest of the lab (name, ipv4)."""

@@ -62,6 +62,7 @@ def host_fingerprint() -> str:
             digest.update(f"{command}={real}:{info.st_size}:{info.st_mtime_ns}\n".encode())
     for text in (guest_files.INIT, guest_files.INITTAB, guest_files.SSHD_CONFIG, guest_files.PASSWD,
                  guest_files.GROUP, guest_files.SHADOW, guest_files.NSSWITCH, guest_files.PROFILE,
+                 guest_files.PROTOCOLS,
                  " ".join(rootfs.BUSYBOX_APPLETS)):
         digest.update(text.encode())
     return digest.hexdigest()[:12]

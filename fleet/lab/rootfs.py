@@ -148,6 +148,7 @@ def base_entries(kernel: Kernel) -> list[cpio.Entry]:
     root.text("etc/shadow", guest_files.SHADOW, 0o600)
     root.text("etc/nsswitch.conf", guest_files.NSSWITCH)
     root.text("etc/profile", guest_files.PROFILE)
+    root.text("etc/protocols", guest_files.PROTOCOLS)
     root.text("etc/hostname", "guest\n")
     root.text("etc/hosts", guest_files.hosts_file([]))
     return root.entries()
