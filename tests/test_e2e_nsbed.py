@@ -62,6 +62,23 @@ def test_mesh_over_real_ssh_measures_every_pair(bed, tmp_path):
     assert done.stdout.startswith("mesh ALL OK: 4 hosts, 12 pairs: 12 ok")
 
 
+@pytest.mark.parametrize("method", ["fping", "python", "ping"])
+def test_every_probe_method_over_real_ssh(bed, method):
+    done = fleet(bed, "run", "mesh", "--count", "2", "--probe", method, "--json", "-")
+    document = json.loads(done.stdout)
+    assert done.returncode == 0, done.stderr
+    assert document["summary"]["ok"] == 12
+    assert {h["probe"] for h in document["hosts"]} == {method} and document["probe"]["method"] == method
+
+
+def test_sampled_mesh_states_its_coverage(bed):
+    done = fleet(bed, "run", "mesh", "--count", "1", "--peers", "2", "--json", "-")
+    document = json.loads(done.stdout)
+    assert document["summary"]["pairs"] == 8 and document["summary"]["ok"] == 8
+    assert document["coverage"] == {"peers_per_host": 2, "pairs": 8, "fraction": 0.6667}
+    assert "sampled: 2 peers per host (66.7% of pairs)" in done.stderr
+
+
 def test_json_to_stdout_keeps_stdout_clean(bed):
     done = fleet(bed, "run", "mesh", "--count", "1", "--json", "-")
     assert json.loads(done.stdout)["summary"]["pairs"] == 12
