@@ -107,6 +107,7 @@ class AsyncsshTransport:
         self._check_host_keys = check_host_keys
         self._login_timeout = login_timeout
         self._known_hosts: dict[str, Any] = {}
+        self._client_keys: dict[tuple[tuple[str, ...], str | None], Any] = {}
 
     def _known_hosts_file(self, path: str) -> Any:
         """A known_hosts file read and parsed once per run, not once per host."""
@@ -116,6 +117,16 @@ class AsyncsshTransport:
             except (OSError, ValueError):
                 self._known_hosts[path] = path  # let asyncssh report it per host, as usual
         return self._known_hosts[path]
+
+    def _client_key_files(self, paths: tuple[str, ...], passphrase: str | None) -> Any:
+        """Private key files read and decoded once per run, not once per host."""
+        key = (paths, passphrase)
+        if key not in self._client_keys:
+            try:
+                self._client_keys[key] = asyncssh.load_keypairs(list(paths), passphrase)
+            except (OSError, ValueError, asyncssh.Error):
+                self._client_keys[key] = list(paths)  # let asyncssh report it per host, as usual
+        return self._client_keys[key]
 
     def connect_options(self, host: FleetHost, *, timeout: float) -> dict[str, Any]:
         """The keyword arguments for asyncssh.connect(), extras last so that they win."""
@@ -134,6 +145,9 @@ class AsyncsshTransport:
         if host.password is not None:
             options["password"] = host.password
         options.update(_plain(host.ssh_options))
+        keys = options.get("client_keys")
+        if isinstance(keys, (list, tuple)) and keys and all(isinstance(k, str) for k in keys):
+            options["client_keys"] = self._client_key_files(tuple(keys), options.get("passphrase"))
         if isinstance(options.get("known_hosts"), str):
             options["known_hosts"] = self._known_hosts_file(options["known_hosts"])
         if not self._check_host_keys:
