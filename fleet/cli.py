@@ -9,21 +9,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from fleet import __version__
-from fleet.errors import FleetError, InventoryError, LabError, TaskError, UsageError
+from fleet.errors import InventoryError, LabError, TaskError, UsageError
 from fleet.inventory import Inventory, load_inventory
 from fleet.report import write_json, write_json_documents
 from fleet.runner import RunLimits, Runner
 from fleet.ssh import AsyncsshTransport
-from fleet.task import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Task, TaskContext,
-                        available_tasks, load_task)
+from fleet.task import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Task,
+    TaskContext,
+    available_tasks,
+    load_task,
+)
+
+if TYPE_CHECKING:
+    from fleet.lab import LabInfo
 
 DEFAULT_INVENTORY = Path("inventory")
 DEFAULT_LAB_DIR = Path(".fleet-lab")
@@ -341,11 +351,10 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
-def _print_lab(info: object) -> None:
-    guests = getattr(info, "guests")
-    print(f"lab {getattr(info, 'name')}: {len(guests)} guests in network namespace "
-          f"{getattr(info, 'netns')}; inventory {_relative(getattr(info, 'inventory_dir'))}")
-    for g in guests:
+def _print_lab(info: LabInfo) -> None:
+    print(f"lab {info.name}: {len(info.guests)} guests in network namespace {info.netns}; "
+          f"inventory {_relative(info.inventory_dir)}")
+    for g in info.guests:
         state = "running" if g.running else "STOPPED"
         print(f"  {g.name:<6} {g.ipv4:<15} ssh 127.0.0.1:{g.ssh_port:<6} {state}")
 

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from fleet.ping import PingStats
 
-_SUMMARY = re.compile(r"^(?P<target>[0-9A-Fa-f:.%\w-]+)\s+:\s+(?P<times>(?:[\d.]+|-)(?:\s+(?:[\d.]+|-))*)\s*$")
+_SUMMARY = re.compile(r"^(?P<target>[0-9A-Fa-f:.%\w-]+)\s+:\s+"
+                      r"(?P<times>(?:[\d.]+|-)(?:\s+(?:[\d.]+|-))*)\s*$")
 _SEND_ERROR = re.compile(r"^(?P<target>\S+?):\s+error while sending ping:\s*(?P<reason>.*)$")
 
 

@@ -15,7 +15,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address, IPv6Interface
 
 from fleet.inventory import FleetHost
@@ -25,7 +25,7 @@ from fleet.probe import PingOutcome, ProbeParams
 NAN = float("nan")
 
 
-class PairState(str, Enum):
+class PairState(StrEnum):
     OK = "ok"
     LOSSY = "lossy"
     UNREACHABLE = "unreachable"
@@ -35,7 +35,7 @@ class PairState(str, Enum):
 STATES = tuple(PairState)  # state code = index in this tuple
 
 
-class HostState(str, Enum):
+class HostState(StrEnum):
     OK = "ok"                      # probed its peers, tunnel in place
     UNCONFIGURED = "unconfigured"  # probed its peers, but sit1 lacks its ISATAP address
     ERROR = "error"                # could not probe (unreachable over SSH, command failed)

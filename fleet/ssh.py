@@ -95,7 +95,7 @@ class AsyncsshSession:
         self._connection.close()
         try:
             await asyncio.wait_for(self._connection.wait_closed(), timeout=5)
-        except (asyncio.TimeoutError, OSError, asyncssh.Error):
+        except (TimeoutError, OSError, asyncssh.Error):
             pass
 
 
@@ -169,7 +169,7 @@ class AsyncsshTransport:
                                f"({exc.reason})") from exc
         except asyncssh.DisconnectError as exc:
             raise ConnectError(host.name, f"SSH to {target} failed: {exc.reason}") from exc
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise ConnectError(host.name, f"SSH to {target} did not connect and log in within "
                                f"{timeout:g} s") from exc
         except socket.gaierror as exc:

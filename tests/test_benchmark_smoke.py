@@ -12,7 +12,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, need_root_and
 
 if str(REPO) not in sys.path:  # `benchmarks` is a directory of the repository, not installed

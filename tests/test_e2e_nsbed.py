@@ -11,8 +11,8 @@ import sys
 import time
 
 import pytest
-
 from conftest import need_root_and
+
 from fleet.hostfacts import FACTS_SCRIPT, parse_facts
 
 pytestmark = need_root_and("ip", "/usr/sbin/sshd", "ssh-keygen", "ping", "unshare")

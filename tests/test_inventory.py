@@ -1,8 +1,8 @@
 from ipaddress import IPv4Address, IPv6Address
 
 import pytest
-
 from conftest import REPO, write_inventory
+
 from fleet.errors import InventoryError, UsageError
 from fleet.inventory import load_inventory
 
@@ -31,7 +31,8 @@ web1:
       extras: {known_hosts: null}
 db1:
   hostname: 10.0.0.6
-""", groups="web:\n  groups: [all_]\n  username: webadmin\nall_:\n  data:\n    isatap_prefix: 'fd00:1::/64'\n",
+""", groups="web:\n  groups: [all_]\n  username: webadmin\n"
+                  "all_:\n  data:\n    isatap_prefix: 'fd00:1::/64'\n",
         defaults="username: ops\n" + DEFAULTS)
     inventory = load_inventory(d)
     web1, db1 = inventory.hosts

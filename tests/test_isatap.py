@@ -2,8 +2,15 @@ from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
 import pytest
 
-from fleet.isatap import (embedded_ipv4, interface_id, is_globally_unique, isatap_address,
-                          link_local_address, parse_ipv4, parse_prefix)
+from fleet.isatap import (
+    embedded_ipv4,
+    interface_id,
+    is_globally_unique,
+    isatap_address,
+    link_local_address,
+    parse_ipv4,
+    parse_prefix,
+)
 
 ARTICLE_PREFIX = IPv6Network("2002:ca0c:1e01::/64")
 

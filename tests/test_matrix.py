@@ -108,7 +108,7 @@ def test_the_matrix_stays_readable_for_many_hosts(make_hosts):
     reports = {h.name: full_report(hosts, i) for i, h in enumerate(hosts)}
     text = render_mesh(mesh_of(hosts, reports))
     lines = text.splitlines()
-    matrix_rows = lines[lines.index(next(l for l in lines if l.startswith("src"))) + 1:][:35]
+    matrix_rows = lines[lines.index(next(line for line in lines if line.startswith("src"))) + 1:][:35]
     assert [row.split()[1] for row in matrix_rows] == [h.name for h in hosts]
     assert all(row.split()[2:].count("-") == 1 for row in matrix_rows)
     assert max(len(row) for row in matrix_rows) <= 140

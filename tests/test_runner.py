@@ -4,15 +4,14 @@ import argparse
 import asyncio
 import socket
 
-import pytest
-from nornir_utils.plugins.functions import print_result
-
 from conftest import write_inventory
+from nornir_utils.plugins.functions import print_result
+from sshserver import CommandServer
+
 from fleet.errors import ConnectError, PreflightError
 from fleet.inventory import load_inventory
 from fleet.runner import INTERRUPTED, RunLimits, Runner
 from fleet.ssh import AsyncsshTransport
-from sshserver import CommandServer
 
 DEFAULTS = "data:\n  isatap_prefix: 'fd00:5efe:1ab::/64'\n"
 OPTIONS = argparse.Namespace()
