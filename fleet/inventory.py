@@ -49,9 +49,11 @@ class FleetHost:
     ssh_options: Mapping[str, Any] = field(repr=False, compare=False)
     nornir_host: Host = field(repr=False, compare=False)
     address: IPv6Address = field(init=False)  # the host's ISATAP address (RFC 5214)
+    address_text: str = field(init=False, repr=False, compare=False)  # its canonical text
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "address", isatap_address(self.prefix, self.ipv4))
+        object.__setattr__(self, "address_text", str(self.address))
 
 
 @dataclass(frozen=True)

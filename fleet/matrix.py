@@ -234,11 +234,12 @@ class Mesh:
         return STATES[self.columns.state[row]]
 
 
-def source_report(src: int, targets: Sequence[tuple[int, IPv6Address]], method: str,
+def source_report(src: int, targets: Sequence[tuple[int, str]], method: str,
                   tunnel_addresses: tuple[IPv6Interface, ...],
-                  outcomes: Mapping[IPv6Address, PingOutcome],
+                  outcomes: Mapping[str, PingOutcome],
                   notes: tuple[str, ...] = ()) -> SourceReport:
-    """Fold one source's outcomes into columns, right away (the outcomes are then dropped)."""
+    """Fold one source's outcomes (keyed by the peers' address texts) into columns, right away
+    (the outcomes are then dropped)."""
     pairs = PairColumns()
     for dst, address in targets:
         pairs.add_outcome(src, dst, outcomes.get(address))

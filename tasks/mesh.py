@@ -13,7 +13,6 @@ from nornir.core.task import Result
 
 from fleet.errors import CommandError, PreflightError, UsageError
 from fleet.inventory import FleetHost
-from fleet.iproute import ParseError, parse_global_ipv6
 from fleet.matrix import build_mesh, peer_plan, source_report
 from fleet.probe import METHODS, NO_PROBER_STATUS, MeshProbe, ProbeParams
 from fleet.report import MeshJson, render_mesh
@@ -68,24 +67,24 @@ def _targets(host: HostRun) -> tuple[int, list[tuple[int, FleetHost]]]:
 async def run(host: HostRun) -> Result:
     index, peers = _targets(host)
     probe_params = params(host.options)
-    addresses = [peer.address for _, peer in peers]
+    addresses = [peer.address_text for _, peer in peers]
     script = PROBE.script(addresses, probe_params)
     budget = max(host.limits.command_timeout, probe_params.expected_seconds(len(peers)) * 2 + 10)
     answer = await host.run(script, timeout=budget)
+    parsed = PROBE.parse(answer.stdout, addresses)
     if answer.exit_status == NO_PROBER_STATUS:
+        if parsed.notes:
+            raise CommandError(host.name, "every prober failed: " + "; ".join(parsed.notes),
+                               command=script, exit_status=answer.exit_status)
         raise PreflightError(host.name, "no prober: neither fping, python3 nor ping (iputils-ping) "
                              "is installed")
     if answer.exit_status != 0:
         reason = (answer.stderr.strip() or f"exit status {answer.exit_status}").splitlines()[-1]
         raise CommandError(host.name, f"probe failed: {reason}", command=script,
                            exit_status=answer.exit_status, stdout=answer.stdout, stderr=answer.stderr)
-    parsed = PROBE.parse(answer.stdout, addresses)
-    try:
-        tunnel = parse_global_ipv6(parsed.addr_json)
-    except ParseError:
-        tunnel = ()
-    return host.result(source_report(index, [(j, peer.address) for j, peer in peers],
-                                     parsed.method, tunnel, parsed.outcomes, parsed.notes))
+    return host.result(source_report(index, [(j, peer.address_text) for j, peer in peers],
+                                     parsed.method, parsed.tunnel_addresses, parsed.outcomes,
+                                     parsed.notes))
 
 
 def report(context: TaskContext, outcome: RunOutcome) -> int:

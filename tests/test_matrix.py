@@ -23,8 +23,8 @@ def outcome(addr, sent=3, received=3, error=None):
 def full_report(hosts, i, configured=True, **special):
     """Host i's report on every other host: ok unless `special` maps a peer name to kwargs."""
     src = hosts[i]
-    targets = [(j, h.address) for j, h in enumerate(hosts) if j != i]
-    outcomes = {h.address: outcome(h.address, **special.get(h.name, {}))
+    targets = [(j, h.address_text) for j, h in enumerate(hosts) if j != i]
+    outcomes = {h.address_text: outcome(h.address_text, **special.get(h.name, {}))
                 for j, h in enumerate(hosts) if j != i}
     tunnel = (IPv6Interface(f"{src.address}/64"),) if configured else ()
     return source_report(i, targets, "fping", tunnel, outcomes)
@@ -138,9 +138,10 @@ def test_sampled_plan_probes_k_and_is_probed_by_k(n, k):
 def test_sampled_mesh_states_its_coverage(make_hosts):
     hosts = make_hosts({f"h{i}": f"172.31.0.{i + 10}" for i in range(10)})
     plan = peer_plan(10, 3)
-    reports = {h.name: source_report(i, [(j, hosts[j].address) for j in plan[i]], "fping",
+    reports = {h.name: source_report(i, [(j, hosts[j].address_text) for j in plan[i]], "fping",
                                      (IPv6Interface(f"{h.address}/64"),),
-                                     {hosts[j].address: outcome(hosts[j].address) for j in plan[i]})
+                                     {hosts[j].address_text: outcome(hosts[j].address_text)
+                                      for j in plan[i]})
                for i, h in enumerate(hosts)}
     mesh = build_mesh(hosts, reports, PARAMS, plan, 3)
     assert mesh.pair_count == 30 and mesh.all_ok

@@ -2,7 +2,6 @@ import os
 import re
 import shutil
 import subprocess
-from ipaddress import IPv6Address
 
 import pytest
 
@@ -10,20 +9,21 @@ from fleet.fping import parse_fping, stats_from_times
 from fleet.probe import METHODS, MeshProbe, ProbeParams
 
 PROBE = MeshProbe()
-A, B, C = (IPv6Address(f"fd00::{i}") for i in (1, 2, 3))
+A, B, C = (f"fd00::{i}" for i in (1, 2, 3))
 
 
 def test_ping_lanes_bound_concurrency_and_cover_every_target():
-    targets = [IPv6Address(f"fd00::{i}") for i in range(1, 11)]
+    targets = [f"fd00::{i}" for i in range(1, 11)]
     script = PROBE.script(targets, ProbeParams(parallel=3, method="ping"))
     lanes = [line.strip() for line in script.splitlines() if line.strip().startswith("p ")]
     assert len(lanes) == 3
-    assert sorted(a for lane in lanes for a in lane.split()[1:-3]) == sorted(str(t) for t in targets)
+    assert sorted(a for lane in lanes for a in lane.split()[1:-1]) == sorted(targets)
 
 
 def test_auto_prefers_one_process_per_source():
     script = PROBE.script([A, B], ProbeParams())
     tests = re.findall(r"^if .*command -v (\S+) >/dev/null 2>&1; then$", script, re.M)
+    assert "ip " not in script.split("ran=")[0]  # the tunnel's addresses: shell builtins only
     assert tests == ["fping", "python3", "ping"]
     assert "fping -6 -q -C 3 -p 200 -i 1 -t 1000 fd00::1 fd00::2" in script
 
@@ -62,21 +62,22 @@ def test_mdev_is_what_ping_computes():
 
 def test_parse_ping_lanes_marks_missing_and_failed_targets():
     output = "\n".join([
-        "@@fleet addr", "[]", "@@fleet method ping",
+        "@@fleet tunnel", "fd005efe01ab00000000000000000001 40", "@@fleet method ping",
         f"@@fleet-ping {A}", "", f"--- {A} ping statistics ---",
         "3 packets transmitted, 3 received, 0% packet loss, time 402ms",
         "rtt min/avg/max/mdev = 0.1/0.2/0.3/0.05 ms", "@@fleet-rc 0",
         f"@@fleet-ping {B}", "ping: connect: Network is unreachable", "@@fleet-rc 2",
     ])
     answer = PROBE.parse(output, [A, B, C])
-    assert answer.method == "ping" and answer.addr_json == "[]"
+    assert answer.method == "ping"
+    assert [str(a) for a in answer.tunnel_addresses] == ["fd00:5efe:1ab::1/64"]
     assert answer.outcomes[A].stats.received == 3 and answer.outcomes[A].exit_status == 0
     assert answer.outcomes[B].stats is None and answer.outcomes[B].error == "connect: Network is unreachable"
     assert answer.outcomes[C].error == "no result from the probe"
 
 
 def test_parse_summary_method_with_a_send_error_is_could_not_tell():
-    output = "\n".join(["@@fleet addr", "@@fleet method python", f"{A} : 1.0 1.2 1.1",
+    output = "\n".join(["@@fleet tunnel", "@@fleet method python", f"{A} : 1.0 1.2 1.1",
                         f"{B}: error while sending ping: Network is unreachable", f"{B} : - - -",
                         "@@fleet-rc 0"])
     answer = PROBE.parse(output, [A, B])
@@ -92,12 +93,12 @@ def test_every_method_really_runs_and_pings_loopback(method):
     # A real shell and the real prober, to ::1 only.
     if shutil.which(PROBERS[method]) is None:
         pytest.skip(f"needs {PROBERS[method]}")
-    targets = [IPv6Address("::1")]
+    targets = ["::1"]
     script = PROBE.script(targets, ProbeParams(count=2, interval=0.2, parallel=4, method=method))
     done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     answer = PROBE.parse(done.stdout, targets)
-    outcome = answer.outcomes[IPv6Address("::1")]
+    outcome = answer.outcomes["::1"]
     assert answer.method == method
     assert (outcome.stats.sent, outcome.stats.received, outcome.exit_status) == (2, 2, 0)
     assert outcome.stats.rtt_avg_ms > 0
@@ -108,7 +109,7 @@ def test_a_prober_that_fails_outright_falls_back_with_a_note(tmp_path):
     # An fping that exits 4 at once, as Debian's does without /etc/protocols.
     (tmp_path / "fping").write_text("#!/bin/sh\nexit 4\n")
     (tmp_path / "fping").chmod(0o755)
-    targets = [IPv6Address("::1")]
+    targets = ["::1"]
     script = PROBE.script(targets, ProbeParams(count=2, interval=0.2))
     done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30,
                           env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
@@ -116,3 +117,27 @@ def test_a_prober_that_fails_outright_falls_back_with_a_note(tmp_path):
     assert answer.method == "python"
     assert answer.notes == ("fping failed with exit status 4",)
     assert answer.outcomes[targets[0]].stats.received == 2
+
+    # and when every prober fails, the notes say so
+    (tmp_path / "python3").write_text("#!/bin/sh\necho 'python3: broken' >&2\nexit 1\n")
+    (tmp_path / "python3").chmod(0o755)
+    script = PROBE.script(targets, ProbeParams(count=2, interval=0.2, method="auto"))
+    script = script.replace("command -v ping", "command -v no-such-ping")
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    answer = PROBE.parse(done.stdout, targets)
+    assert done.returncode == 4
+    assert answer.notes == ("fping failed with exit status 4",
+                            "python failed with exit status 1: python3: broken")
+    assert "python3: broken" in answer.outcomes["::1"].error
+
+
+@pytest.mark.skipif(shutil.which("ping") is None, reason="needs iputils ping")
+def test_parallel_ping_lanes_keep_their_answers_apart():
+    # Four spellings of ::1, four lanes at once: every answer lands under its own address.
+    targets = ["::1", "0::1", "::0:1", "0:0::1"]
+    script = PROBE.script(targets, ProbeParams(count=2, interval=0.2, parallel=4, method="ping"))
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30)
+    answer = PROBE.parse(done.stdout, targets)
+    assert {t: (o.stats.sent, o.stats.received) for t, o in answer.outcomes.items()} == \
+        {t: (2, 2) for t in targets}
