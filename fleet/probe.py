@@ -106,7 +106,7 @@ class MeshProbe:
         and keeps the first that works; one that is present but fails outright (fping without
         /etc/protocols, say) leaves a note and the next one is tried. Only shell builtins run
         besides the prober itself: every process costs the target CPU."""
-        addrs = " ".join(targets)  # canonical IPv6 texts: nothing to quote
+        addrs = '"$@"'  # the peers' canonical IPv6 texts, set once below: nothing to quote
         ms = lambda seconds: str(max(1, round(seconds * 1000)))  # noqa: E731
         summaries = {
             "fping": ("fping", f"fping -6 -q -C {params.count} -p {ms(params.interval)} -i 1 "
@@ -115,10 +115,10 @@ class MeshProbe:
                                   f"{params.interval:g} {params.timeout:g} {addrs}", 0),
         }
         chosen = ["fping", "python", "ping"] if params.method == "auto" else [params.method]
-        lines = [section(_TUNNEL),
+        lines = ["set -- " + " ".join(targets), section(_TUNNEL),
                  f'{{ while read -r a i p s f d; do [ "$d" = {TUNNEL_NAME} ] && echo "$a $p"; '
                  "done < /proc/net/if_inet6; } 2>/dev/null",
-                 "ran="]
+                 "ran=", "nl='", "'"]  # a newline, for splitting output with builtins
         for name in chosen:
             if name == "ping":
                 lines += ['if [ -z "$ran" ] && command -v ping >/dev/null 2>&1; then',
@@ -143,12 +143,14 @@ class MeshProbe:
     def _ping_lanes(targets: Sequence[str], params: ProbeParams) -> list[str]:
         ping = shlex.join(["ping", "-6", "-n", "-q", "-c", str(params.count),
                            "-i", f"{params.interval:g}", "-W", f"{params.timeout:g}"])
-        # Each lane pings its peers one after the other and prints each answer as one block with
-        # one printf (one write, under PIPE_BUF: blocks of parallel lanes never interleave); no
-        # temporary files, no extra processes besides the pings.
+        # Each lane pings its peers one after the other. Lanes share stdout and a shell may write
+        # line by line (bash line-buffers), so every line carries its peer's address:
+        # "@@fleet-ping ADDR TEXT" and, last, "@@fleet-rc ADDR STATUS". Shell builtins only: no
+        # temporary files, no processes besides the pings.
         lines = [
             f'p() {{ for a in "$@"; do o=$({ping} "$a" 2>&1); rc=$?; '
-            f"printf '{_PING}%s\\n%s\\n{_RC}%s\\n' \"$a\" \"$o\" \"$rc\"; done; }}",
+            f'while [ -n "$o" ]; do l=${{o%%"$nl"*}}; echo "{_PING}$a $l"; '
+            f'[ "$l" = "$o" ] && break; o=${{o#*"$nl"}}; done; echo "{_RC}$a $rc"; done; }}',
         ]
         for lane in _lanes(targets, params.parallel):
             lines.append(f"p {' '.join(lane)} &")
@@ -193,21 +195,19 @@ class MeshProbe:
 
     @staticmethod
     def _parse_ping_lanes(body: str) -> dict[str, PingOutcome]:
+        texts: dict[str, list[str]] = {}
         outcomes: dict[str, PingOutcome] = {}
-        current: str | None = None
-        lines: list[str] = []
         for line in body.splitlines():
             if line.startswith(_PING):
-                current, lines = line[len(_PING):].strip(), []
-            elif line.startswith(_RC) and current is not None:
-                text = "\n".join(lines)
-                status = int(line[len(_RC):].strip() or -1)
+                target, _, text = line[len(_PING):].partition(" ")
+                texts.setdefault(target, []).append(text)
+            elif line.startswith(_RC):
+                target, _, status = line[len(_RC):].strip().partition(" ")
+                text = "\n".join(texts.pop(target, []))
                 stats = parse_ping(text)
                 error = None if stats is not None else failure_reason(text)
-                outcomes[current] = PingOutcome(current, stats, status, error)
-                current = None
-            elif current is not None:
-                lines.append(line)
+                code = int(status) if status.lstrip("-").isdigit() else None
+                outcomes[target] = PingOutcome(target, stats, code, error)
         return outcomes
 
 

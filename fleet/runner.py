@@ -30,7 +30,7 @@ class RunLimits:
     """Bounds and timeouts for one run; every one is a command-line option."""
 
     workers: int = 100
-    connect_workers: int = 20
+    connect_workers: int = 50
     connect_timeout: float = 15.0
     command_timeout: float = 60.0
     host_timeout: float = 300.0

@@ -25,7 +25,8 @@ def test_auto_prefers_one_process_per_source():
     tests = re.findall(r"^if .*command -v (\S+) >/dev/null 2>&1; then$", script, re.M)
     assert "ip " not in script.split("ran=")[0]  # the tunnel's addresses: shell builtins only
     assert tests == ["fping", "python3", "ping"]
-    assert "fping -6 -q -C 3 -p 200 -i 1 -t 1000 fd00::1 fd00::2" in script
+    assert script.startswith("set -- fd00::1 fd00::2\n")  # the peers, once
+    assert 'fping -6 -q -C 3 -p 200 -i 1 -t 1000 "$@"' in script
 
 
 def test_a_forced_method_has_no_fallback():
@@ -63,15 +64,18 @@ def test_mdev_is_what_ping_computes():
 def test_parse_ping_lanes_marks_missing_and_failed_targets():
     output = "\n".join([
         "@@fleet tunnel", "fd005efe01ab00000000000000000001 40", "@@fleet method ping",
-        f"@@fleet-ping {A}", "", f"--- {A} ping statistics ---",
-        "3 packets transmitted, 3 received, 0% packet loss, time 402ms",
-        "rtt min/avg/max/mdev = 0.1/0.2/0.3/0.05 ms", "@@fleet-rc 0",
-        f"@@fleet-ping {B}", "ping: connect: Network is unreachable", "@@fleet-rc 2",
+        f"@@fleet-ping {A} PING {A}({A}) 56 data bytes",
+        f"@@fleet-ping {B} ping: connect: Network is unreachable",   # lanes interleave by line
+        f"@@fleet-ping {A} --- {A} ping statistics ---",
+        f"@@fleet-ping {A} 3 packets transmitted, 3 received, 0% packet loss, time 402ms",
+        f"@@fleet-rc {B} 2",
+        f"@@fleet-ping {A} rtt min/avg/max/mdev = 0.1/0.2/0.3/0.05 ms", f"@@fleet-rc {A} 0",
     ])
     answer = PROBE.parse(output, [A, B, C])
     assert answer.method == "ping"
     assert [str(a) for a in answer.tunnel_addresses] == ["fd00:5efe:1ab::1/64"]
     assert answer.outcomes[A].stats.received == 3 and answer.outcomes[A].exit_status == 0
+    assert answer.outcomes[A].stats.rtt_mdev_ms == 0.05
     assert answer.outcomes[B].stats is None and answer.outcomes[B].error == "connect: Network is unreachable"
     assert answer.outcomes[C].error == "no result from the probe"
 
