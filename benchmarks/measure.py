@@ -1,0 +1,135 @@
+"""Running one tool once and measuring its control side.
+
+- wall: from starting the tool's process to its exit (Python start-up and imports included).
+- cpu: user+sys of the tool's whole process tree, from os.wait4 on it (every descendant that was
+  waited for is in it: ssh children of xargs, Ansible's forks, ...).
+- rss_tree: peak of the summed RSS of the tool's process tree, sampled every `interval` seconds
+  with psutil (short-lived children between two samples can be missed).
+- rss_one: the largest RSS of any single process of the tree, from the same samples (wait4's
+  ru_maxrss is useless here: it counts the benchmark's own pages in the forked child before exec).
+- target_cpu: CPU the bed's sshds and everything they ran (sessions, shells, pings) used in that
+  time (the listening sshds' own and their waited children's times).
+- relay_cpu: CPU of the bed's forwarder in that time (0 when clients do not go through it).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+
+@dataclass
+class Measurement:
+    wall_s: float
+    cpu_s: float
+    rss_tree_mb: float
+    rss_one_mb: float
+    target_cpu_s: float
+    relay_cpu_s: float
+    returncode: int
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+
+
+def _process_cpu(pids: Sequence[int], children: bool) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+        if children:
+            total += times.children_user + times.children_system
+    return total
+
+
+class _RssSampler(threading.Thread):
+    def __init__(self, pid: int, interval: float) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.peak, self.peak_one = pid, interval, 0, 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        while not self._halt.is_set():
+            total = 0
+            try:
+                procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                break
+            for proc in procs:
+                try:
+                    rss = proc.memory_info().rss
+                except psutil.Error:
+                    continue
+                total += rss
+                self.peak_one = max(self.peak_one, rss)
+            self.peak = max(self.peak, total)
+            self._halt.wait(self.interval)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+
+def run_measured(argv: Sequence[str], *, cwd: Path, env: dict[str, str] | None = None,
+                 timeout: float = 600.0, rss_interval: float = 0.1,
+                 target_pids: Sequence[int] = (), relay_pid: int | None = None,
+                 stdout_file: Path | None = None) -> Measurement:
+    """Run argv to completion and measure it (see the module docstring)."""
+    out_path = stdout_file or cwd / ".measure-stdout"
+    err_path = out_path.with_name(out_path.name + ".err")
+    target_before = _process_cpu(target_pids, children=True)
+    relay_before = _process_cpu([relay_pid], children=False) if relay_pid else 0.0
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                   stdout=out, stderr=err, start_new_session=True)
+        sampler = _RssSampler(process.pid, rss_interval)
+        sampler.start()
+        timed_out = threading.Event()
+
+        def kill() -> None:
+            timed_out.set()
+            try:
+                os.killpg(process.pid, 9)
+            except ProcessLookupError:
+                pass
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)  # blocks; the sampler samples meanwhile
+        except BaseException:  # Ctrl-C or SIGTERM: stop the tool's whole tree, then unwind
+            kill()
+            os.waitpid(process.pid, 0)
+            raise
+        finally:
+            timer.cancel()
+            sampler.stop()
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+    # Target sessions may still be finishing their accounting: a short settle, outside `wall`.
+    time.sleep(0.2)
+    target_after = _process_cpu(target_pids, children=True)
+    relay_after = _process_cpu([relay_pid], children=False) if relay_pid else 0.0
+    stdout = out_path.read_text(errors="replace")
+    stderr = err_path.read_text(errors="replace")
+    return Measurement(
+        wall_s=wall, cpu_s=usage.ru_utime + usage.ru_stime,
+        rss_tree_mb=sampler.peak / 2**20, rss_one_mb=sampler.peak_one / 2**20,
+        target_cpu_s=target_after - target_before, relay_cpu_s=relay_after - relay_before,
+        returncode=process.returncode, stdout=stdout, stderr=stderr,
+        timed_out=timed_out.is_set())

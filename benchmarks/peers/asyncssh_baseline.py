@@ -1,0 +1,60 @@
+"""A plain asyncssh script: the baseline fleet should beat or match.
+
+One event loop; every host at once, at most `connecting` (20, fleet's default) SSH handshakes in
+flight; curve25519 key exchange; host keys checked against the bed's known_hosts; one command per
+host; no inventory, no Nornir, no reporting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from benchmarks.jobs import BED_JOBS
+from benchmarks.peers import Context, Invocation, driver_invocation, load_spec, write_results
+
+NAME = "asyncssh script"
+JOBS = BED_JOBS
+CONNECTING = 20
+
+
+def missing() -> str | None:
+    try:
+        import asyncssh  # noqa: F401
+    except ImportError:
+        return "asyncssh is not installed"
+    return None
+
+
+def invocation(ctx: Context) -> Invocation:
+    return driver_invocation(ctx, "asyncssh_baseline", connecting=CONNECTING)
+
+
+async def _one(spec: dict, host: dict, connecting: asyncio.Semaphore) -> tuple[str, dict]:
+    import asyncssh
+
+    try:
+        async with connecting:
+            conn = await asyncio.wait_for(asyncssh.connect(
+                host["address"], port=host["port"], username=spec["user"],
+                client_keys=[spec["key"]], known_hosts=spec["known_hosts"],
+                kex_algs=["curve25519-sha256"], agent_path=None), 30)
+        async with conn:
+            done = await conn.run(host["command"], check=False, timeout=120)
+        return host["name"], {"exit": done.exit_status, "output": str(done.stdout) + str(done.stderr),
+                              "error": None}
+    except Exception as exc:  # a failure belongs to one host
+        return host["name"], {"exit": None, "output": None, "error": f"{type(exc).__name__}: {exc}"}
+
+
+async def _all(spec: dict) -> dict:
+    connecting = asyncio.Semaphore(spec["connecting"])
+    return dict(await asyncio.gather(*(_one(spec, h, connecting) for h in spec["hosts"])))
+
+
+def main() -> None:
+    spec = load_spec()
+    write_results(spec, asyncio.run(_all(spec)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""The setup job's baseline: a hand-written asyncssh script sending the commands `fleet run setup`
+sends to a fresh guest: one command that reads the facts and the tunnel's state, then the apply
+script (create sit1, address, MTU, up, read back). No planning, no parsing beyond exit statuses.
+
+Run as `python -m benchmarks.peers.asyncssh_setup SPEC.json`; the spec carries each host's
+address, port and both commands (generated from fleet's own tunnel module, so the text is
+identical), the key and known_hosts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from benchmarks.peers import load_spec, write_results
+
+CONNECTING = 20
+
+
+async def _one(spec: dict, host: dict, connecting: asyncio.Semaphore) -> tuple[str, dict]:
+    import asyncssh
+
+    try:
+        async with connecting:
+            conn = await asyncio.wait_for(asyncssh.connect(
+                host["address"], port=host["port"], username=spec["user"],
+                client_keys=[spec["key"]], known_hosts=spec["known_hosts"],
+                kex_algs=["curve25519-sha256"], agent_path=None), 60)
+        async with conn:
+            read = await conn.run(host["read"], check=False, timeout=120)
+            if read.exit_status != 0:
+                return host["name"], {"exit": read.exit_status, "output": str(read.stderr),
+                                      "error": "reading the state failed"}
+            applied = await conn.run(host["apply"], check=False, timeout=120)
+        return host["name"], {"exit": applied.exit_status, "output": str(applied.stdout),
+                              "error": None if applied.exit_status == 0 else str(applied.stderr)[-300:]}
+    except Exception as exc:  # a failure belongs to one host
+        return host["name"], {"exit": None, "output": None, "error": f"{type(exc).__name__}: {exc}"}
+
+
+async def _all(spec: dict) -> dict:
+    connecting = asyncio.Semaphore(CONNECTING)
+    return dict(await asyncio.gather(*(_one(spec, h, connecting) for h in spec["hosts"])))
+
+
+def main() -> None:
+    spec = load_spec()
+    write_results(spec, asyncio.run(_all(spec)))
+
+
+if __name__ == "__main__":
+    main()
