@@ -12,6 +12,7 @@ answer back into one PingOutcome per peer. The method is chosen on the host, che
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,11 +26,12 @@ from fleet.tunnel import TUNNEL_NAME
 
 METHODS = ("auto", "fping", "python", "ping")
 NO_PROBER_STATUS = 4
-# Lines inside a section; unlike MARKER ("@@fleet "), they do not start a new section.
-_PING = "@@fleet-ping "
+# A line inside a section; unlike MARKER ("@@fleet "), it does not start a new section.
 _RC = "@@fleet-rc "
 _METHOD = "method "
 _TUNNEL = "tunnel"
+_STATISTICS = re.compile(r"^--- (\S+) ping statistics ---$")
+_UNATTRIBUTED = ""  # key of the reason that explains peers ping printed nothing about
 _WORST_OK = {"fping": 2, "python": 0}  # fping: 1 = some unreachable, 2 = a name not resolved
 
 
@@ -143,17 +145,12 @@ class MeshProbe:
     def _ping_lanes(targets: Sequence[str], params: ProbeParams) -> list[str]:
         ping = shlex.join(["ping", "-6", "-n", "-q", "-c", str(params.count),
                            "-i", f"{params.interval:g}", "-W", f"{params.timeout:g}"])
-        # Each lane pings its peers one after the other. Lanes share stdout and a shell may write
-        # line by line (bash line-buffers), so every line carries its peer's address:
-        # "@@fleet-ping ADDR TEXT" and, last, "@@fleet-rc ADDR STATUS". Shell builtins only: no
-        # temporary files, no processes besides the pings.
-        lines = [
-            f'p() {{ for a in "$@"; do o=$({ping} "$a" 2>&1); rc=$?; '
-            f'while [ -n "$o" ]; do l=${{o%%"$nl"*}}; echo "{_PING}$a $l"; '
-            f'[ "$l" = "$o" ] && break; o=${{o#*"$nl"}}; done; echo "{_RC}$a $rc"; done; }}',
-        ]
+        # Each lane pings its peers one after the other; a lane of one peer is that ping alone.
+        # No wrapper, no temporary file: ping writes its whole -q summary, which names the peer
+        # ("--- ADDR ping statistics ---"), in one write at exit, atomic on the shared pipe.
+        lines = [f'p() {{ for a in "$@"; do {ping} "$a" 2>&1; done; }}']
         for lane in _lanes(targets, params.parallel):
-            lines.append(f"p {' '.join(lane)} &")
+            lines.append(f"{ping} {lane[0]} 2>&1 &" if len(lane) == 1 else f"p {' '.join(lane)} &")
         lines.append("wait")
         return lines
 
@@ -170,7 +167,9 @@ class MeshProbe:
             last_rc = _last_status(body)
             if last_rc is not None and last_rc > _WORST_OK.get(method, 0):
                 notes += (_failure_note(method, body),)
-        missing = "no result from the probe" + (f" ({'; '.join(notes)})" if notes else "")
+        unattributed = outcomes.pop(_UNATTRIBUTED, None)
+        missing = unattributed.error if unattributed else "no result from the probe" + (
+            f" ({'; '.join(notes)})" if notes else "")
         for target in targets:
             if target not in outcomes:
                 outcomes[target] = PingOutcome(target, None, None, missing)
@@ -195,19 +194,26 @@ class MeshProbe:
 
     @staticmethod
     def _parse_ping_lanes(body: str) -> dict[str, PingOutcome]:
-        texts: dict[str, list[str]] = {}
+        """Each ping's summary block; lines that name no peer (ping's own errors, such as
+        "connect: Network is unreachable") explain the peers that have no summary."""
         outcomes: dict[str, PingOutcome] = {}
-        for line in body.splitlines():
-            if line.startswith(_PING):
-                target, _, text = line[len(_PING):].partition(" ")
-                texts.setdefault(target, []).append(text)
-            elif line.startswith(_RC):
-                target, _, status = line[len(_RC):].strip().partition(" ")
-                text = "\n".join(texts.pop(target, []))
-                stats = parse_ping(text)
-                error = None if stats is not None else failure_reason(text)
-                code = int(status) if status.lstrip("-").isdigit() else None
-                outcomes[target] = PingOutcome(target, stats, code, error)
+        said: list[str] = []
+        lines = body.splitlines()
+        for i, line in enumerate(lines):
+            header = _STATISTICS.match(line)
+            if header:
+                target = header.group(1)
+                stats = parse_ping("\n".join(lines[i:i + 3]))
+                outcomes[target] = PingOutcome(target, stats, None,
+                                               None if stats else "ping printed no statistics")
+            elif line.startswith("ping: ") and line not in said:
+                said.append(line)
+        if said:
+            reason = "ping printed no statistics (ping said: " + "; ".join(
+                failure_reason(line) for line in said) + ")"
+            outcomes = {t: o if o.stats else PingOutcome(t, None, None, reason)
+                        for t, o in outcomes.items()}
+            outcomes[_UNATTRIBUTED] = PingOutcome(_UNATTRIBUTED, None, None, reason)
         return outcomes
 
 

@@ -96,14 +96,14 @@ class HostRun:
     def dry_run(self) -> bool:
         return bool(getattr(self.options, "dry_run", False))
 
-    async def run(self, command: str, *, privileged_: bool = False, timeout: float | None = None,
+    async def run(self, command: str, *, as_root: bool = False, timeout: float | None = None,
                   check: bool = False) -> CommandResult:
-        """Run a shell command on the host. With `privileged_`, as root (sudo -n when needed);
+        """Run a shell command on the host. With `as_root`, as root (sudo -n when needed);
         with `check`, a non-zero exit raises CommandError."""
         session = await self._pool.session(self.host)
-        wrapped = privileged(command) if privileged_ else command
+        wrapped = privileged(command) if as_root else command
         result = await session.run(wrapped, timeout=timeout or self.limits.command_timeout)
-        if privileged_:
+        if as_root:
             check_privilege(self.host.name, result)
         if check and not result.ok:
             detail = (result.stderr.strip() or result.stdout.strip()).splitlines()

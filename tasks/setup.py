@@ -41,7 +41,7 @@ async def run(host: HostRun) -> Result:
                             "summary": "would " + "; ".join(s.description for s in steps)},
                            changed=True, diff="\n".join(s.command for s in steps))
 
-    applied = await host.run(apply_script(steps), privileged_=True)
+    applied = await host.run(apply_script(steps), as_root=True)
     if not applied.ok:
         reason = (applied.stderr.strip() or applied.stdout.strip() or "no output").splitlines()[-1]
         if any(marker in applied.stderr for marker in KERNEL_LACKS_SIT):

@@ -16,7 +16,7 @@ async def run(host: HostRun) -> Result:
     if host.dry_run:
         return host.result({"removed": False, "dry_run": True,
                             "summary": f"would remove {TUNNEL_NAME}"}, changed=True)
-    done = await host.run(teardown_script(), privileged_=True, check=True)
+    done = await host.run(teardown_script(), as_root=True, check=True)
     removed = done.stdout.strip() == "removed"
     return host.result({"removed": removed,
                         "summary": f"removed {TUNNEL_NAME}" if removed else f"no {TUNNEL_NAME}"},

@@ -200,7 +200,7 @@ def test_sudo_that_wants_a_password_is_a_clear_host_error(tmp_path):
         f.chmod(0o755)
 
     async def task(host):
-        await host.run("true", privileged_=True)
+        await host.run("true", as_root=True)
         return host.result("ran")
 
     async def scenario():
