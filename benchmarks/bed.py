@@ -88,12 +88,11 @@ class BenchBed:
         return directory
 
     def forwarder_pid(self) -> int | None:
-        """The PID of the bed's SSH forwarder (the bed starts it last)."""
-        pids = list(getattr(self.bed, "_pids", []))
-        return pids[-1] if pids else None
+        """The PID of the bed's SSH forwarder."""
+        return self.bed.forwarder_pid
 
     def sshd_pids(self) -> list[int]:
-        return list(getattr(self.bed, "_sshd_pids", {}).values())
+        return list(self.bed.sshd_pids.values())
 
 
 def describe(bench: BenchBed) -> str:

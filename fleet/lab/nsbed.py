@@ -58,7 +58,8 @@ class NamespaceBed:
     hosts: list[BedHost] = field(default_factory=list)
     inventory_dir: Path | None = None
     _pids: list[int] = field(default_factory=list)
-    _sshd_pids: dict[str, int] = field(default_factory=dict)
+    sshd_pids: dict[str, int] = field(default_factory=dict)  # host name -> its sshd's PID
+    forwarder_pid: int | None = None
     _namespaces: list[str] = field(default_factory=list)
     _own_workdir: bool = False
 
@@ -175,11 +176,11 @@ class NamespaceBed:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=open(hostdir / "sshd.log", "wb"), start_new_session=True)
         self._pids.append(process.pid)
-        self._sshd_pids[host.name] = process.pid
+        self.sshd_pids[host.name] = process.pid
 
     def stop_sshd(self, name: str) -> None:
         """Stop one host's sshd (the host itself keeps answering on the network)."""
-        _signal(self._sshd_pids[name], signal.SIGTERM)
+        _signal(self.sshd_pids[name], signal.SIGTERM)
 
     def _start_forwarder(self, hub: str, hosts: list[BedHost]) -> dict[str, int]:
         assert self.workdir is not None
@@ -193,6 +194,7 @@ class NamespaceBed:
                                    stderr=open(self.workdir / "forwarder.log", "wb"),
                                    start_new_session=True)
         self._pids.append(process.pid)
+        self.forwarder_pid = process.pid
         deadline = time.monotonic() + 15
         while not ports_file.exists():
             if process.poll() is not None or time.monotonic() > deadline:
