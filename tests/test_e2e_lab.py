@@ -83,6 +83,24 @@ def test_the_whole_story(lab, tmp_path):
     assert done.returncode == 0
     assert again["summary"] == {"hosts": 4, "ok": 4, "changed": 0, "failed": 0}
 
+    # An inventory written by hand in the documented format drives the same guests.
+    hand = tmp_path / "by-hand"
+    hand.mkdir()
+    generated = YAML(typ="safe").load((lab.inventory_dir / "defaults.yaml").read_text())
+    extras = generated["connection_options"]["asyncssh"]["extras"]
+    (hand / "hosts.yaml").write_text("".join(
+        f"web-{g.name}:\n  hostname: 127.0.0.1\n  port: {g.ssh_port}\n  groups: [lab-vpc]\n"
+        f"  data:\n    ipv4: {g.ipv4}\n" for g in lab.guests))
+    (hand / "groups.yaml").write_text('lab-vpc:\n  data:\n    isatap_prefix: "fd00:5efe:1ab::/64"\n')
+    (hand / "defaults.yaml").write_text(
+        "username: root\nconnection_options:\n  asyncssh:\n    extras:\n"
+        f"      client_keys: [{extras['client_keys'][0]}]\n      known_hosts: {extras['known_hosts']}\n")
+    done = subprocess.run([sys.executable, "-m", "fleet", "run", "setup", "mesh", "-i", hand,
+                           "--json", "-"], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    setup_report, mesh_report = json.loads(done.stdout)["tasks"]
+    assert setup_report["summary"]["ok"] == 4 and mesh_report["summary"]["ok"] == 12
+
     # Drift: h2's address gone and link down, h3 a plain sit tunnel. Dry run says, then repair.
     on_guest(lab, "h2", "ip addr flush dev sit1 scope global; ip link set sit1 down")
     on_guest(lab, "h3", "ip link del sit1; ip tunnel add sit1 mode sit local 172.31.0.13")
