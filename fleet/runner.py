@@ -29,7 +29,7 @@ INTERRUPTED = "interrupted before this host finished"
 class RunLimits:
     """Bounds and timeouts for one run; every one is a command-line option."""
 
-    workers: int = 100
+    workers: int = 500
     connect_workers: int = 50
     connect_timeout: float = 15.0
     command_timeout: float = 60.0
