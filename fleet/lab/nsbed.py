@@ -21,7 +21,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -30,6 +29,10 @@ from pathlib import Path
 
 from fleet.errors import LabError
 from fleet.isatap import isatap_address
+from fleet.lab.commands import run
+from fleet.lab.forwarder import ForwarderFiles, start_forwarder
+from fleet.lab.keys import generate_ed25519, known_hosts_line
+from fleet.lab.readiness import wait_for_banners
 
 SUBNET_BASE = IPv4Address("172.31.1.0")
 FIRST_HOST = 10
@@ -60,6 +63,7 @@ class NamespaceBed:
     _pids: list[int] = field(default_factory=list)
     sshd_pids: dict[str, int] = field(default_factory=dict)  # host name -> its sshd's PID
     forwarder_pid: int | None = None
+    _host_keys: dict[str, str] = field(default_factory=dict)  # host name -> public key line
     _namespaces: list[str] = field(default_factory=list)
     _own_workdir: bool = False
 
@@ -102,8 +106,8 @@ class NamespaceBed:
                                    f"02:fe:00:00:{i // 256:02x}:{i % 256:02x}"))
         for host in planned:
             self._netns_add(host.netns)
-            _run(["ip", "-n", hub, "link", "add", f"v{host.name}", "type", "veth", "peer", "name",
-                  "eth0", "netns", host.netns])
+            run(["ip", "-n", hub, "link", "add", f"v{host.name}", "type", "veth", "peer", "name",
+                 "eth0", "netns", host.netns], what=f"wiring {host.name} to the bridge")
             self._batch(hub, [f"link set v{host.name} master br0", f"link set v{host.name} up"])
         neighbours = [f"neigh replace {h.ipv6} lladdr {h.mac} dev eth0 nud permanent"
                       for h in planned] + [
@@ -115,14 +119,18 @@ class NamespaceBed:
                 f"addr add {host.ipv4}/24 dev eth0", f"addr add {host.ipv6}/64 dev eth0 nodad",
                 "link set eth0 up"] + [n for n in neighbours if f" {host.ipv6} " not in n
                                        and f" {host.ipv4} " not in n])
-        client_key = self.workdir / "client_key"
-        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "fleet-nsbed", "-f", str(client_key)])
-        (self.workdir / "authorized_keys").write_text((self.workdir / "client_key.pub").read_text())
+        client_key = generate_ed25519(self.workdir / "client_key", "fleet-nsbed")
+        (self.workdir / "authorized_keys").write_text(client_key + "\n")
         for host in planned:
             self._start_sshd(host)
-        ports = self._start_forwarder(hub, planned)
+        self.forwarder_pid, ports = start_forwarder(
+            ForwarderFiles(self.workdir / "forwarder"), Path("/run/netns", hub),
+            {h.name: (str(h.ipv4), 22) for h in planned})
+        self._pids.append(self.forwarder_pid)
         self.hosts = [BedHost(h.name, h.netns, h.ipv4, h.ipv6, h.mac, ports[h.name]) for h in planned]
-        self._wait_for_banners()
+        silent = wait_for_banners(ports, timeout=30.0, on_ready=lambda name: None)
+        if silent:
+            raise LabError(f"sshd did not answer within 30 s on: {', '.join(silent)}")
         self.inventory_dir = self._write_inventory()
 
     def stop(self) -> None:
@@ -149,18 +157,19 @@ class NamespaceBed:
     def _netns_add(self, name: str) -> None:
         if Path("/run/netns", name).exists():
             raise LabError(f"network namespace {name} already exists (another bed?)")
-        _run(["ip", "netns", "add", name])
+        run(["ip", "netns", "add", name], what=f"creating namespace {name}")
         self._namespaces.append(name)
 
     def _batch(self, netns: str, commands: list[str]) -> None:
-        _run(["ip", "-n", netns, "-batch", "-"], stdin="\n".join(commands) + "\n")
+        run(["ip", "-n", netns, "-batch", "-"], input=("\n".join(commands) + "\n").encode(),
+            what=f"configuring namespace {netns}")
 
     def _start_sshd(self, host: BedHost) -> None:
         assert self.workdir is not None
         hostdir = self.workdir / host.name
         hostdir.mkdir()
         key = hostdir / "ssh_host_ed25519_key"
-        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host.name, "-f", str(key)])
+        self._host_keys[host.name] = generate_ed25519(key, host.name)
         config = hostdir / "sshd_config"
         config.write_text("\n".join([
             f"ListenAddress {host.ipv4}:22", f"HostKey {key}", f"PidFile {hostdir / 'sshd.pid'}",
@@ -182,52 +191,8 @@ class NamespaceBed:
         """Stop one host's sshd (the host itself keeps answering on the network)."""
         _signal(self.sshd_pids[name], signal.SIGTERM)
 
-    def _start_forwarder(self, hub: str, hosts: list[BedHost]) -> dict[str, int]:
-        assert self.workdir is not None
-        ports_file = self.workdir / "ports.json"
-        config = self.workdir / "forwarder.json"
-        config.write_text(json.dumps({
-            "targets": {h.name: [str(h.ipv4), 22] for h in hosts},
-            "netns_path": f"/run/netns/{hub}", "ports_file": str(ports_file)}))
-        process = subprocess.Popen([sys.executable, "-m", "fleet.lab.forwarder", str(config)],
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=open(self.workdir / "forwarder.log", "wb"),
-                                   start_new_session=True)
-        self._pids.append(process.pid)
-        self.forwarder_pid = process.pid
-        deadline = time.monotonic() + 15
-        while not ports_file.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise LabError(f"the SSH forwarder did not start: "
-                               f"{(self.workdir / 'forwarder.log').read_text()[-500:]}")
-            time.sleep(0.05)
-        return {name: int(port) for name, port in json.loads(ports_file.read_text()).items()}
-
-    def _wait_for_banners(self, timeout: float = 30.0) -> None:
-        import socket
-
-        deadline = time.monotonic() + timeout
-        waiting = list(self.hosts)
-        while waiting:
-            host = waiting[0]
-            try:
-                with socket.create_connection(("127.0.0.1", host.ssh_port), timeout=2) as sock:
-                    if sock.recv(64).startswith(b"SSH-"):
-                        waiting.pop(0)
-                        continue
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise LabError(f"sshd of {host.name} did not answer within {timeout:g} s")
-            time.sleep(0.1)
-
     def known_hosts_lines(self) -> list[str]:
-        assert self.workdir is not None
-        lines = []
-        for host in self.hosts:
-            key = (self.workdir / host.name / "ssh_host_ed25519_key.pub").read_text().split()
-            lines.append(f"[127.0.0.1]:{host.ssh_port} {key[0]} {key[1]}")
-        return lines
+        return [known_hosts_line("127.0.0.1", h.ssh_port, self._host_keys[h.name]) for h in self.hosts]
 
     def _write_inventory(self) -> Path:
         assert self.workdir is not None
@@ -247,12 +212,6 @@ class NamespaceBed:
                 "client_keys": [str(self.workdir / "client_key")],
                 "known_hosts": str(known_hosts)}}}}, indent=1) + "\n")
         return directory
-
-
-def _run(argv: list[str], stdin: str | None = None) -> None:
-    done = subprocess.run(argv, input=stdin, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise LabError(f"{' '.join(argv[:6])}: {done.stderr.strip() or done.stdout.strip()}")
 
 
 def _signal(pid: int, sig: int) -> None:
