@@ -106,9 +106,7 @@ class HostRun:
         if as_root:
             check_privilege(self.host.name, result)
         if check and not result.ok:
-            detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
-            raise CommandError(self.host.name,
-                               f"exit status {result.exit_status}: {detail[-1] if detail else ''}",
+            raise CommandError(self.host.name, f"exit status {result.exit_status}: {result.last_words}",
                                command=command, exit_status=result.exit_status,
                                stdout=result.stdout, stderr=result.stderr)
         return result

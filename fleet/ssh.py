@@ -43,6 +43,12 @@ class CommandResult:
     def ok(self) -> bool:
         return self.exit_status == 0
 
+    @property
+    def last_words(self) -> str:
+        """The last line the command said (stderr first, then stdout), or "no output"."""
+        said = (self.stderr.strip() or self.stdout.strip()).splitlines()
+        return said[-1] if said else "no output"
+
 
 class Session(Protocol):
     """An open connection to one host."""

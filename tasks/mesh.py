@@ -83,9 +83,10 @@ async def run(host: HostRun) -> Result:
         raise PreflightError(host.name, "no prober: neither fping, python3 nor ping (iputils-ping) "
                              "is installed")
     if answer.exit_status != 0:
-        reason = (answer.stderr.strip() or f"exit status {answer.exit_status}").splitlines()[-1]
-        raise CommandError(host.name, f"probe failed: {reason}", command=script,
-                           exit_status=answer.exit_status, stdout=answer.stdout, stderr=answer.stderr)
+        raise CommandError(host.name,
+                           f"probe failed (exit status {answer.exit_status}): {answer.last_words}",
+                           command=script, exit_status=answer.exit_status, stdout=answer.stdout,
+                           stderr=answer.stderr)
     targets = [(j, peer.address_text) for j, peer in peers]
     fold = functools.partial(source_report, index, targets, parsed.method, parsed.tunnel_addresses,
                              parsed.outcomes, parsed.notes)

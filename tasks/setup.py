@@ -43,7 +43,7 @@ async def run(host: HostRun) -> Result:
 
     applied = await host.run(apply_script(steps), as_root=True)
     if not applied.ok:
-        reason = (applied.stderr.strip() or applied.stdout.strip() or "no output").splitlines()[-1]
+        reason = applied.last_words
         if any(marker in applied.stderr for marker in KERNEL_LACKS_SIT):
             raise PreflightError(host.name, f"preflight: the kernel lacks sit/ISATAP support "
                                  f"({reason})")
