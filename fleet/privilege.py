@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 
 from fleet.errors import PreflightError
-from fleet.ssh import CommandResult
+from fleet.session import CommandResult
 
 SUDO_PASSWORD_MARKERS = ("a password is required", "a terminal is required", "no tty present")
 

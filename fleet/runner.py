@@ -20,7 +20,7 @@ from nornir.core.task import AggregatedResult, MultiResult, Result
 from fleet.errors import CommandError, ConnectError, HostError
 from fleet.inventory import FleetHost
 from fleet.privilege import check_privilege, privileged
-from fleet.ssh import CommandResult, Session, Transport
+from fleet.session import CommandResult, Session, Transport
 
 INTERRUPTED = "interrupted before this host finished"
 

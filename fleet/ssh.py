@@ -11,13 +11,12 @@ import asyncio
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import asyncssh
 
 from fleet.errors import CommandError, ConnectError
-from fleet.inventory import FleetHost
+from fleet.session import CommandResult, SSHTarget
 
 DEFAULT_SSH_PORT = 22
 
@@ -30,40 +29,6 @@ PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
                      "chacha20-poly1305@openssh.com")
 
 
-@dataclass(frozen=True)
-class CommandResult:
-    """What one remote command did."""
-
-    command: str
-    exit_status: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_status == 0
-
-    @property
-    def last_words(self) -> str:
-        """The last line the command said (stderr first, then stdout), or "no output"."""
-        said = (self.stderr.strip() or self.stdout.strip()).splitlines()
-        return said[-1] if said else "no output"
-
-
-class Session(Protocol):
-    """An open connection to one host."""
-
-    async def run(self, command: str, *, timeout: float) -> CommandResult: ...
-
-    async def close(self) -> None: ...
-
-
-class Transport(Protocol):
-    """Opens sessions to hosts."""
-
-    async def connect(self, host: FleetHost, *, timeout: float) -> Session: ...
-
-
 def _with_preferred(preferred: tuple[str, ...], supported: list[bytes]) -> list[str]:
     names = [alg.decode() for alg in supported]
     return [alg for alg in preferred if alg in names] + [alg for alg in names if alg not in preferred]
@@ -72,7 +37,7 @@ def _with_preferred(preferred: tuple[str, ...], supported: list[bytes]) -> list[
 class AsyncsshSession:
     """A Session over one asyncssh connection."""
 
-    def __init__(self, host: FleetHost, connection: asyncssh.SSHClientConnection) -> None:
+    def __init__(self, host: SSHTarget, connection: asyncssh.SSHClientConnection) -> None:
         self._host = host
         self._connection = connection
 
@@ -134,7 +99,7 @@ class AsyncsshTransport:
                 self._client_keys[key] = list(paths)  # let asyncssh report it per host, as usual
         return self._client_keys[key]
 
-    def connect_options(self, host: FleetHost, *, timeout: float) -> dict[str, Any]:
+    def connect_options(self, host: SSHTarget, *, timeout: float) -> dict[str, Any]:
         """The keyword arguments for asyncssh.connect(), extras last so that they win."""
         options: dict[str, Any] = {
             "port": host.ssh_port or DEFAULT_SSH_PORT,
@@ -160,7 +125,7 @@ class AsyncsshTransport:
             options["known_hosts"] = None
         return options
 
-    async def connect(self, host: FleetHost, *, timeout: float) -> AsyncsshSession:
+    async def connect(self, host: SSHTarget, *, timeout: float) -> AsyncsshSession:
         options = self.connect_options(host, timeout=timeout)
         target = f"{host.ssh_host}:{options['port']}"
         try:

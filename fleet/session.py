@@ -1,0 +1,62 @@
+"""What the runner needs of a transport: sessions that run commands, and what a command did.
+
+No SSH library here: the runner, the tasks and the persistent-connection client import this module
+without paying for asyncssh (and its cryptography) at start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class SSHTarget(Protocol):
+    """Where and how to log in to one host (a FleetHost, or a ConnectionSpec sent over a socket)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def ssh_host(self) -> str: ...
+    @property
+    def ssh_port(self) -> int | None: ...
+    @property
+    def username(self) -> str | None: ...
+    @property
+    def password(self) -> str | None: ...
+    @property
+    def ssh_options(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What one remote command did."""
+
+    command: str
+    exit_status: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    @property
+    def last_words(self) -> str:
+        """The last line the command said (stderr first, then stdout), or "no output"."""
+        said = (self.stderr.strip() or self.stdout.strip()).splitlines()
+        return said[-1] if said else "no output"
+
+
+class Session(Protocol):
+    """An open connection to one host."""
+
+    async def run(self, command: str, *, timeout: float) -> CommandResult: ...
+
+    async def close(self) -> None: ...
+
+
+class Transport(Protocol):
+    """Opens sessions to hosts."""
+
+    async def connect(self, host: SSHTarget, *, timeout: float) -> Session: ...
