@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import resource
 import signal
 import sys
@@ -19,9 +20,11 @@ from typing import TYPE_CHECKING, TextIO
 from fleet import __version__
 from fleet.errors import InventoryError, LabError, TaskError, UsageError
 from fleet.inventory import Inventory, load_inventory
+from fleet.persist import wire
+from fleet.persist.client import PersistentTransport
 from fleet.report import write_json, write_json_documents
 from fleet.runner import RunLimits, Runner
-from fleet.ssh import AsyncsshTransport
+from fleet.session import Transport
 from fleet.task import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -98,6 +101,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     ssh = parser.add_argument_group("ssh")
     ssh.add_argument("--no-host-key-checking", dest="check_host_keys", action="store_false",
                      help="accept any host key (like StrictHostKeyChecking=no); off by default")
+    ssh.add_argument("--persist", type=_persist, default=_persist_default(), metavar="SECONDS",
+                     help="keep the SSH connections open in a background process for SECONDS "
+                     "after the run (60, 10m ...) and reuse them in the next runs, like OpenSSH's "
+                     f"ControlPersist; 0 turns it off (default ${wire.PERSIST_ENV} or 0). "
+                     "`fleet persist status|stop` shows or closes them")
 
 
 def build_parser(task_names: Sequence[str] = ()) -> argparse.ArgumentParser:
@@ -142,6 +150,16 @@ def build_parser(task_names: Sequence[str] = ()) -> argparse.ArgumentParser:
     for sub in (up, status, down, stop):
         sub.add_argument("--workdir", type=Path, default=DEFAULT_LAB_DIR, metavar="DIR",
                          help="where the lab keeps its state and inventory (default ./.fleet-lab)")
+
+    persist = commands.add_parser("persist", help="show or stop the kept SSH connections (--persist)",
+                                  description="The background process of `fleet run --persist`: "
+                                  f"its socket is in ${wire.DIR_ENV}, else $XDG_RUNTIME_DIR/fleet, "
+                                  "else /tmp/fleet-UID.")
+    persist_commands = persist.add_subparsers(dest="persist_command", required=True, metavar="ACTION")
+    persist_status = persist_commands.add_parser("status", help="the kept connections "
+                                                 "(exit 1 when nothing runs)")
+    persist_status.add_argument("--json", action="store_true")
+    persist_commands.add_parser("stop", help="close every kept connection and stop the process")
     return parser
 
 
@@ -156,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_tasks(options)
         if options.command == "lab":
             return cmd_lab(options)
+        if options.command == "persist":
+            return cmd_persist(options)
         return cmd_run(options)
     except (InventoryError, UsageError, TaskError) as exc:
         print(f"fleet: error: {exc}", file=sys.stderr)
@@ -173,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 _VALUE_OPTIONS = {"-i", "--inventory", "-l", "--limit", "-g", "--groups", "--json", "--tasks-dir",
                   "-w", "--workers", "--connect-workers", "--connect-timeout", "--command-timeout",
                   "--host-timeout", "--count", "--interval", "--timeout", "--parallel",
-                  "--probe", "--peers"}
+                  "--probe", "--peers", "--persist"}
 
 
 def _task_names(argv: Sequence[str]) -> list[str]:
@@ -280,9 +300,9 @@ async def _run_tasks(tasks: Sequence[Task], contexts: Sequence[TaskContext], inv
     loop.add_signal_handler(signal.SIGINT, interrupted)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     codes: list[int] = []
+    transport = await _transport(options)
     try:
-        async with Runner(AsyncsshTransport(check_host_keys=options.check_host_keys),
-                          limits) as runner:
+        async with Runner(transport, limits) as runner:
             for task, context in zip(tasks, contexts):
                 progress = _ProgressLine(task.name, sys.stderr) if options.progress and \
                     sys.stderr.isatty() else None
@@ -299,7 +319,52 @@ async def _run_tasks(tasks: Sequence[Task], contexts: Sequence[TaskContext], inv
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
+        if isinstance(transport, PersistentTransport):
+            await transport.aclose()
+            if options.verbose:
+                print(f"fleet: --persist: {transport.reused} connection(s) reused from earlier runs; "
+                      f"all kept {options.persist:g} s (`fleet persist status`)", file=sys.stderr)
     return codes
+
+
+async def _transport(options: argparse.Namespace) -> Transport:
+    """Kept connections with --persist (falling back to direct ones, with a warning, when the
+    background process cannot be used), otherwise a fresh connection per host for this run."""
+    if options.persist > 0:
+        persistent = PersistentTransport(persist=options.persist,
+                                         check_host_keys=options.check_host_keys)
+        try:
+            await persistent.start()
+            return persistent
+        except wire.PersistError as exc:
+            print(f"fleet: warning: --persist: {exc}; connecting directly", file=sys.stderr)
+    from fleet.ssh import AsyncsshTransport  # imports asyncssh: only when connecting from here
+
+    return AsyncsshTransport(check_host_keys=options.check_host_keys)
+
+
+def _persist(value: str) -> float:
+    try:
+        return wire.parse_persist(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _persist_default() -> float:
+    value = os.environ.get(wire.PERSIST_ENV, "")
+    try:
+        return wire.parse_persist(value)
+    except ValueError as exc:
+        raise UsageError(f"${wire.PERSIST_ENV}: {exc}") from None
+
+
+def cmd_persist(options: argparse.Namespace) -> int:
+    from fleet.persist import control
+
+    directory = wire.runtime_dir()
+    if options.persist_command == "status":
+        return control.status(directory, sys.stdout, as_json=options.json)
+    return control.stop(directory, sys.stdout)
 
 
 class _ProgressLine:

@@ -41,6 +41,11 @@ class AsyncsshSession:
         self._host = host
         self._connection = connection
 
+    @property
+    def closed(self) -> bool:
+        """The connection has ended (closed by either side or lost)."""
+        return self._connection.is_closed()
+
     async def run(self, command: str, *, timeout: float) -> CommandResult:
         name = self._host.name
         try:

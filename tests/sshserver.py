@@ -2,7 +2,7 @@
 
 As asyncssh's own tests do: real handshakes, real authentication, real channels, real commands.
 `path_prefix` puts a directory first on the commands' PATH (for stand-in `sudo`/`id`), and
-`connections` counts the logins, to see connection reuse.
+`connections` counts the logins, to see connection reuse; `drop_connections` ends them.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ class CommandServer:
         self.path_prefix = path_prefix
         self.accept_auth = accept_auth
         self.connections = 0
+        self._open: list[asyncssh.SSHServerConnection] = []
         self.commands: list[str] = []
         self.port = 0
         self._server: asyncssh.SSHAcceptor | None = None
@@ -36,6 +37,7 @@ class CommandServer:
         class Server(asyncssh.SSHServer):
             def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
                 server.connections += 1
+                server._open.append(conn)
 
             def begin_auth(self, username: str) -> bool:
                 return True
@@ -80,6 +82,12 @@ class CommandServer:
             if child.returncode is None:
                 child.kill()
                 await child.wait()
+
+    def drop_connections(self) -> None:
+        """Close every open connection from the server's side (as a restarted sshd would)."""
+        for conn in self._open:
+            conn.close()
+        self._open.clear()
 
     async def close(self) -> None:
         if self._server is not None:

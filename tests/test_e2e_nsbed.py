@@ -5,6 +5,7 @@ host, and the mesh measures the hosts' stand-in IPv6 addresses on plain veths.
 """
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -125,3 +126,27 @@ def test_ipv6_disabled_is_named_in_preflight(bed):
     assert done.returncode == 1
     assert "h3  failed  preflight: IPv6 is disabled (net.ipv6.conf.all/default.disable_ipv6=1)" \
         in done.stdout
+
+
+def test_persistent_connections_carry_from_run_to_run(bed, tmp_path):
+    env = {**os.environ, "FLEET_PERSIST_DIR": str(tmp_path / "persist")}
+
+    def persist_fleet(*args):
+        return subprocess.run([sys.executable, "-m", "fleet", *map(str, args)], capture_output=True,
+                              text=True, timeout=120, env=env)
+
+    try:
+        reports = []
+        for run in (1, 2):
+            report = tmp_path / f"mesh{run}.json"
+            done = persist_fleet("run", "mesh", "-i", bed.inventory_dir, "--limit", "h1,h4",
+                                 "--count", "1", "--persist", "60", "-v", "--json", report)
+            assert done.returncode == 0, done.stdout + done.stderr
+            reports.append(json.loads(report.read_text()))
+        assert "2 connection(s) reused" in done.stderr
+        assert reports[1]["summary"]["ok"] == 2
+        status = json.loads(persist_fleet("persist", "status", "--json").stdout)
+        assert sorted((c["host"], c["runs"], c["open"]) for c in status["connections"]) == [
+            ("h1", 2, True), ("h4", 2, True)]
+    finally:
+        assert persist_fleet("persist", "stop").returncode == 0
