@@ -8,8 +8,13 @@
 - rss_one: the largest RSS of any single process of the tree, from the same samples (wait4's
   ru_maxrss is useless here: it counts the benchmark's own pages in the forked child before exec).
 - target_cpu: CPU the bed's sshds and everything they ran (sessions, shells, pings) used in that
-  time (the listening sshds' own and their waited children's times).
+  time (the listening sshds' and their live descendants' own and waited-for children's times:
+  an sshd serving a kept connection lives on across runs).
 - relay_cpu: CPU of the bed's forwarder in that time (0 when clients do not go through it).
+- background: a tool that keeps connections between runs (fleet --persist, OpenSSH and Ansible
+  with ControlPersist) runs helper processes outside its process tree. Their CPU in that time is
+  added to `cpu`, and their RSS after the run to `rss_tree` (and to `rss_one` when larger), so a
+  warm tool is not measured cheaper than it is.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,16 +44,57 @@ class Measurement:
     timed_out: bool = False
 
 
-def _process_cpu(pids: Sequence[int], children: bool) -> float:
-    total = 0.0
+def processes_with(marker: str) -> list[int]:
+    """PIDs of the processes whose command line contains `marker` (a tool's private path)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if marker in " ".join(proc.info["cmdline"] or ()):
+                found.append(proc.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _cpu_each(pids: Sequence[int]) -> dict[int, float]:
+    each = {}
     for pid in pids:
         try:
             times = psutil.Process(pid).cpu_times()
         except psutil.Error:
             continue
-        total += times.user + times.system
-        if children:
-            total += times.children_user + times.children_system
+        each[pid] = times.user + times.system
+    return each
+
+
+def _rss(pids: Sequence[int]) -> list[int]:
+    sizes = []
+    for pid in pids:
+        try:
+            sizes.append(psutil.Process(pid).memory_info().rss)
+        except psutil.Error:
+            continue
+    return sizes
+
+
+def _process_cpu(pids: Sequence[int], children: bool) -> float:
+    """CPU of `pids`; with `children`, also of every descendant, the live ones (an sshd serving a
+    kept connection) as well as those that ended and were waited for."""
+    total = 0.0
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            procs = [proc, *proc.children(recursive=True)] if children else [proc]
+        except psutil.Error:
+            continue
+        for each in procs:
+            try:
+                times = each.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+            if children:
+                total += times.children_user + times.children_system
     return total
 
 
@@ -87,8 +133,10 @@ class _RssSampler(threading.Thread):
 def run_measured(argv: Sequence[str], *, cwd: Path, env: dict[str, str] | None = None,
                  timeout: float = 600.0, rss_interval: float = 0.1,
                  target_pids: Sequence[int] = (), relay_pid: int | None = None,
-                 stdout_file: Path | None = None) -> Measurement:
+                 stdout_file: Path | None = None,
+                 background: Callable[[], list[int]] | None = None) -> Measurement:
     """Run argv to completion and measure it (see the module docstring)."""
+    background_before = _cpu_each(background()) if background else {}
     out_path = stdout_file or cwd / ".measure-stdout"
     err_path = out_path.with_name(out_path.name + ".err")
     target_before = _process_cpu(target_pids, children=True)
@@ -127,9 +175,13 @@ def run_measured(argv: Sequence[str], *, cwd: Path, env: dict[str, str] | None =
     relay_after = _process_cpu([relay_pid], children=False) if relay_pid else 0.0
     stdout = out_path.read_text(errors="replace")
     stderr = err_path.read_text(errors="replace")
+    helpers = background() if background else []
+    helper_cpu = sum(cpu - background_before.get(pid, 0.0) for pid, cpu in _cpu_each(helpers).items())
+    helper_rss = _rss(helpers)
     return Measurement(
-        wall_s=wall, cpu_s=usage.ru_utime + usage.ru_stime,
-        rss_tree_mb=sampler.peak / 2**20, rss_one_mb=sampler.peak_one / 2**20,
+        wall_s=wall, cpu_s=usage.ru_utime + usage.ru_stime + helper_cpu,
+        rss_tree_mb=(sampler.peak + sum(helper_rss)) / 2**20,
+        rss_one_mb=max([sampler.peak_one, *helper_rss]) / 2**20,
         target_cpu_s=target_after - target_before, relay_cpu_s=relay_after - relay_before,
         returncode=process.returncode, stdout=stdout, stderr=stderr,
         timed_out=timed_out.is_set())

@@ -13,6 +13,7 @@ bed down (also on failure and Ctrl-C). The `setup` job runs on the QEMU lab (4 g
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -21,12 +22,13 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from benchmarks.bed import VIA, BenchBed, describe, machine_facts
 from benchmarks.jobs import ALL_JOBS, BED_JOBS, commands, expected
-from benchmarks.measure import run_measured
+from benchmarks.measure import processes_with, run_measured
 from benchmarks.peers import REPO, Context, peer_modules
 
 DEFAULT_JOBS = ",".join(ALL_JOBS)
@@ -93,8 +95,10 @@ def run_bed_jobs(args: argparse.Namespace, tools: list[Any], workdir: Path,
     jobs = [j for j in args.jobs if j in BED_JOBS]
     tag = f"bn{os.getpid() % 100000}"
     started = time.monotonic()
-    with NamespaceBed(args.hosts, workdir=workdir / "bed", tag=tag) as bed:
+    with NamespaceBed(args.hosts, workdir=workdir / "bed", tag=tag) as bed, \
+            _kept_connections_closed(tools) as kept:
         bench = BenchBed(bed, args.via)
+        kept.append(bench)
         bed_info = {"hosts": args.hosts, "tag": tag, "via": args.via, "start_s":
                     round(time.monotonic() - started, 2), "description": describe(bench)}
         say(f"{describe(bench)}\nbed: started in {bed_info['start_s']} s")
@@ -118,6 +122,24 @@ def run_bed_jobs(args: argparse.Namespace, tools: list[Any], workdir: Path,
         return bed_info
 
 
+@contextlib.contextmanager
+def _kept_connections_closed(tools: list[Any]) -> Iterator[list[BenchBed]]:
+    """Whatever a warm tool kept open (its daemon, its ssh masters) is closed before the bed goes,
+    also on failure and Ctrl-C."""
+    benches: list[BenchBed] = []
+    try:
+        yield benches
+    finally:
+        for bench in benches:
+            for tool in tools:
+                if hasattr(tool, "shutdown"):
+                    tool.shutdown(bench)
+                if hasattr(tool, "background_marker"):
+                    for pid in processes_with(tool.background_marker(bench)):
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGTERM)  # ours: started by this tool's runs
+
+
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name)
 
@@ -127,9 +149,11 @@ def _one(args: argparse.Namespace, bench: BenchBed, tool: Any, job: str,
     rundir.mkdir(parents=True, exist_ok=True)
     ctx = Context(bench, job, commands(job, hosts), rundir)
     invocation = tool.invocation(ctx)
+    marker = tool.background_marker(bench) if hasattr(tool, "background_marker") else None
     measured = run_measured(invocation.argv, cwd=REPO, env=invocation.env, timeout=args.timeout,
                             rss_interval=args.rss_interval, target_pids=sshds, relay_pid=relay,
-                            stdout_file=rundir / "stdout")
+                            stdout_file=rundir / "stdout",
+                            background=(lambda: processes_with(marker)) if marker else None)
     outcome = invocation.collect(measured)
     if measured.timed_out:
         outcome.errors.insert(0, f"killed after --timeout {args.timeout:g} s")

@@ -36,13 +36,22 @@ def smoke(tmp_path_factory):
         pytest.skip(f"the benchmark's peers are not installed ({', '.join(missing)}): "
                     "run benchmarks/install")
     report = tmp_path_factory.mktemp("bench") / "smoke.json"
-    done = subprocess.run([sys.executable, "-m", "benchmarks.run", "--smoke", "--json", str(report)],
+    workdir = tmp_path_factory.mktemp("bench-work")
+    done = subprocess.run([sys.executable, "-m", "benchmarks.run", "--smoke", "--json", str(report),
+                           "--workdir", str(workdir)],
                           cwd=REPO, capture_output=True, text=True, timeout=900)
-    return done, json.loads(report.read_text()) if report.exists() else None
+    from benchmarks.measure import processes_with
+
+    # A warm tool's daemon or ssh masters still running
+    from benchmarks.peers.openssh_persist import CONTROL_PREFIX
+
+    left = processes_with(str(workdir)) + processes_with(CONTROL_PREFIX)
+    return done, json.loads(report.read_text()) if report.exists() else None, left
 
 
 def test_smoke_run_finishes_with_every_tool_all_ok(smoke):
-    done, document = smoke
+    done, document, left = smoke
+    assert left == [], "warm tools' helpers outlived the benchmark"
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert document is not None
     assert document["skipped"] == [], document["skipped"]
@@ -63,7 +72,7 @@ def test_smoke_run_finishes_with_every_tool_all_ok(smoke):
 
 
 def test_smoke_table_names_every_tool_and_the_stand_in_addresses(smoke):
-    done, _ = smoke
+    done, _, _ = smoke
     from benchmarks.peers import peer_modules
 
     table = done.stdout

@@ -62,6 +62,13 @@ def test_the_socket_directory_is_private_or_refused(tmp_path):
         wire.prepare_runtime_dir(shared)
 
 
+def test_a_socket_path_too_long_for_unix_is_refused_with_the_fix(tmp_path):
+    deep = tmp_path / ("d" * 100)
+    with pytest.raises(wire.PersistError, match="too long for a Unix socket.*FLEET_PERSIST_DIR"):
+        wire.socket_path(deep)
+    assert wire.socket_path(Path("/tmp/fleet-0")) == Path("/tmp/fleet-0/persist.sock")
+
+
 def test_where_the_socket_lives(tmp_path):
     assert wire.runtime_dir({wire.DIR_ENV: "/x/y"}) == Path("/x/y")
     assert wire.runtime_dir({"XDG_RUNTIME_DIR": str(tmp_path)}) == tmp_path / "fleet"

@@ -106,15 +106,18 @@ def peer_modules() -> dict[str, Any]:
     """Every peer, in the table's order."""
     from benchmarks.peers import (
         ansible_adhoc,
+        ansible_persist,
         asyncssh_baseline,
         fleet,
+        fleet_persist,
         floor,
         nornir_paramiko,
         openssh,
         openssh_default_kex,
+        openssh_persist,
         parallel_ssh,
     )
 
     modules = [fleet, floor, asyncssh_baseline, nornir_paramiko, parallel_ssh, openssh,
-               openssh_default_kex, ansible_adhoc]
+               openssh_default_kex, ansible_adhoc, fleet_persist, openssh_persist, ansible_persist]
     return {m.NAME: m for m in modules}

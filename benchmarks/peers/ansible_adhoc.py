@@ -36,22 +36,33 @@ def missing() -> str | None:
 
 
 def invocation(ctx: Context) -> Invocation:
+    return adhoc(ctx, home=None)
+
+
+def adhoc(ctx: Context, home: Path | None) -> Invocation:
+    """`home`: a lasting ANSIBLE_HOME with Ansible's own ControlPersist (its default ssh_args),
+    or None for a fresh one per run and no masters."""
+    persist = home is not None
     targets = {t.name: t for t in ctx.bench.targets}
     hosts = {s.host: {"ansible_host": targets[s.host].address, "ansible_port": targets[s.host].port,
                       "bench_cmd": s.command} for s in ctx.sources}
     inventory = ctx.rundir / "inventory.yaml"
     inventory.write_text(json.dumps({"all": {"hosts": hosts}}))
-    home = ctx.rundir / "ansible-home"
-    home.mkdir()
+    if home is None:
+        home = ctx.rundir / "ansible-home"
+    home.mkdir(exist_ok=True)
+    masters = ("-o ControlMaster=auto -o ControlPersist=600s" if persist else
+               "-o ControlMaster=no -o ControlPath=none")
     config = ctx.rundir / "ansible.cfg"
     config.write_text("[defaults]\n")
     env = python_env() | {
         "ANSIBLE_CONFIG": str(config), "ANSIBLE_HOME": str(home),
         "ANSIBLE_LOCAL_TEMP": str(home / "tmp"), "ANSIBLE_FORKS": str(FORKS),
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(home / "cp"),
         "ANSIBLE_HOST_KEY_CHECKING": "True", "ANSIBLE_REMOTE_USER": ctx.bench.user,
         "ANSIBLE_PRIVATE_KEY_FILE": str(ctx.bench.key), "ANSIBLE_TIMEOUT": "30",
         "ANSIBLE_SSH_ARGS": " ".join([
-            "-o ControlMaster=no -o ControlPath=none -o KexAlgorithms=curve25519-sha256",
+            masters, "-o KexAlgorithms=curve25519-sha256",
             f"-o UserKnownHostsFile={ctx.bench.known_hosts}",
             "-o GlobalKnownHostsFile=/dev/null -o IdentitiesOnly=yes"]),
         "ANSIBLE_SSH_USETTY": "False", "ANSIBLE_STDOUT_CALLBACK": "oneline",

@@ -17,6 +17,7 @@ import functools
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 
 from benchmarks.jobs import BED_JOBS, COUNT, INTERVAL_S, TIMEOUT_S
 from benchmarks.peers import REPO, Context, Invocation, Outcome, python_env
@@ -42,9 +43,14 @@ def mesh_options() -> frozenset[str]:
 
 
 def invocation(ctx: Context) -> Invocation:
+    return fleet_invocation(ctx)
+
+
+def fleet_invocation(ctx: Context, extra: Sequence[str] = (),
+                     env: dict[str, str] | None = None) -> Invocation:
     report = ctx.rundir / "fleet.json"
     base = [*ctx.bench.prefix, sys.executable, "-m", "fleet", "run"]
-    common = ["-i", str(ctx.bench.inventory_dir), "--json", str(report), "--no-progress"]
+    common = ["-i", str(ctx.bench.inventory_dir), "--json", str(report), "--no-progress", *extra]
     if ctx.job == "command":
         argv = [*base, "noop", "--tasks-dir", str(REPO / "benchmarks" / "tasks"), *common]
     else:
@@ -73,4 +79,4 @@ def invocation(ctx: Context) -> Invocation:
                   if h.get("state") == "error"]
         return Outcome(int(summary.get("ok", 0)), note=note, errors=errors)
 
-    return Invocation(argv, collect, python_env())
+    return Invocation(argv, collect, env or python_env())

@@ -30,18 +30,21 @@ def missing() -> str | None:
     return None
 
 
-def ssh_options(ctx: Context, kex: str | None) -> list[str]:
+def ssh_options(ctx: Context, kex: str | None, control: str | None = None) -> list[str]:
+    """`control`: a directory for ControlPersist masters (kept connections), or None for none."""
+    masters = (["-o", "ControlMaster=auto", "-o", f"ControlPath={control}/%C",
+                "-o", "ControlPersist=600"] if control else
+               ["-o", "ControlMaster=no", "-o", "ControlPath=none"])
     options = ["-F", "none", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
                "-i", str(ctx.bench.key), "-o", f"UserKnownHostsFile={ctx.bench.known_hosts}",
                "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
-               "-o", "ControlMaster=no", "-o", "ControlPath=none", "-o", "LogLevel=ERROR",
-               "-o", "ConnectTimeout=30"]
+               *masters, "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=30"]
     if kex:
         options += ["-o", f"KexAlgorithms={kex}"]
     return options
 
 
-def fan_out(ctx: Context, kex: str | None) -> Invocation:
+def fan_out(ctx: Context, kex: str | None, control: str | None = None) -> Invocation:
     out = ctx.rundir / "out"
     out.mkdir()
     targets = {t.name: t for t in ctx.bench.targets}
@@ -53,7 +56,7 @@ def fan_out(ctx: Context, kex: str | None) -> Invocation:
         lines.append(f"{source.host} {t.address} {t.port} '{source.command}'\n")
     listing = ctx.rundir / "hosts.list"
     listing.write_text("".join(lines))
-    ssh = shlex.join(["ssh", *ssh_options(ctx, kex)])
+    ssh = shlex.join(["ssh", *ssh_options(ctx, kex, control)])
     script = f'{ssh} -p "$3" {ctx.bench.user}@"$2" "$4" >"$0/$1" 2>&1; echo $? >"$0/$1.rc"'
     argv = [*ctx.bench.prefix, "xargs", "-P", str(PARALLEL), "-L", "1", "-a", str(listing),
             "sh", "-c", script, str(out)]

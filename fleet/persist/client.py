@@ -158,7 +158,7 @@ class PersistentTransport:
 async def reach(directory: Path, *, persist: float | None = None, start: bool = False) -> DaemonLink:
     """A link to the daemon of `directory`; with `start`, start one when none answers.
     Raises PersistError when none runs (and `start` is false) or it cannot be started."""
-    path = directory / wire.SOCKET_NAME
+    path = wire.socket_path(directory)
     started = None
     deadline = time.monotonic() + START_TIMEOUT
     while True:

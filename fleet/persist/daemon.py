@@ -224,6 +224,7 @@ def _same_user(sock: socket.socket) -> bool:
 
 async def serve(directory: Path, idle: float) -> int:
     directory = wire.prepare_runtime_dir(directory)
+    path = wire.socket_path(directory)
     lock = open(directory / wire.LOCK_NAME, "a+")  # held for the daemon's whole life
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -233,7 +234,6 @@ async def serve(directory: Path, idle: float) -> int:
     lock.truncate()
     lock.write(f"{os.getpid()}\n")
     lock.flush()
-    path = directory / wire.SOCKET_NAME
     with contextlib.suppress(FileNotFoundError):
         path.unlink()  # left by a daemon that died: the lock says none is alive
     daemon = Daemon(directory, idle)

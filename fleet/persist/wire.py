@@ -119,6 +119,15 @@ def prepare_runtime_dir(directory: Path) -> Path:
     return directory
 
 
+def socket_path(directory: Path) -> Path:
+    """The daemon's socket in `directory`; a Unix socket's path is at most 107 bytes."""
+    path = directory / SOCKET_NAME
+    if len(os.fsencode(path)) > 107:
+        raise PersistError(f"{path}: too long for a Unix socket ({len(os.fsencode(path))} bytes, at "
+                           f"most 107); set ${DIR_ENV} to a shorter directory")
+    return path
+
+
 def parse_persist(value: str) -> float:
     """`60`, `60s`, `5m`, `1h` (OpenSSH's ControlPersist style) or `0`/`no` for off."""
     text = value.strip().lower()
