@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import resource
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 from fleet import __version__
 from fleet.errors import InventoryError, LabError, TaskError, UsageError
 from fleet.inventory import Inventory, load_inventory
+from fleet.oslimits import raise_open_file_limit
 from fleet.persist import wire
 from fleet.persist.client import PersistentTransport
 from fleet.report import write_json, write_json_documents
@@ -251,19 +251,8 @@ def _json_target(path: str | None) -> Iterator[TextIO | None]:
             yield stream
 
 
-def _raise_open_file_limit() -> None:
-    """Every host's SSH connection stays open for the whole run (the pool): a 1,024 soft limit,
-    the usual default, would fail hosts past ~1,000 with "Too many open files"."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            pass
-
-
 def cmd_run(options: argparse.Namespace) -> int:
-    _raise_open_file_limit()
+    raise_open_file_limit()
     tasks = [load_task(name, options.tasks_dir) for name in options.tasks]
     inventory = select_hosts(options)
     out = sys.stderr if options.json == "-" else sys.stdout

@@ -26,6 +26,7 @@ from typing import Any
 import asyncssh
 
 from fleet.errors import CommandError, ConnectError
+from fleet.oslimits import raise_open_file_limit
 from fleet.persist import wire
 from fleet.ssh import AsyncsshSession, AsyncsshTransport
 
@@ -93,8 +94,11 @@ class Daemon:
                 result = await pooled.session.run(command, timeout=timeout)
             except CommandError as exc:
                 # A kept connection that died while idle (host rebooted, sshd restarted) refuses
-                # the channel before the command starts: log in again once and run it then.
-                if attempt == 1 and isinstance(exc.__cause__, asyncssh.ChannelOpenError):
+                # the channel before the command starts: log in again once and run it then. A
+                # live connection that refuses a channel (MaxSessions) is left alone: other runs
+                # may have channels on it.
+                if (attempt == 1 and isinstance(exc.__cause__, asyncssh.ChannelOpenError)
+                        and pooled.session.closed):
                     renewed = await self._renew(key, pooled)
                     if isinstance(renewed, Pooled):
                         pooled = renewed
@@ -264,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, required=True)
     parser.add_argument("--idle", type=float, default=60.0)
     options = parser.parse_args(argv)
+    raise_open_file_limit()
     try:
         return asyncio.run(serve(options.dir, options.idle))
     except wire.PersistError as exc:
