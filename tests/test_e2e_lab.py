@@ -1,6 +1,7 @@
 """End to end on real kernels: the lab's QEMU guests (kernel with sit), driven by the `fleet` CLI.
 
-setup -> mesh all ok -> setup again changes nothing -> drift is repaired -> one guest stopped ->
+setup -> mesh all ok -> setup again changes nothing -> setup, then mesh, over kept connections
+(--persist) -> drift is repaired -> one guest stopped (also with kept connections) ->
 mesh marks exactly that guest's row and column, exit 1 -> teardown leaves no sit1.
 """
 
@@ -34,10 +35,10 @@ def lab(tmp_path_factory):
         down(workdir=workdir)
 
 
-def fleet(lab, *args, timeout=180):
+def fleet(lab, *args, timeout=180, env=None):
     return subprocess.run([sys.executable, "-m", "fleet", *map(str, args), "-i", lab.inventory_dir,
                            "--connect-timeout", "8"], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
 
 
 def fleet_json(lab, tmp_path, *args):
@@ -101,6 +102,14 @@ def test_the_whole_story(lab, tmp_path):
     setup_report, mesh_report = json.loads(done.stdout)["tasks"]
     assert setup_report["summary"]["ok"] == 4 and mesh_report["summary"]["ok"] == 12
 
+    # Kept connections, as a CI job would use them: setup in one run, mesh in the next.
+    kept = {**os.environ, "FLEET_PERSIST_DIR": str(tmp_path / "persist")}
+    done = fleet(lab, "run", "setup", "--persist", "120", env=kept)
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = fleet(lab, "run", "mesh", "--persist", "120", "-v", env=kept)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "4 connection(s) reused" in done.stderr
+
     # Drift: h2's address gone and link down, h3 a plain sit tunnel. Dry run says, then repair.
     on_guest(lab, "h2", "ip addr flush dev sit1 scope global; ip link set sit1 down")
     on_guest(lab, "h3", "ip link del sit1; ip tunnel add sit1 mode sit local 172.31.0.13")
@@ -122,6 +131,16 @@ def test_the_whole_story(lab, tmp_path):
     assert {p["state"] for p in broken["pairs"] if p["src"] == "h4"} == {"error"}
     assert {p["state"] for p in broken["pairs"] if p["dst"] == "h4"} == {"unreachable"}
     assert "h4 -> *: error, could not probe" in done.stdout
+    # The same over kept connections: the one to the stopped guest fails that guest alone.
+    try:
+        done = fleet(lab, "run", "mesh", "--count", "1", "--persist", "120", env=kept)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "h4 -> *: error, could not probe" in done.stdout
+        assert "mesh NOT OK: 4 hosts, 12 pairs: 6 ok, 0 lossy, 3 unreachable, 3 error" in done.stdout
+    finally:
+        stopped = subprocess.run([sys.executable, "-m", "fleet", "persist", "stop"], env=kept,
+                                 capture_output=True, text=True, timeout=30)
+        assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stderr
 
     done, gone = fleet_json(lab, tmp_path, "run", "teardown")
     assert done.returncode == 1  # h4 is down, so its teardown failed; the others went on

@@ -252,6 +252,25 @@ def test_the_process_leaves_when_idle_and_closes_its_connections(tmp_path, persi
     assert not (persist_dir / wire.SOCKET_NAME).exists()
 
 
+def test_a_killed_process_is_replaced_by_the_next_run(tmp_path, persist_dir):
+    async def scenario():
+        server = await CommandServer(tmp_path).start()
+        host = _inventory(tmp_path, server).hosts[0]
+        await _one_run(persist_dir, host, "true")
+        first = _daemon_pid(persist_dir)
+        os.kill(first, 9)  # no clean-up at all: a stale socket file stays behind
+        await asyncio.to_thread(_wait_gone, first, 10)
+        assert (persist_dir / wire.SOCKET_NAME).exists()
+        reused, result = await _one_run(persist_dir, host, "echo back")
+        second = _daemon_pid(persist_dir)
+        await server.close()
+        return first, second, reused, result
+
+    first, second, reused, result = asyncio.run(scenario())
+    assert second not in (None, first)
+    assert (reused, result.stdout) == (False, "back\n")
+
+
 def test_status_and_stop_show_and_close_what_is_kept(tmp_path, persist_dir, capsys):
     async def scenario():
         server = await CommandServer(tmp_path).start()

@@ -159,13 +159,19 @@ async def reach(directory: Path, *, persist: float | None = None, start: bool = 
     """A link to the daemon of `directory`; with `start`, start one when none answers.
     Raises PersistError when none runs (and `start` is false) or it cannot be started."""
     path = wire.socket_path(directory)
-    started = None
+    started: subprocess.Popen[bytes] | None = None
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         try:
             link = await DaemonLink.open(path)
+            hello = await link.request({"op": "hello", "persist": persist}, timeout=START_TIMEOUT)
             break
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
+        except (FileNotFoundError, ConnectionRefusedError, wire.PersistError) as exc:
+            # PersistError: the connection was taken, then reset without an answer. A daemon
+            # that was just killed does that for a moment: the kernel releases a dead process's
+            # listening socket a little after the process is gone.
+            if isinstance(exc, wire.PersistError):
+                await link.close()
             if not start:
                 raise wire.PersistError(f"no persistent-connection process at {path}") from exc
             if started is None:
@@ -180,7 +186,6 @@ async def reach(directory: Path, *, persist: float | None = None, start: bool = 
         except OSError as exc:
             raise wire.PersistError(f"{path}: {exc.strerror or exc}") from exc
     link.started = started is not None
-    hello = await link.request({"op": "hello", "persist": persist}, timeout=START_TIMEOUT)
     if not hello.get("ok") or hello.get("version") != wire.VERSION:
         await link.close()
         raise wire.PersistError(f"the process at {path} speaks another version; stop it with "
