@@ -148,5 +148,20 @@ def test_persistent_connections_carry_from_run_to_run(bed, tmp_path):
         status = json.loads(persist_fleet("persist", "status", "--json").stdout)
         assert sorted((c["host"], c["runs"], c["open"]) for c in status["connections"]) == [
             ("h1", 2, True), ("h4", 2, True)]
+
+        # Ctrl-C during a run on kept connections: exit 130, and the connections stay usable.
+        process = subprocess.Popen([sys.executable, "-m", "fleet", "run", "mesh", "-i",
+                                    str(bed.inventory_dir), "--limit", "h1,h4", "--count", "30",
+                                    "--persist", "60", "--json", "-"], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(2)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+        assert process.returncode == 130, err
+        assert json.loads(out)["interrupted"] is True
+        done = persist_fleet("run", "mesh", "-i", bed.inventory_dir, "--limit", "h1,h4",
+                             "--count", "1", "--persist", "60", "-v")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "2 connection(s) reused" in done.stderr
     finally:
         assert persist_fleet("persist", "stop").returncode == 0
