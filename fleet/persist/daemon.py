@@ -37,6 +37,7 @@ class Pooled:
 
     spec: wire.ConnectionSpec
     check_host_keys: bool
+    login_timeout: float
     session: AsyncsshSession
     opened: float = field(default_factory=time.monotonic)
     used: float = field(default_factory=time.monotonic)
@@ -57,28 +58,32 @@ class Daemon:
         self._transports: dict[bool, AsyncsshTransport] = {}
         self._clients = 0
         self._last_activity = time.monotonic()
-        self._stopping = asyncio.Event()
+        self.stopping = asyncio.Event()
 
     # -- requests -------------------------------------------------------------------------------
     async def connect(self, request: dict[str, Any]) -> dict[str, Any]:
         spec = wire.ConnectionSpec.from_json(request["target"])
         check = bool(request.get("check_host_keys", True))
-        timeout = float(request.get("timeout", 15))
+        try:
+            key, reused = await self._kept(spec, check, float(request.get("timeout", 15)))
+        except ConnectError as exc:
+            return {"ok": False, "kind": "connect", "error": exc.reason}
+        return {"ok": True, "key": key, "reused": reused}
+
+    async def _kept(self, spec: wire.ConnectionSpec, check: bool,
+                    login_timeout: float) -> tuple[str, bool]:
+        """The key of the kept connection for `spec` and whether it was already open; logs in
+        (again) when there is none or it has ended. Raises ConnectError."""
         key = wire.connection_key(spec, check_host_keys=check)
         async with self._connecting.setdefault(key, asyncio.Lock()):
-            pooled = self.pool.get(key)
+            pooled = self.pool.pop(key, None)
             if pooled is not None and not pooled.session.closed:
-                pooled.used = time.monotonic()
-                return {"ok": True, "key": key, "reused": True}
-            if pooled is not None:
-                del self.pool[key]
+                self.pool[key] = pooled
+                return key, True
             transport = self._transports.setdefault(check, AsyncsshTransport(check_host_keys=check))
-            try:
-                session = await transport.connect(spec, timeout=timeout)
-            except ConnectError as exc:
-                return {"ok": False, "kind": "connect", "error": exc.reason}
-            self.pool[key] = Pooled(spec, check, session)
-            return {"ok": True, "key": key, "reused": False}
+            session = await transport.connect(spec, timeout=login_timeout)
+            self.pool[key] = Pooled(spec, check, login_timeout, session)
+            return key, False
 
     async def run(self, request: dict[str, Any]) -> dict[str, Any]:
         key = str(request["key"])
@@ -87,41 +92,39 @@ class Daemon:
         pooled = self.pool.get(key)
         if pooled is None:
             return {"ok": False, "kind": "command", "error": "connection no longer kept; run again"}
-        for attempt in (1, 2):
-            pooled.used = time.monotonic()
-            pooled.runs += 1
-            try:
-                result = await pooled.session.run(command, timeout=timeout)
-            except CommandError as exc:
-                # A kept connection that died while idle (host rebooted, sshd restarted) refuses
-                # the channel before the command starts: log in again once and run it then. A
-                # live connection that refuses a channel (MaxSessions) is left alone: other runs
-                # may have channels on it.
-                if (attempt == 1 and isinstance(exc.__cause__, asyncssh.ChannelOpenError)
-                        and pooled.session.closed):
-                    renewed = await self._renew(key, pooled)
-                    if isinstance(renewed, Pooled):
-                        pooled = renewed
-                        continue
-                    return renewed
-                if pooled.session.closed:
-                    self.pool.pop(key, None)
-                return {"ok": False, "kind": "command", "error": exc.reason,
-                        "stdout": exc.stdout, "stderr": exc.stderr}
-            return {"ok": True, "exit": result.exit_status, "stdout": result.stdout,
-                    "stderr": result.stderr}
-        raise AssertionError("unreachable")
-
-    async def _renew(self, key: str, old: Pooled) -> Pooled | dict[str, Any]:
-        self.pool.pop(key, None)
-        with contextlib.suppress(Exception):
-            await old.session.close()
-        answer = await self.connect({"target": old.spec.to_json(),
-                                     "check_host_keys": old.check_host_keys})
-        if not answer["ok"]:
+        try:
+            return await self._run_on(pooled, command, timeout)
+        except CommandError as exc:
+            # A kept connection that died while idle (host rebooted, sshd restarted) refuses the
+            # channel before the command starts: log in again once and run it then. A live
+            # connection that refuses a channel (MaxSessions) is left alone: other runs may have
+            # channels on it.
+            if not (isinstance(exc.__cause__, asyncssh.ChannelOpenError) and pooled.session.closed):
+                return self._failure(key, exc)
+        try:
+            await self._kept(pooled.spec, pooled.check_host_keys, pooled.login_timeout)
+        except ConnectError as exc:
             return {"ok": False, "kind": "command",
-                    "error": f"kept connection was lost and logging in again failed: {answer['error']}"}
-        return self.pool[key]
+                    "error": f"kept connection was lost and logging in again failed: {exc.reason}"}
+        try:
+            return await self._run_on(self.pool[key], command, timeout)
+        except CommandError as exc:
+            return self._failure(key, exc)
+
+    @staticmethod
+    async def _run_on(pooled: Pooled, command: str, timeout: float) -> dict[str, Any]:
+        pooled.used = time.monotonic()
+        pooled.runs += 1
+        result = await pooled.session.run(command, timeout=timeout)
+        return {"ok": True, "exit": result.exit_status, "stdout": result.stdout,
+                "stderr": result.stderr}
+
+    def _failure(self, key: str, exc: CommandError) -> dict[str, Any]:
+        pooled = self.pool.get(key)
+        if pooled is not None and pooled.session.closed:
+            del self.pool[key]  # the next run logs in again
+        return {"ok": False, "kind": "command", "error": exc.reason, "stdout": exc.stdout,
+                "stderr": exc.stderr}
 
     def status(self) -> dict[str, Any]:
         now = time.monotonic()
@@ -201,16 +204,16 @@ class Daemon:
         if op == "status":
             return self.status()
         if op == "stop":
-            self._stopping.set()
+            self.stopping.set()
             return {"ok": True}
         return {"ok": False, "kind": "usage", "error": f"unknown op {op!r}"}
 
     async def watch_idle(self) -> None:
-        while not self._stopping.is_set():
+        while not self.stopping.is_set():
             await asyncio.sleep(min(1.0, max(self.idle / 4, 0.05)))
             quiet = time.monotonic() - self._last_activity
             if self._clients == 0 and quiet >= self.idle:
-                self._stopping.set()
+                self.stopping.set()
 
     async def close_all(self) -> None:
         pooled, self.pool = list(self.pool.values()), {}
@@ -249,10 +252,10 @@ async def serve(directory: Path, idle: float) -> int:
         os.umask(old_umask)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        loop.add_signal_handler(sig, daemon._stopping.set)
+        loop.add_signal_handler(sig, daemon.stopping.set)
     watcher = asyncio.create_task(daemon.watch_idle())
     try:
-        await daemon._stopping.wait()
+        await daemon.stopping.wait()
     finally:
         watcher.cancel()
         server.close()
