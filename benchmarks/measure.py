@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import threading
@@ -54,6 +55,22 @@ def processes_with(marker: str) -> list[int]:
         except psutil.Error:
             continue
     return found
+
+
+def stop_processes(pids: Sequence[int], timeout: float = 5.0) -> None:
+    """SIGTERM each (processes a tool of ours started), wait for them, SIGKILL what is left."""
+    procs = []
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            proc.terminate()
+            procs.append(proc)
+        except psutil.Error:
+            continue
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
 
 
 def _cpu_each(pids: Sequence[int]) -> dict[int, float]:

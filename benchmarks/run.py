@@ -28,7 +28,7 @@ from typing import Any
 
 from benchmarks.bed import VIA, BenchBed, describe, machine_facts
 from benchmarks.jobs import ALL_JOBS, BED_JOBS, commands, expected
-from benchmarks.measure import processes_with, run_measured
+from benchmarks.measure import processes_with, run_measured, stop_processes
 from benchmarks.peers import REPO, Context, peer_modules
 
 DEFAULT_JOBS = ",".join(ALL_JOBS)
@@ -124,20 +124,18 @@ def run_bed_jobs(args: argparse.Namespace, tools: list[Any], workdir: Path,
 
 @contextlib.contextmanager
 def _kept_connections_closed(tools: list[Any]) -> Iterator[list[BenchBed]]:
-    """Whatever a warm tool kept open (its daemon, its ssh masters) is closed before the bed goes,
-    also on failure and Ctrl-C."""
+    """Whatever a warm tool kept open (its daemon, its ssh masters) is stopped before the bed goes,
+    also on failure and Ctrl-C: SIGTERM (each closes its connections), then the tool's `cleanup`."""
     benches: list[BenchBed] = []
     try:
         yield benches
     finally:
         for bench in benches:
             for tool in tools:
-                if hasattr(tool, "shutdown"):
-                    tool.shutdown(bench)
                 if hasattr(tool, "background_marker"):
-                    for pid in processes_with(tool.background_marker(bench)):
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(pid, signal.SIGTERM)  # ours: started by this tool's runs
+                    stop_processes(processes_with(tool.background_marker(bench)))
+                if hasattr(tool, "cleanup"):
+                    tool.cleanup(bench)
 
 
 def _slug(name: str) -> str:

@@ -8,6 +8,7 @@ host; no inventory, no Nornir, no reporting.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from benchmarks.jobs import BED_JOBS
 from benchmarks.peers import Context, Invocation, driver_invocation, load_spec, write_results
@@ -29,15 +30,20 @@ def invocation(ctx: Context) -> Invocation:
     return driver_invocation(ctx, "asyncssh_baseline", connecting=CONNECTING)
 
 
-async def _one(spec: dict, host: dict, connecting: asyncio.Semaphore) -> tuple[str, dict]:
+async def connect(spec: dict, host: dict, connecting: asyncio.Semaphore, timeout: float) -> Any:
+    """Log in as every asyncssh baseline does: the bed's key, host keys checked, curve25519."""
     import asyncssh
 
+    async with connecting:
+        return await asyncio.wait_for(asyncssh.connect(
+            host["address"], port=host["port"], username=spec["user"],
+            client_keys=[spec["key"]], known_hosts=spec["known_hosts"],
+            kex_algs=["curve25519-sha256"], agent_path=None), timeout)
+
+
+async def _one(spec: dict, host: dict, connecting: asyncio.Semaphore) -> tuple[str, dict]:
     try:
-        async with connecting:
-            conn = await asyncio.wait_for(asyncssh.connect(
-                host["address"], port=host["port"], username=spec["user"],
-                client_keys=[spec["key"]], known_hosts=spec["known_hosts"],
-                kex_algs=["curve25519-sha256"], agent_path=None), 30)
+        conn = await connect(spec, host, connecting, 30)
         async with conn:
             done = await conn.run(host["command"], check=False, timeout=120)
         return host["name"], {"exit": done.exit_status, "output": str(done.stdout) + str(done.stderr),

@@ -12,19 +12,14 @@ from __future__ import annotations
 import asyncio
 
 from benchmarks.peers import load_spec, write_results
+from benchmarks.peers.asyncssh_baseline import connect
 
 CONNECTING = 20
 
 
 async def _one(spec: dict, host: dict, connecting: asyncio.Semaphore) -> tuple[str, dict]:
-    import asyncssh
-
     try:
-        async with connecting:
-            conn = await asyncio.wait_for(asyncssh.connect(
-                host["address"], port=host["port"], username=spec["user"],
-                client_keys=[spec["key"]], known_hosts=spec["known_hosts"],
-                kex_algs=["curve25519-sha256"], agent_path=None), 60)
+        conn = await connect(spec, host, connecting, 60)
         async with conn:
             read = await conn.run(host["read"], check=False, timeout=120)
             if read.exit_status != 0:

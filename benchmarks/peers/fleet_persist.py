@@ -3,17 +3,15 @@
 The untimed warm-up run starts fleet's background process and logs in to every host; every timed
 run after it opens channels on those connections (OpenSSH users know this as ControlPersist). The
 background process's CPU and memory during a run are counted with fleet's (benchmarks/measure.py).
-Its socket directory is private to the benchmark; it is stopped before the bed is torn down.
+Its socket directory is private to the benchmark; it is stopped (SIGTERM: it closes every
+connection) before the bed is torn down.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from benchmarks.bed import BenchBed
 from benchmarks.jobs import BED_JOBS
-from benchmarks.peers import REPO, Context, Invocation, python_env
+from benchmarks.peers import Context, Invocation, python_env
 from benchmarks.peers.fleet import fleet_invocation, missing  # noqa: F401
 
 NAME = "fleet --persist (warm)"
@@ -31,8 +29,3 @@ def background_marker(bench: BenchBed) -> str:
 
 def invocation(ctx: Context) -> Invocation:
     return fleet_invocation(ctx, ["--persist", str(PERSIST_S)], _env(ctx.bench))
-
-
-def shutdown(bench: BenchBed) -> None:
-    subprocess.run([sys.executable, "-m", "fleet", "persist", "stop"], env=_env(bench), cwd=REPO,
-                   capture_output=True, timeout=30)

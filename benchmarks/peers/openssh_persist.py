@@ -11,11 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 
 from benchmarks.bed import BenchBed
 from benchmarks.jobs import BED_JOBS
-from benchmarks.measure import processes_with
 from benchmarks.peers import Context, Invocation
 from benchmarks.peers.openssh import KEX, fan_out, missing  # noqa: F401
 
@@ -28,10 +26,8 @@ def background_marker(bench: BenchBed) -> str:
     return f"{CONTROL_PREFIX}{bench.bed.tag}"
 
 
-def shutdown(bench: BenchBed) -> None:
-    for pid in processes_with(background_marker(bench)):  # the masters this tool's runs started
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+def cleanup(bench: BenchBed) -> None:
+    """The masters' directory, once they are stopped."""
     shutil.rmtree(background_marker(bench), ignore_errors=True)
 
 
