@@ -1,14 +1,28 @@
 """The project's exceptions.
 
-    FleetError                  base of everything fleet raises on purpose
-    ├── InventoryError          bad inventory input; names file, host and field (exit 2)
-    ├── UsageError              bad command-line input (exit 2)
-    ├── TaskError               a task file that cannot be found or loaded (exit 2)
-    ├── HostError               one host failed; carried as data in that host's Result
-    │   ├── ConnectError        could not reach or log in to the host
-    │   ├── CommandError        a remote command failed or timed out
-    │   └── PreflightError      the host lacks what a task needs (sit, IPv6, ip, ping, privilege)
-    └── LabError                the local QEMU lab could not be built, started or stopped
+    FleetError                      base of everything fleet raises on purpose
+    ├── InventoryError              bad inventory input; names file, host and field (exit 2)
+    ├── UsageError                  bad command-line input (exit 2)
+    ├── TaskError                   a task file that cannot be found or loaded (exit 2)
+    ├── HostError                   one host failed; carried as data in that host's Result
+    │   ├── ConnectError            could not reach the host            kind `unreachable`
+    │   │   ├── AuthError           it would not let us log in          kind `auth`
+    │   │   ├── HostKeyUnknownError its host key is not known           kind `host-key-unknown`
+    │   │   └── HostKeyChangedError its host key differs from the known kind `host-key-changed`
+    │   ├── CommandError            a remote command failed             kind `command`
+    │   │   └── CommandTimeoutError it did not finish in time           kind `timeout`
+    │   ├── HostTimeoutError        the task on the host ran too long   kind `timeout`
+    │   ├── PreflightError          the host lacks what a task needs    kind `preflight`
+    │   ├── PrivilegeError          no root and no `sudo -n`            kind `privilege`
+    │   ├── ForeignTunnelError      a sit1 that fleet did not make      kind `foreign-tunnel`
+    │   └── HostInterrupted         the run was stopped (Ctrl-C)        kind `interrupted`
+    └── LabError                    the local QEMU lab could not be built, started or stopped
+
+Every HostError has a `kind` (the words above, `error` for the base class): the table and every
+JSON report show it as `error_kind`. Kinds are decided where the failure happens (the SSH edge,
+the task) and travel as types, never recovered from message text. `error_kind()` reads it back
+from any exception, `host_error_from_kind()` rebuilds one from a kind (the persistent-connection
+process sends kinds over its socket).
 """
 
 from __future__ import annotations
@@ -48,6 +62,8 @@ class InventoryError(FleetError):
 class HostError(FleetError):
     """One host failed; the run records it and carries on with the others."""
 
+    kind = "error"
+
     def __init__(self, host: str, message: str) -> None:
         self.host = host
         self.reason = message
@@ -55,11 +71,40 @@ class HostError(FleetError):
 
 
 class ConnectError(HostError):
-    """The host could not be reached or would not let us log in."""
+    """The host could not be reached (refused, no route, DNS, connect timeout).
+
+    `via` names the jump host when the failure was the jump host's, not the target's.
+    """
+
+    kind = "unreachable"
+
+    def __init__(self, host: str, message: str, *, via: str | None = None) -> None:
+        self.via = via
+        super().__init__(host, message)
+
+
+class AuthError(ConnectError):
+    """The host (or its jump host) refused every credential we offered."""
+
+    kind = "auth"
+
+
+class HostKeyUnknownError(ConnectError):
+    """The host's key is in no known_hosts file in use."""
+
+    kind = "host-key-unknown"
+
+
+class HostKeyChangedError(ConnectError):
+    """The host offered a key other than the one known_hosts holds for it."""
+
+    kind = "host-key-changed"
 
 
 class CommandError(HostError):
-    """A remote command failed (non-zero exit) or did not finish in time."""
+    """A remote command failed (non-zero exit, refused channel, lost connection)."""
+
+    kind = "command"
 
     def __init__(self, host: str, message: str, *, command: str = "", exit_status: int | None = None,
                  stdout: str = "", stderr: str = "") -> None:
@@ -70,9 +115,75 @@ class CommandError(HostError):
         super().__init__(host, message)
 
 
+class CommandTimeoutError(CommandError):
+    """A remote command did not finish within its timeout (it was stopped on the host)."""
+
+    kind = "timeout"
+
+
+class HostTimeoutError(HostError):
+    """A task did not finish on the host within --host-timeout."""
+
+    kind = "timeout"
+
+
 class PreflightError(HostError):
-    """The host lacks something the task needs."""
+    """The host lacks something the task needs (sit, IPv6, ip, ping)."""
+
+    kind = "preflight"
+
+
+class PrivilegeError(PreflightError):
+    """The task needs root and the login user is not root and `sudo -n` refused."""
+
+    kind = "privilege"
+
+
+class ForeignTunnelError(HostError):
+    """The host has a tunnel of the same name that fleet did not make; it was left untouched."""
+
+    kind = "foreign-tunnel"
+
+
+class HostInterrupted(HostError):
+    """The run was interrupted before this host finished."""
+
+    kind = "interrupted"
 
 
 class LabError(FleetError):
     """The local lab could not be built, started, inspected or stopped."""
+
+
+HOST_ERROR_KINDS: dict[str, type[HostError]] = {
+    cls.kind: cls for cls in (HostError, ConnectError, AuthError, HostKeyUnknownError,
+                              HostKeyChangedError, CommandError, CommandTimeoutError,
+                              PreflightError, PrivilegeError, ForeignTunnelError, HostInterrupted)
+}
+
+
+def error_kind(exc: object) -> str | None:
+    """The kind of a host's failure: a HostError's own, `error` for anything else, None for none."""
+    if exc is None:
+        return None
+    return exc.kind if isinstance(exc, HostError) else "error"
+
+
+def failure_reason(exc: object) -> str:
+    """A host's failure in one line, without the host's name (the table and JSON carry it)."""
+    if isinstance(exc, HostError):
+        return exc.reason
+    if isinstance(exc, BaseException):
+        return f"{type(exc).__name__}: {exc}"
+    return str(exc)
+
+
+def host_error_from_kind(kind: str, host: str, message: str, **fields: object) -> HostError:
+    """Rebuild a HostError of the given kind (CommandError fields go to command errors)."""
+    cls = HOST_ERROR_KINDS.get(kind, HostError)
+    if issubclass(cls, CommandError):
+        allowed = {"command", "exit_status", "stdout", "stderr"}
+        return cls(host, message, **{k: v for k, v in fields.items() if k in allowed})  # type: ignore[arg-type]
+    if issubclass(cls, ConnectError):
+        return cls(host, message, via=fields.get("via"))  # type: ignore[arg-type]
+    return cls(host, message)

@@ -19,6 +19,7 @@ from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address, IPv6Interface
 from itertools import chain
 
+from fleet.errors import error_kind, failure_reason
 from fleet.inventory import FleetHost
 from fleet.isatap import ISATAP_PREFIX_LENGTH
 from fleet.probe import PingOutcome, ProbeParams
@@ -147,6 +148,7 @@ class MeshHost:
     error: str | None = None
     probe: str | None = None
     notes: tuple[str, ...] = ()
+    error_kind: str | None = None  # why it could not probe, as fleet.errors names it
 
 
 def peer_plan(count: int, peers: int | None) -> list[array]:
@@ -253,11 +255,13 @@ def source_report(src: int, targets: Sequence[tuple[int, str]], method: str,
     return SourceReport(method, tunnel_addresses, pairs, notes)
 
 
-def build_mesh(hosts: Sequence[FleetHost], reports: Mapping[str, SourceReport | str],
+def build_mesh(hosts: Sequence[FleetHost],
+               reports: Mapping[str, SourceReport | str | BaseException],
                params: ProbeParams, plan: Sequence[Sequence[int]], peers: int | None = None) -> Mesh:
     """Combine each source's report (or the reason it has none) into the matrix.
 
-    `reports` maps a host name to its SourceReport, or to an error message when it could not probe;
+    `reports` maps a host name to its SourceReport, or to the exception (or a message) that says
+    why it could not probe;
     `plan[i]` lists the hosts that host i was to probe. The reports' columns are moved into the
     mesh (they are left empty), so the pairs are never held twice.
     """
@@ -265,10 +269,12 @@ def build_mesh(hosts: Sequence[FleetHost], reports: Mapping[str, SourceReport | 
     columns = PairColumns()
     for i, src in enumerate(hosts):
         report = reports.get(src.name, "no result")
-        if isinstance(report, str):
-            mesh_hosts.append(MeshHost(src.name, src.ipv4, src.address, HostState.ERROR, report))
+        if not isinstance(report, SourceReport):
+            kind, reason = error_kind(report) or "error", failure_reason(report)
+            mesh_hosts.append(MeshHost(src.name, src.ipv4, src.address, HostState.ERROR, reason,
+                                       error_kind=kind))
             for j in plan[i]:
-                columns.add(i, j, PairState.ERROR, error=f"source failed: {report}")
+                columns.add(i, j, PairState.ERROR, error=f"source failed: {reason}")
             continue
         own = IPv6Interface(f"{src.address}/{ISATAP_PREFIX_LENGTH}")
         start = len(columns)

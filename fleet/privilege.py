@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from fleet.errors import PreflightError
+from fleet.errors import PrivilegeError
 from fleet.session import CommandResult
 
 SUDO_PASSWORD_MARKERS = ("a password is required", "a terminal is required", "no tty present")
@@ -19,15 +19,15 @@ def privileged(command: str) -> str:
 
 
 def check_privilege(host: str, result: CommandResult) -> None:
-    """Raise PreflightError when a privileged command failed because sudo would not run it."""
+    """Raise PrivilegeError when a privileged command failed because sudo would not run it."""
     if result.ok:
         return
     err = result.stderr.lower()
     if err.startswith("sudo:") or "\nsudo:" in err:
         if any(marker in err for marker in SUDO_PASSWORD_MARKERS):
-            raise PreflightError(host, "no privilege: sudo wants a password (sudo -n refused); log "
+            raise PrivilegeError(host, "no privilege: sudo wants a password (sudo -n refused); log "
                                  "in as root or give the user passwordless sudo")
         first = result.stderr.strip().splitlines()[0]
-        raise PreflightError(host, f"no privilege: {first}")
+        raise PrivilegeError(host, f"no privilege: {first}")
     if result.exit_status == 127 and "sudo" in err and "not found" in err:
-        raise PreflightError(host, "no privilege: not root and sudo is not installed")
+        raise PrivilegeError(host, "no privilege: not root and sudo is not installed")

@@ -64,7 +64,8 @@ class MeshJson:
             "coverage": {"peers_per_host": mesh.peers, "pairs": mesh.pair_count,
                          "fraction": round(mesh.coverage(), 4)},
             "hosts": [{"name": h.name, "ipv4": str(h.ipv4), "address": str(h.address),
-                       "state": h.state.value, "error": h.error, "probe": h.probe,
+                       "state": h.state.value, "error": h.error, "error_kind": h.error_kind,
+                       "probe": h.probe,
                        "notes": list(h.notes)}
                       for h in mesh.hosts],
         }
@@ -198,7 +199,8 @@ def _problem_lines(mesh: Mesh) -> list[str]:
     hosts, cols = mesh.hosts, mesh.columns
     failed = {i for i, h in enumerate(hosts) if h.state is HostState.ERROR}
     for i in sorted(failed):
-        lines.append(f"  {hosts[i].name} -> *: error, could not probe: {hosts[i].error}")
+        lines.append(f"  {hosts[i].name} -> *: error, could not probe ({hosts[i].error_kind}): "
+                     f"{hosts[i].error}")
     for h in hosts:
         if h.notes:
             lines.append(f"  {h.name}: {'; '.join(h.notes)}; probed with {h.probe}")

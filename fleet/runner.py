@@ -17,7 +17,14 @@ from dataclasses import dataclass
 
 from nornir.core.task import AggregatedResult, MultiResult, Result
 
-from fleet.errors import CommandError, ConnectError, HostError
+from fleet.errors import (
+    CommandError,
+    CommandTimeoutError,
+    ConnectError,
+    HostError,
+    HostInterrupted,
+    HostTimeoutError,
+)
 from fleet.inventory import FleetHost
 from fleet.privilege import check_privilege, privileged
 from fleet.session import CommandResult, Session, Transport
@@ -183,7 +190,7 @@ class Runner:
             if host.name not in results:
                 multi = MultiResult(name)
                 multi.append(Result(host=host.nornir_host, failed=True, name=name,
-                                    exception=HostError(host.name, INTERRUPTED)))
+                                    exception=HostInterrupted(host.name, INTERRUPTED)))
                 results[host.name] = multi
         return RunOutcome(results, interrupted, time.monotonic() - started)
 
@@ -212,12 +219,12 @@ class Runner:
             async with asyncio.timeout(self.limits.host_timeout):
                 result = await task(run)
         except HostError as exc:
-            if isinstance(exc, CommandError) and "did not finish" in exc.reason:
+            if isinstance(exc, CommandTimeoutError):
                 await self._pool.discard(host)
             return run.result(failed=True, exception=exc)
         except TimeoutError:
             await self._pool.discard(host)
-            return run.result(failed=True, exception=HostError(
+            return run.result(failed=True, exception=HostTimeoutError(
                 host.name, f"{name} did not finish within --host-timeout {self.limits.host_timeout:g} s"))
         except Exception as exc:  # a failure belongs to one host, even a bug in a task
             return run.result(failed=True, exception=HostError(

@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncssh
 
-from fleet.errors import CommandError, ConnectError
+from fleet.errors import CommandError, CommandTimeoutError, ConnectError
 from fleet.session import CommandResult, SSHTarget
 
 DEFAULT_SSH_PORT = 22
@@ -51,7 +51,7 @@ class AsyncsshSession:
         try:
             completed = await self._connection.run(command, check=False, timeout=timeout)
         except asyncssh.TimeoutError as exc:  # both a ProcessError and a TimeoutError: first
-            raise CommandError(name, f"command did not finish within {timeout:g} s",
+            raise CommandTimeoutError(name, f"command did not finish within {timeout:g} s",
                                command=command, stdout=_text(exc.stdout),
                                stderr=_text(exc.stderr)) from exc
         except asyncssh.ChannelOpenError as exc:

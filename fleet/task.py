@@ -28,7 +28,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
-from fleet.errors import HostError, TaskError
+from fleet.errors import TaskError, error_kind, failure_reason
 from fleet.inventory import FleetHost
 from fleet.report import render_host_table
 from fleet.runner import RunOutcome
@@ -138,11 +138,14 @@ def load_task(name: str, extra: Sequence[Path] = ()) -> Task:
 def host_error(result: Any) -> str:
     """The reason a failed Nornir Result failed, in one line."""
     exc = getattr(result, "exception", None)
-    if isinstance(exc, HostError):
-        return exc.reason
-    if exc is not None:
-        return f"{type(exc).__name__}: {exc}"
-    return str(result.result)
+    return failure_reason(exc) if exc is not None else str(result.result)
+
+
+def host_error_kind(result: Any) -> str | None:
+    """The kind of a failed Nornir Result's failure (fleet.errors), None when it did not fail."""
+    if not result.failed:
+        return None
+    return error_kind(getattr(result, "exception", None)) or "error"
 
 
 def default_report(context: TaskContext, outcome: RunOutcome) -> int:
@@ -152,7 +155,7 @@ def default_report(context: TaskContext, outcome: RunOutcome) -> int:
     for host in context.hosts:
         result = outcome.results[host.name][0]
         if result.failed:
-            status, detail = "failed", host_error(result)
+            status, detail = "failed", f"{host_error_kind(result)}: {host_error(result)}"
         else:
             status = "changed" if result.changed else "ok"
             detail = result.result.get("summary", "") if isinstance(result.result, dict) else \
@@ -162,6 +165,7 @@ def default_report(context: TaskContext, outcome: RunOutcome) -> int:
         documents.append({"name": host.name, "status": status, "changed": bool(result.changed),
                           "failed": bool(result.failed),
                           "error": host_error(result) if result.failed else None,
+                          "error_kind": host_error_kind(result),
                           "result": result.result if isinstance(result.result, dict) else None})
     print(render_host_table(context.name, rows, counts, outcome.elapsed,
                             interrupted=outcome.interrupted), file=context.out)
@@ -172,4 +176,5 @@ def default_report(context: TaskContext, outcome: RunOutcome) -> int:
     return EXIT_FAILED if counts["failed"] else EXIT_OK
 
 
-__all__ = ["Task", "TaskContext", "available_tasks", "default_report", "load_task"]
+__all__ = ["Task", "TaskContext", "available_tasks", "default_report", "host_error",
+           "host_error_kind", "load_task"]

@@ -98,7 +98,8 @@ def report(context: TaskContext, outcome: RunOutcome) -> int:
     reports = {}
     for host in context.hosts:
         result = outcome.results[host.name][0]
-        reports[host.name] = host_error(result) if result.failed else result.result
+        reports[host.name] = (result.exception or host_error(result)) if result.failed \
+            else result.result
     mesh = build_mesh(context.hosts, reports, params(context.options),
                       _plan(len(context.hosts), context.options.peers), context.options.peers)
     print(render_mesh(mesh), file=context.out)

@@ -28,7 +28,7 @@ async def run(host: HostRun) -> Result:
     problems = preflight_problems(facts, need_sit=creates_tunnel(steps), need_ping=True,
                                   need_root=bool(steps))
     if problems:
-        raise PreflightError(host.name, "preflight: " + "; ".join(problems))
+        raise PreflightError(host.name, "; ".join(problems))
 
     details = {"ipv4": str(host.host.ipv4), "address": str(desired.address),
                "before": before.describe(), "changes": [s.description for s in steps],
@@ -45,7 +45,7 @@ async def run(host: HostRun) -> Result:
     if not applied.ok:
         reason = applied.last_words
         if any(marker in applied.stderr for marker in KERNEL_LACKS_SIT):
-            raise PreflightError(host.name, f"preflight: the kernel lacks sit/ISATAP support "
+            raise PreflightError(host.name, f"the kernel lacks sit/ISATAP support "
                                  f"({reason})")
         if "Operation not permitted" in applied.stderr:
             raise PreflightError(host.name, f"no privilege to configure the tunnel ({reason})")

@@ -76,7 +76,8 @@ def test_a_user_task_runs_without_touching_fleet(tmp_path):
     report = json.loads(done.stdout)
     assert report["task"] == "hello" and report["summary"]["failed"] == 1
     assert "cannot connect to 127.0.0.1:1" in report["hosts"][0]["error"]
-    assert "a  failed  cannot connect to 127.0.0.1:1" in done.stderr
+    assert report["hosts"][0]["error_kind"] == "unreachable"
+    assert "a  failed  unreachable: cannot connect to 127.0.0.1:1" in done.stderr
 
 
 def test_broken_task_file_is_a_usage_error(tmp_path):

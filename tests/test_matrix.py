@@ -4,6 +4,7 @@ from ipaddress import IPv6Interface
 
 import pytest
 
+from fleet.errors import ConnectError
 from fleet.matrix import HostState, PairState, build_mesh, classify, peer_plan, source_report
 from fleet.ping import PingStats
 from fleet.probe import PingOutcome, ProbeParams
@@ -45,7 +46,7 @@ def test_one_failed_host_marks_its_row_error_and_its_column_unreachable(make_hos
     hosts = make_hosts({"h1": "172.31.0.11", "h2": "172.31.0.12", "h3": "172.31.0.13"})
     reports = {"h1": full_report(hosts, 0, h3={"received": 0}),
                "h2": full_report(hosts, 1, h3={"received": 0}),
-               "h3": "cannot connect to 127.0.0.1:2203: Connection refused"}
+               "h3": ConnectError("h3", "cannot connect to 127.0.0.1:2203: Connection refused")}
     mesh = mesh_of(hosts, reports)
     states = {(p.src, p.dst): p.state for p in mesh.pairs}
     assert states == {("h1", "h2"): PairState.OK, ("h1", "h3"): PairState.UNREACHABLE,
@@ -56,7 +57,8 @@ def test_one_failed_host_marks_its_row_error_and_its_column_unreachable(make_hos
                               "error": 2}
     assert not mesh.all_ok
     text = render_mesh(mesh)
-    assert "h3 -> *: error, could not probe: cannot connect" in text
+    assert "h3 -> *: error, could not probe (unreachable): cannot connect" in text
+    assert [h.error_kind for h in mesh.hosts] == [None, None, "unreachable"]
     assert "* -> h3: unreachable from every source" in text
 
 
@@ -93,7 +95,7 @@ def test_json_schema_and_streaming_agree(make_hosts):
     assert set(document) >= {"hosts", "pairs", "summary", "probe"}
     assert document["hosts"][0] == {"name": "h1", "ipv4": "172.31.0.11",
                                     "address": "fd00:5efe:1ab::5efe:ac1f:b", "state": "ok",
-                                    "error": None, "probe": "fping", "notes": []}
+                                    "error": None, "error_kind": None, "probe": "fping", "notes": []}
     pair = document["pairs"][0]
     assert pair == {"src": "h1", "dst": "h2", "state": "lossy", "sent": 3, "received": 2,
                     "loss_pct": 33.3, "rtt_min_ms": 0.1, "rtt_avg_ms": 0.2, "rtt_max_ms": 0.3,

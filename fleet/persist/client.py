@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import fleet
-from fleet.errors import CommandError, ConnectError
+from fleet.errors import CommandError, CommandTimeoutError, ConnectError
 from fleet.persist import wire
 from fleet.session import CommandResult, SSHTarget
 
@@ -99,7 +99,7 @@ class PersistentSession:
             reply = await self._link.request({"op": "run", "key": self._key, "command": command,
                                               "timeout": timeout}, timeout=timeout + SLACK)
         except TimeoutError:
-            raise CommandError(name, f"command did not finish within {timeout:g} s (no answer from "
+            raise CommandTimeoutError(name, f"command did not finish within {timeout:g} s (no answer from "
                                "the persistent-connection process)", command=command) from None
         except wire.PersistError as exc:
             raise CommandError(name, str(exc), command=command) from exc
