@@ -31,7 +31,7 @@ def unavailable() -> str | None:
 def _commands(inventory_dir: Path) -> tuple[list[dict], dict]:
     from fleet.hostfacts import FACTS_SCRIPT
     from fleet.inventory import load_inventory
-    from fleet.iproute import TunnelState
+    from fleet.iproute import ABSENT
     from fleet.privilege import privileged
     from fleet.sections import section
     from fleet.tunnel import DesiredTunnel, apply_script, plan, read_state_script
@@ -40,9 +40,9 @@ def _commands(inventory_dir: Path) -> tuple[list[dict], dict]:
     read = "\n".join([section("facts"), FACTS_SCRIPT, read_state_script()])
     hosts, auth = [], {}
     for host in inventory.hosts:
-        steps = plan(TunnelState(exists=False), DesiredTunnel.for_host(host))
+        steps = plan(ABSENT, DesiredTunnel.for_host(host))
         hosts.append({"name": host.name, "address": host.ssh_host, "port": host.ssh_port,
-                      "read": read, "apply": privileged(apply_script(steps))})
+                      "read": read, "apply": privileged(apply_script(steps, ABSENT))})
         options = dict(host.ssh_options)
         auth = {"user": host.username or "root", "key": str(options["client_keys"][0]),
                 "known_hosts": str(options["known_hosts"])}

@@ -24,14 +24,26 @@ class TunnelState:
     mtu: int | None = None
     up: bool = False
     addresses: tuple[IPv6Interface, ...] = ()
+    alias: str | None = None      # the link's alias (`ip link set dev X alias TEXT`): fleet's mark
+    ifindex: int | None = None    # which device this is: a device made anew gets another index
 
     def describe(self) -> str:
         if not self.exists:
             return "absent"
         mode = "isatap" if self.isatap else (self.kind or "unknown kind")
+        remote = f", remote {self.remote}" if self.remote not in (None, "any") else ""
         addrs = ", ".join(str(a) for a in self.addresses) or "no address"
-        return (f"{mode}, local {self.local or 'any'}, mtu {self.mtu}, "
-                f"{'up' if self.up else 'down'}, {addrs}")
+        alias = f", alias {self.alias!r}" if self.alias else ""
+        return (f"{mode}, local {self.local or 'any'}{remote}, mtu {self.mtu}, "
+                f"{'up' if self.up else 'down'}, {addrs}{alias}")
+
+    def same_configuration(self, other: TunnelState) -> bool:
+        """The same device in the same configuration (addresses in any order)."""
+        return (self.exists == other.exists and self.kind == other.kind
+                and self.isatap == other.isatap and self.local == other.local
+                and self.remote == other.remote and self.mtu == other.mtu and self.up == other.up
+                and set(self.addresses) == set(other.addresses) and self.alias == other.alias
+                and self.ifindex == other.ifindex)
 
 
 ABSENT = TunnelState(exists=False)
@@ -64,6 +76,7 @@ def parse_tunnel(link_json: str, addr_json: str) -> TunnelState:
     except ValueError as exc:
         raise ParseError(f"ip -j -d link show: bad local address {local_text!r}") from exc
     flags = link.get("flags") or []
+    ifindex = link.get("ifindex")
     return TunnelState(
         exists=True,
         kind=info.get("info_kind"),
@@ -73,6 +86,8 @@ def parse_tunnel(link_json: str, addr_json: str) -> TunnelState:
         mtu=link.get("mtu"),
         up="UP" in flags,
         addresses=parse_global_ipv6(addr_json),
+        alias=link.get("ifalias") or None,
+        ifindex=ifindex if isinstance(ifindex, int) else None,
     )
 
 

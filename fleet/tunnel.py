@@ -1,23 +1,46 @@
-"""The ISATAP tunnel we want on a host, the plan that gets it there, and the script that applies it.
+"""The ISATAP tunnel we want on a host, whose tunnel it is, the plan that gets it there, and the
+scripts that read, apply and remove it.
 
-Pure: a TunnelState and a DesiredTunnel in, a tuple of Steps out. The apply script runs the steps
-with `set -e` and, when it created the tunnel itself, removes it again if a later step fails, so a
-host is never left half-configured.
+Pure: a TunnelState and a DesiredTunnel in, steps and shell text out.
+
+Ownership. fleet marks the tunnel it manages with the link's alias (`MARK`) and reads the mark
+back. A `sit1` that carries the mark is fleet's, and any drift in it is repaired. An unmarked
+ISATAP `sit1` whose `local` is this host's ipv4 (what the original walk-through makes by hand) is
+adopted: converged in place and marked, never deleted. Anything else named `sit1` (another mode, a
+remote, another local, another kind of device) is foreign: refused and left untouched, unless the
+user asks to replace it.
+
+All or nothing. The apply script first checks that the device is still the one that was read (its
+ifindex, or its absence), then runs the steps in order; when one fails (or the script is
+stopped), it undoes the steps already done in reverse order (deletes a tunnel it created,
+restores addresses, MTU, link state and alias it changed) and prints the state again, so the
+caller can say what was rolled back after reading it, not before.
 """
 
 from __future__ import annotations
 
+import argparse
 import shlex
 from dataclasses import dataclass
+from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Interface
 
 from fleet.inventory import FleetHost
-from fleet.iproute import TunnelState
+from fleet.iproute import ABSENT, ParseError, TunnelState, parse_tunnel
 from fleet.isatap import ISATAP_PREFIX_LENGTH
 from fleet.sections import section
 
 TUNNEL_NAME = "sit1"
 TUNNEL_MTU = 1480
+MARK = "fleet-isatap"  # the alias of a tunnel fleet manages
+STALE_STATUS = 3       # the apply script's exit status when sit1 changed since it was read
+
+
+class Ownership(StrEnum):
+    ABSENT = "absent"        # no such device: fleet may create it
+    FLEETS = "fleet's"       # carries fleet's mark
+    ADOPTABLE = "adoptable"  # an unmarked ISATAP tunnel with this host's local: converged in place
+    FOREIGN = "foreign"      # anything else: never touched without --replace
 
 
 @dataclass(frozen=True)
@@ -34,72 +57,263 @@ class DesiredTunnel:
 
 @dataclass(frozen=True)
 class Step:
-    """One change: what it does in words, and the `ip` command that does it."""
+    """One change: what it does in words, the `ip` command that does it, and the command that
+    undoes it (`undo` empty: nothing of its own to undo, a later undo covers it; `reversible`
+    False: it cannot be undone, such as removing a device)."""
 
     description: str
     argv: tuple[str, ...]
+    undo: tuple[str, ...] = ()
+    reversible: bool = True
 
     @property
     def command(self) -> str:
         return shlex.join(self.argv)
 
 
-def is_right_kind(state: TunnelState, desired: DesiredTunnel) -> bool:
-    return (state.kind == "sit" and state.isatap and state.local == desired.local
+class ForeignTunnel(ValueError):
+    """The device named like our tunnel is not fleet's and may not be replaced."""
+
+    def __init__(self, state: TunnelState, name: str = TUNNEL_NAME) -> None:
+        self.state = state
+        super().__init__(
+            f"{name} exists and is not fleet's ({state.describe()}); fleet left it untouched. "
+            f"Remove it yourself (`ip link del {name}`) or run again with --replace to let "
+            "fleet replace it")
+
+
+def is_isatap_with_local(state: TunnelState, local: IPv4Address) -> bool:
+    return (state.kind == "sit" and state.isatap and state.local == local
             and state.remote in (None, "any"))
 
 
-def plan(state: TunnelState, desired: DesiredTunnel) -> tuple[Step, ...]:
-    """The steps from `state` to `desired`; empty when nothing needs to change."""
-    name = desired.name
-    steps: list[Step] = []
-    addresses = state.addresses
-    if state.exists and not is_right_kind(state, desired):
-        steps.append(Step(f"remove {name} ({state.describe()})", ("ip", "link", "del", name)))
-        state, addresses = TunnelState(exists=False), ()
+def ownership(state: TunnelState, desired: DesiredTunnel) -> Ownership:
+    """Whose the device is: see the module's docstring."""
     if not state.exists:
+        return Ownership.ABSENT
+    if state.alias == MARK:
+        return Ownership.FLEETS
+    if is_isatap_with_local(state, desired.local):
+        return Ownership.ADOPTABLE
+    return Ownership.FOREIGN
+
+
+def plan(state: TunnelState, desired: DesiredTunnel, *, replace: bool = False) -> tuple[Step, ...]:
+    """The steps from `state` to `desired`; empty when nothing needs to change.
+
+    Raises ForeignTunnel when the device is not fleet's and `replace` is not given.
+    """
+    name = desired.name
+    owner = ownership(state, desired)
+    if owner is Ownership.FOREIGN and not replace:
+        raise ForeignTunnel(state, name)
+    steps: list[Step] = []
+    created = False
+    if state.exists and not is_isatap_with_local(state, desired.local):
+        # fleet's own tunnel in the wrong mode or local, or a foreign one with --replace
+        why = "fleet's, drifted" if owner is Ownership.FLEETS else "not fleet's: --replace"
+        steps.append(Step(f"remove {name} ({why}: {state.describe()})", ("ip", "link", "del", name),
+                          reversible=False))
+        state = ABSENT
+    if not state.exists:
+        created = True
         steps.append(Step(f"create {name} mode isatap local {desired.local}",
-                          ("ip", "tunnel", "add", name, "mode", "isatap", "local", str(desired.local))))
-    for stale in addresses:
+                          ("ip", "tunnel", "add", name, "mode", "isatap", "local", str(desired.local)),
+                          undo=("ip", "link", "del", name)))
+
+    def change(description: str, argv: tuple[str, ...], undo: tuple[str, ...]) -> None:
+        steps.append(Step(description, argv, () if created else undo))
+
+    if state.alias != MARK:
+        was = f" (alias was {state.alias!r})" if state.alias else ""
+        what = f"mark {name} as fleet's" if created else \
+            f"adopt {name} (an ISATAP tunnel made by hand): mark it as fleet's{was}"
+        change(what, ("ip", "link", "set", "dev", name, "alias", MARK),
+               ("ip", "link", "set", "dev", name, "alias", state.alias or ""))
+    for stale in state.addresses:
         if stale != desired.address:
-            steps.append(Step(f"remove stale address {stale}",
-                              ("ip", "addr", "del", str(stale), "dev", name)))
-    if desired.address not in addresses:
-        steps.append(Step(f"add address {desired.address}",
-                          ("ip", "addr", "replace", str(desired.address), "dev", name)))
+            change(f"remove stale address {stale}", ("ip", "addr", "del", str(stale), "dev", name),
+                   ("ip", "addr", "add", str(stale), "dev", name))
+    if desired.address not in state.addresses:
+        change(f"add address {desired.address}",
+               ("ip", "addr", "replace", str(desired.address), "dev", name),
+               ("ip", "addr", "del", str(desired.address), "dev", name))
     if state.mtu != desired.mtu:
-        steps.append(Step(f"set mtu {desired.mtu}" + (f" (was {state.mtu})" if state.exists else ""),
-                          ("ip", "link", "set", "dev", name, "mtu", str(desired.mtu))))
+        change(f"set mtu {desired.mtu}" + (f" (was {state.mtu})" if state.exists else ""),
+               ("ip", "link", "set", "dev", name, "mtu", str(desired.mtu)),
+               ("ip", "link", "set", "dev", name, "mtu", str(state.mtu)))
     if not state.up:
-        steps.append(Step("set link up", ("ip", "link", "set", "dev", name, "up")))
+        change("set link up", ("ip", "link", "set", "dev", name, "up"),
+               ("ip", "link", "set", "dev", name, "down"))
     return tuple(steps)
+
+
+def removal(state: TunnelState, desired: DesiredTunnel, *, replace: bool = False) -> Step | None:
+    """The step that removes fleet's tunnel (or an adoptable one, or with `replace` any), None
+    when there is nothing to remove. Raises ForeignTunnel otherwise."""
+    owner = ownership(state, desired)
+    if owner is Ownership.ABSENT:
+        return None
+    if owner is Ownership.FOREIGN and not replace:
+        raise ForeignTunnel(state, desired.name)
+    return Step(f"remove {desired.name} ({state.describe()})", ("ip", "link", "del", desired.name),
+                reversible=False)
 
 
 def creates_tunnel(steps: tuple[Step, ...]) -> bool:
     return any(step.argv[:3] == ("ip", "tunnel", "add") for step in steps)
 
 
+def add_tunnel_options(parser: argparse.ArgumentParser) -> None:
+    """`--replace`, shared by setup and teardown (added once whichever task comes first)."""
+    if "--replace" in parser._option_string_actions:
+        return
+    parser.add_argument("--replace", action="store_true",
+                        help=f"setup and teardown: also replace (setup) or remove (teardown) a "
+                             f"{TUNNEL_NAME} that fleet did not make; by default it is refused "
+                             "and left untouched")
+
+
+# -- reading the state ---------------------------------------------------------------------------
+
 def read_state_script(name: str = TUNNEL_NAME) -> str:
-    """Shell lines that print the tunnel's link and address JSON as sections `link` and `addr`."""
+    """Shell lines that print the tunnel's state as sections: `sysfs` (present, absent, or no
+    sysfs), then for a present device the link and address JSON with their exit statuses. A
+    failing `ip` is reported as such, never read as "no tunnel"."""
     dev = shlex.quote(name)
     return "\n".join([
-        section("link"), f"ip -j -d link show dev {dev} 2>/dev/null || true",
-        section("addr"), f"ip -j addr show dev {dev} 2>/dev/null || true",
+        section("sysfs"),
+        f"if [ ! -d /sys/class/net ]; then echo no-sysfs; "
+        f"elif [ -e /sys/class/net/{dev} ]; then echo present; else echo absent; fi",
+        f"if [ -e /sys/class/net/{dev} ]; then",
+        section("link"), f"ip -j -d link show dev {dev} 2>&1; rc=$?", section("link-status"),
+        'echo "$rc"',
+        section("addr"), f"ip -j addr show dev {dev} 2>&1; rc=$?", section("addr-status"),
+        'echo "$rc"',
+        "fi",
     ])
 
 
-def apply_script(steps: tuple[Step, ...], name: str = TUNNEL_NAME) -> str:
-    """A script that applies the steps all or nothing, then prints the resulting state."""
-    lines = ["set -e"]
-    if creates_tunnel(steps):
-        lines.append(f"trap 'rc=$?; ip link del {shlex.quote(name)} 2>/dev/null; exit $rc' EXIT")
-    lines += [step.command for step in steps]
-    lines += ["trap - EXIT", "set +e", read_state_script(name)]
+class StateUnreadable(ValueError):
+    """The tunnel's state could not be read; it is never taken for "absent"."""
+
+
+def parse_state(parts: dict[str, str], name: str = TUNNEL_NAME) -> TunnelState:
+    """The TunnelState from read_state_script's sections; StateUnreadable when it cannot tell."""
+    presence = parts.get("sysfs", "").strip()
+    if presence == "absent":
+        return ABSENT
+    if presence != "present":
+        why = "the host has no /sys/class/net" if presence == "no-sysfs" else \
+            "the state script printed nothing it could read"
+        raise StateUnreadable(f"cannot read the state of {name}: {why}")
+    texts = {}
+    for part, command in (("link", f"ip -j -d link show dev {name}"),
+                          ("addr", f"ip -j addr show dev {name}")):
+        status, text = parts.get(f"{part}-status", "").strip(), parts.get(part, "")
+        if status != "0":
+            said = (text.strip().splitlines() or ["no output"])[-1]
+            raise StateUnreadable(f"cannot read the state of {name}: `{command}` failed "
+                                  f"(exit status {status or 'unknown'}): {said}")
+        texts[part] = text
+    try:
+        state = parse_tunnel(texts["link"], texts["addr"])
+    except ParseError as exc:
+        raise StateUnreadable(f"cannot read the state of {name}: {exc} (fleet needs iproute2 with "
+                              "JSON output, `ip -j`)") from exc
+    if not state.exists:
+        raise StateUnreadable(f"cannot read the state of {name}: sysfs has it, `ip -j` shows nothing")
+    return state
+
+
+# -- changing it ---------------------------------------------------------------------------------
+
+def _guard(state: TunnelState, name: str) -> str:
+    """A line that stops the script (STALE_STATUS) unless the device is still the one read."""
+    dev = shlex.quote(name)
+    if not state.exists:
+        check = f"[ ! -e /sys/class/net/{dev} ]"
+    else:
+        check = f'[ "$(cat /sys/class/net/{dev}/ifindex 2>/dev/null)" = {state.ifindex} ]'
+    return (f"{check} || {{ echo 'fleet: {name} changed since it was read; nothing done' >&2; "
+            f"exit {STALE_STATUS}; }}")
+
+
+def apply_script(steps: tuple[Step, ...], before: TunnelState, name: str = TUNNEL_NAME) -> str:
+    """A script that applies the steps all or nothing, then prints the resulting state.
+
+    Sections: `applied` (how many steps succeeded), `undo` (for each undone step `ok N` or
+    `failed N` and what the command said), then the state (read_state_script).
+    """
+    lines = [_guard(before, name), "n=0", "undo() {", "  " + section("undo")]
+    for number in range(len(steps), 0, -1):
+        undo = steps[number - 1].undo
+        if undo:
+            lines.append(f'  if [ "$n" -ge {number} ]; then if {shlex.join(undo)} 2>&1; '
+                         f'then echo "ok {number}"; else echo "failed {number}"; fi; fi')
+    lines += ["  :", "}",
+              # stopped midway (timeout, Ctrl-C): undo what was done, then stop
+              "trap 'undo; exit 143' TERM HUP INT"]
+    chain = " && ".join(f"{step.command} && n={number}" for number, step in enumerate(steps, 1))
+    lines += [f"{chain}", "applied_rc=$?",
+              f'if [ "$n" -lt {len(steps)} ]; then undo; fi',
+              "trap - TERM HUP INT",
+              section("applied"), 'echo "$n"',
+              read_state_script(name),
+              'exit "$applied_rc"']
     return "\n".join(lines)
 
 
-def teardown_script(name: str = TUNNEL_NAME) -> str:
-    """Remove the tunnel if it is there; prints `removed` or `absent`."""
-    dev = shlex.quote(name)
-    return (f"if ip link show dev {dev} >/dev/null 2>&1; then ip link del {dev} && echo removed; "
-            f"else echo absent; fi")
+def remove_script(step: Step, before: TunnelState, name: str = TUNNEL_NAME) -> str:
+    """Remove the device (if it is still the one read), then print the state again."""
+    return "\n".join([_guard(before, name), step.command, "removed_rc=$?", read_state_script(name),
+                      'exit "$removed_rc"'])
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    """What an apply script reports: how many steps were done, which undos ran and how they
+    went, and the state it read at the end."""
+
+    applied: int
+    undone: tuple[tuple[int, bool], ...]  # (step number, it worked), in the order they ran
+    undo_output: tuple[str, ...]
+    after: TunnelState
+
+
+def parse_apply(parts: dict[str, str], name: str = TUNNEL_NAME) -> ApplyOutcome:
+    applied_text = parts.get("applied", "").strip()
+    if not applied_text.isdigit():
+        raise StateUnreadable("the apply script did not say how far it got")
+    undone, said = [], []
+    for line in parts.get("undo", "").splitlines():
+        word, _, number = line.partition(" ")
+        if word in ("ok", "failed") and number.strip().isdigit():
+            undone.append((int(number), word == "ok"))
+        elif line.strip():
+            said.append(line.strip())
+    return ApplyOutcome(int(applied_text), tuple(undone), tuple(said), parse_state(parts, name))
+
+
+def failure_account(steps: tuple[Step, ...], before: TunnelState, outcome: ApplyOutcome,
+                    name: str = TUNNEL_NAME) -> str:
+    """What happened to the host after a failed apply, in words, from the state read afterwards:
+    rolled back (and verified), or exactly what is left."""
+    done = steps[:outcome.applied]
+    failed_step = steps[outcome.applied].description if outcome.applied < len(steps) else None
+    where = f"at '{failed_step}'" if failed_step else "after the last step"
+    if not done:
+        return f"failed {where}; nothing was changed ({name} {before.describe()})"
+    undone = [steps[number - 1].description for number, ok in outcome.undone if ok]
+    not_undone = [steps[number - 1].description for number, ok in outcome.undone if not ok]
+    irreversible = [s.description for s in done if not s.reversible]
+    if outcome.after.same_configuration(before) or (not before.exists and not outcome.after.exists):
+        return (f"failed {where}; rolled back ({'; '.join(reversed(undone)) or 'nothing to undo'}): "
+                f"{name} is as it was, {before.describe()} (read again)")
+    parts = [f"failed {where}; NOT fully rolled back: {name} is now {outcome.after.describe()}, "
+             f"it was {before.describe()}"]
+    if irreversible:
+        parts.append(f"cannot be undone: {'; '.join(irreversible)}")
+    if not_undone:
+        parts.append(f"undo failed for: {'; '.join(not_undone)}")
+    return "; ".join(parts)

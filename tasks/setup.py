@@ -1,20 +1,42 @@
 """Configure the ISATAP tunnel sit1 on every host, changing only what differs.
 
-sit1: mode isatap, local = the host's ipv4, its ISATAP address /64, MTU 1480, link up.
+sit1: mode isatap, local = the host's ipv4, its ISATAP address /64, MTU 1480, link up, marked as
+fleet's (its alias). An ISATAP sit1 made by hand with the right local is adopted in place; any
+other sit1 is refused and left untouched unless --replace is given.
 """
 
 from __future__ import annotations
 
+import argparse
+
 from nornir.core.task import Result
 
-from fleet.errors import CommandError, PreflightError
+from fleet.errors import CommandError, ForeignTunnelError, PreflightError, PrivilegeError
 from fleet.hostfacts import FACTS_SCRIPT, parse_facts, preflight_problems
-from fleet.iproute import parse_tunnel
 from fleet.runner import HostRun
 from fleet.sections import section, split_sections
-from fleet.tunnel import DesiredTunnel, apply_script, creates_tunnel, plan, read_state_script
+from fleet.tunnel import (
+    STALE_STATUS,
+    DesiredTunnel,
+    ForeignTunnel,
+    Ownership,
+    StateUnreadable,
+    add_tunnel_options,
+    apply_script,
+    creates_tunnel,
+    failure_account,
+    ownership,
+    parse_apply,
+    parse_state,
+    plan,
+    read_state_script,
+)
 
 KERNEL_LACKS_SIT = ("No such device", "Unknown device type")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_tunnel_options(parser)
 
 
 async def run(host: HostRun) -> Result:
@@ -23,16 +45,22 @@ async def run(host: HostRun) -> Result:
                            check=True)
     parts = split_sections(probe.stdout)
     facts = parse_facts(parts.get("facts", ""))
-    before = parse_tunnel(parts.get("link", ""), parts.get("addr", ""))
-    steps = plan(before, desired)
+    try:
+        before = parse_state(parts)
+        steps = plan(before, desired, replace=bool(getattr(host.options, "replace", False)))
+    except StateUnreadable as exc:
+        raise CommandError(host.name, str(exc), command=probe.command, stdout=probe.stdout) from None
+    except ForeignTunnel as exc:
+        raise ForeignTunnelError(host.name, str(exc)) from None
     problems = preflight_problems(facts, need_sit=creates_tunnel(steps), need_ping=True,
                                   need_root=bool(steps))
     if problems:
-        raise PreflightError(host.name, "; ".join(problems))
+        only_privilege = len(problems) == 1 and problems[0].startswith("no privilege")
+        raise (PrivilegeError if only_privilege else PreflightError)(host.name, "; ".join(problems))
 
     details = {"ipv4": str(host.host.ipv4), "address": str(desired.address),
-               "before": before.describe(), "changes": [s.description for s in steps],
-               "commands": [s.command for s in steps]}
+               "before": before.describe(), "owner": ownership(before, desired).value,
+               "changes": [s.description for s in steps], "commands": [s.command for s in steps]}
     if not steps:
         return host.result({**details, "after": before.describe(),
                             "summary": f"sit1 {before.describe()}"})
@@ -41,23 +69,37 @@ async def run(host: HostRun) -> Result:
                             "summary": "would " + "; ".join(s.description for s in steps)},
                            changed=True, diff="\n".join(s.command for s in steps))
 
-    applied = await host.run(apply_script(steps), as_root=True)
+    applied = await host.run(apply_script(steps, before), as_root=True)
+    if applied.exit_status == STALE_STATUS and "changed since it was read" in applied.stderr:
+        raise CommandError(host.name, "sit1 changed between reading and changing it (another run "
+                           "or another inventory name for this host?); nothing done, run again",
+                           command=applied.command, exit_status=applied.exit_status)
+    try:
+        outcome = parse_apply(split_sections(applied.stdout))
+    except StateUnreadable as exc:
+        raise CommandError(host.name, f"configuring sit1: {exc}; its state is unknown",
+                           command=applied.command, exit_status=applied.exit_status,
+                           stdout=applied.stdout, stderr=applied.stderr) from None
     if not applied.ok:
+        account = failure_account(steps, before, outcome)
         reason = applied.last_words
-        if any(marker in applied.stderr for marker in KERNEL_LACKS_SIT):
-            raise PreflightError(host.name, f"the kernel lacks sit/ISATAP support "
-                                 f"({reason})")
+        if any(marker in applied.stderr for marker in KERNEL_LACKS_SIT) and creates_tunnel(steps):
+            raise PreflightError(host.name, f"the kernel lacks sit/ISATAP support ({reason}); "
+                                 f"{account}")
         if "Operation not permitted" in applied.stderr:
-            raise PreflightError(host.name, f"no privilege to configure the tunnel ({reason})")
-        raise CommandError(host.name, f"configuring sit1 failed, changes rolled back: {reason}",
+            raise PrivilegeError(host.name, f"no privilege to configure the tunnel ({reason}); "
+                                 f"{account}")
+        raise CommandError(host.name, f"configuring sit1 {account}: {reason}",
                            command=applied.command, exit_status=applied.exit_status,
                            stdout=applied.stdout, stderr=applied.stderr)
-    after_parts = split_sections(applied.stdout)
-    after = parse_tunnel(after_parts.get("link", ""), after_parts.get("addr", ""))
-    left = plan(after, desired)
-    if left:
+    try:
+        left = plan(outcome.after, desired)
+    except ForeignTunnel:
+        left = ()
+    if left or ownership(outcome.after, desired) is not Ownership.FLEETS:
         raise CommandError(host.name, "sit1 still differs after the change: "
-                           + "; ".join(s.description for s in left), command=applied.command)
-    return host.result({**details, "after": after.describe(),
+                           + ("; ".join(s.description for s in left) or outcome.after.describe()),
+                           command=applied.command)
+    return host.result({**details, "after": outcome.after.describe(),
                         "summary": "; ".join(s.description for s in steps)},
                        changed=True, diff="\n".join(s.command for s in steps))

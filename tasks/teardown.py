@@ -1,23 +1,66 @@
-"""Remove the ISATAP tunnel sit1 and nothing else."""
+"""Remove the ISATAP tunnel sit1 that fleet manages, and nothing else.
+
+A sit1 that carries fleet's mark (or an unmarked ISATAP sit1 with this host's local, which setup
+would adopt) is removed; any other sit1 is refused and left untouched unless --replace is given.
+"Removed" is said only after reading the state again.
+"""
 
 from __future__ import annotations
 
+import argparse
+
 from nornir.core.task import Result
 
+from fleet.errors import CommandError, ForeignTunnelError
 from fleet.runner import HostRun
-from fleet.tunnel import TUNNEL_NAME, teardown_script
+from fleet.sections import split_sections
+from fleet.tunnel import (
+    STALE_STATUS,
+    TUNNEL_NAME,
+    DesiredTunnel,
+    ForeignTunnel,
+    StateUnreadable,
+    add_tunnel_options,
+    parse_state,
+    read_state_script,
+    removal,
+    remove_script,
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_tunnel_options(parser)
 
 
 async def run(host: HostRun) -> Result:
-    present = (await host.run(f"ip link show dev {TUNNEL_NAME} >/dev/null 2>&1 && echo present "
-                              "|| echo absent", check=True)).stdout.strip() == "present"
-    if not present:
-        return host.result({"removed": False, "summary": f"no {TUNNEL_NAME}"})
+    desired = DesiredTunnel.for_host(host.host)
+    probe = await host.run(read_state_script(), check=True)
+    try:
+        before = parse_state(split_sections(probe.stdout))
+        step = removal(before, desired, replace=bool(getattr(host.options, "replace", False)))
+    except StateUnreadable as exc:
+        raise CommandError(host.name, str(exc), command=probe.command, stdout=probe.stdout) from None
+    except ForeignTunnel as exc:
+        raise ForeignTunnelError(host.name, str(exc)) from None
+    if step is None:
+        return host.result({"removed": False, "before": "absent", "summary": f"no {TUNNEL_NAME}"})
     if host.dry_run:
-        return host.result({"removed": False, "dry_run": True,
-                            "summary": f"would remove {TUNNEL_NAME}"}, changed=True)
-    done = await host.run(teardown_script(), as_root=True, check=True)
-    removed = done.stdout.strip() == "removed"
-    return host.result({"removed": removed,
-                        "summary": f"removed {TUNNEL_NAME}" if removed else f"no {TUNNEL_NAME}"},
-                       changed=removed)
+        return host.result({"removed": False, "dry_run": True, "before": before.describe(),
+                            "summary": f"would {step.description}"}, changed=True,
+                           diff=step.command)
+    done = await host.run(remove_script(step, before), as_root=True)
+    if done.exit_status == STALE_STATUS and "changed since it was read" in done.stderr:
+        raise CommandError(host.name, f"{TUNNEL_NAME} changed between reading and removing it; "
+                           "nothing done, run again", command=done.command,
+                           exit_status=done.exit_status)
+    try:
+        after = parse_state(split_sections(done.stdout))
+    except StateUnreadable as exc:
+        raise CommandError(host.name, f"removing {TUNNEL_NAME}: {exc}", command=done.command,
+                           exit_status=done.exit_status, stderr=done.stderr) from None
+    if after.exists:
+        raise CommandError(host.name, f"{TUNNEL_NAME} is still there after removing it "
+                           f"({done.last_words}): {after.describe()}", command=done.command,
+                           exit_status=done.exit_status, stderr=done.stderr)
+    return host.result({"removed": True, "before": before.describe(),
+                        "summary": f"removed {TUNNEL_NAME} (read again: absent)"}, changed=True)

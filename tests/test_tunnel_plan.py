@@ -1,26 +1,60 @@
+"""Ownership, planning and the apply/remove scripts of the ISATAP tunnel (pure, plus the scripts
+run by a real /bin/sh against a stand-in `ip` and a stand-in sysfs tree)."""
+
 import subprocess
 from ipaddress import IPv4Address, IPv6Interface
 
+import pytest
+
 from fleet.iproute import ABSENT, TunnelState
-from fleet.tunnel import DesiredTunnel, apply_script, creates_tunnel, plan, teardown_script
+from fleet.sections import split_sections
+from fleet.tunnel import (
+    MARK,
+    STALE_STATUS,
+    DesiredTunnel,
+    ForeignTunnel,
+    Ownership,
+    StateUnreadable,
+    apply_script,
+    creates_tunnel,
+    failure_account,
+    ownership,
+    parse_apply,
+    parse_state,
+    plan,
+    read_state_script,
+    removal,
+    remove_script,
+)
 
 DESIRED = DesiredTunnel(local=IPv4Address("172.31.0.11"),
                         address=IPv6Interface("fd00:5efe:1ab::5efe:ac1f:b/64"))
 GOOD = TunnelState(exists=True, kind="sit", isatap=True, local=IPv4Address("172.31.0.11"),
-                   remote="any", mtu=1480, up=True, addresses=(DESIRED.address,))
+                   remote="any", mtu=1480, up=True, addresses=(DESIRED.address,), alias=MARK,
+                   ifindex=4)
+BY_HAND = TunnelState(**{**GOOD.__dict__, "alias": None})  # the walk-through's own sit1
+SIX_IN_FOUR = TunnelState(exists=True, kind="sit", isatap=False, local=IPv4Address("172.31.0.11"),
+                          remote="198.51.100.7", mtu=1480, up=True,
+                          addresses=(IPv6Interface("2001:db8:7::2/64"),), ifindex=5)
 
 
-def commands(state):
-    return [step.command for step in plan(state, DESIRED)]
+def drift(**changes):
+    return TunnelState(**{**GOOD.__dict__, **changes})
+
+
+def commands(state, **kwargs):
+    return [step.command for step in plan(state, DESIRED, **kwargs)]
 
 
 def test_nothing_to_do_when_it_is_right():
+    assert ownership(GOOD, DESIRED) is Ownership.FLEETS
     assert plan(GOOD, DESIRED) == ()
 
 
-def test_from_nothing_it_is_the_article_recipe():
+def test_from_nothing_it_is_the_article_recipe_plus_the_mark():
     assert commands(ABSENT) == [
         "ip tunnel add sit1 mode isatap local 172.31.0.11",
+        f"ip link set dev sit1 alias {MARK}",
         "ip addr replace fd00:5efe:1ab::5efe:ac1f:b/64 dev sit1",
         "ip link set dev sit1 mtu 1480",
         "ip link set dev sit1 up",
@@ -28,72 +62,235 @@ def test_from_nothing_it_is_the_article_recipe():
     assert creates_tunnel(plan(ABSENT, DESIRED))
 
 
-def test_wrong_local_recreates():
-    drifted = TunnelState(**{**GOOD.__dict__, "local": IPv4Address("172.31.0.99")})
-    assert commands(drifted)[:2] == ["ip link del sit1",
-                                     "ip tunnel add sit1 mode isatap local 172.31.0.11"]
+def test_a_tunnel_made_by_hand_is_adopted_in_place_never_recreated():
+    assert ownership(BY_HAND, DESIRED) is Ownership.ADOPTABLE
+    steps = plan(BY_HAND, DESIRED)
+    assert [s.command for s in steps] == [f"ip link set dev sit1 alias {MARK}"]
+    assert steps[0].description.startswith("adopt sit1")
+    assert steps[0].undo == ("ip", "link", "set", "dev", "sit1", "alias", "")
+    with_drift = TunnelState(**{**BY_HAND.__dict__, "mtu": 8981, "up": False, "addresses": ()})
+    assert not any("del sit1" in c or "tunnel add" in c for c in commands(with_drift))
 
 
-def test_wrong_mode_recreates():
-    plain_sit = TunnelState(**{**GOOD.__dict__, "isatap": False})
-    assert commands(plain_sit)[0] == "ip link del sit1"
+def test_a_foreign_tunnel_is_refused_and_names_what_is_there():
+    assert ownership(SIX_IN_FOUR, DESIRED) is Ownership.FOREIGN
+    with pytest.raises(ForeignTunnel) as refused:
+        plan(SIX_IN_FOUR, DESIRED)
+    message = str(refused.value)
+    assert "remote 198.51.100.7" in message and "2001:db8:7::2/64" in message
+    assert "--replace" in message and "untouched" in message
+    for other in (drift(alias=None, local=IPv4Address("172.31.0.99")),   # another local
+                  drift(alias="someone else's", isatap=False),
+                  drift(alias=None, kind="gre", isatap=False)):
+        with pytest.raises(ForeignTunnel):
+            plan(other, DESIRED)
+        with pytest.raises(ForeignTunnel):
+            removal(other, DESIRED)
 
 
-def test_missing_address_and_link_down_are_repaired_in_place():
-    drifted = TunnelState(**{**GOOD.__dict__, "addresses": (), "up": False})
-    assert commands(drifted) == ["ip addr replace fd00:5efe:1ab::5efe:ac1f:b/64 dev sit1",
-                                 "ip link set dev sit1 up"]
+def test_replace_removes_the_foreign_tunnel_and_says_it_cannot_be_undone():
+    steps = plan(SIX_IN_FOUR, DESIRED, replace=True)
+    assert steps[0].command == "ip link del sit1" and not steps[0].reversible
+    assert "not fleet's: --replace" in steps[0].description
+    assert steps[1].command == "ip tunnel add sit1 mode isatap local 172.31.0.11"
 
 
-def test_stale_address_and_mtu():
+def test_fleets_own_tunnel_with_the_wrong_local_or_mode_is_recreated():
+    for drifted in (drift(local=IPv4Address("172.31.0.99")), drift(isatap=False)):
+        assert commands(drifted)[:2] == ["ip link del sit1",
+                                         "ip tunnel add sit1 mode isatap local 172.31.0.11"]
+
+
+def test_missing_address_and_link_down_are_repaired_in_place_with_their_undo():
+    steps = plan(drift(addresses=(), up=False), DESIRED)
+    assert [(s.command, s.undo) for s in steps] == [
+        ("ip addr replace fd00:5efe:1ab::5efe:ac1f:b/64 dev sit1",
+         ("ip", "addr", "del", "fd00:5efe:1ab::5efe:ac1f:b/64", "dev", "sit1")),
+        ("ip link set dev sit1 up", ("ip", "link", "set", "dev", "sit1", "down"))]
+
+
+def test_stale_address_and_mtu_are_restored_by_their_undo():
     stale = IPv6Interface("2002:ca0c:1e01::5efe:ac1f:b/64")
-    drifted = TunnelState(**{**GOOD.__dict__, "addresses": (stale, DESIRED.address), "mtu": 8981})
-    assert commands(drifted) == ["ip addr del 2002:ca0c:1e01::5efe:ac1f:b/64 dev sit1",
-                                 "ip link set dev sit1 mtu 1480"]
+    steps = plan(drift(addresses=(stale, DESIRED.address), mtu=8981), DESIRED)
+    assert [(s.command, s.undo) for s in steps] == [
+        ("ip addr del 2002:ca0c:1e01::5efe:ac1f:b/64 dev sit1",
+         ("ip", "addr", "add", "2002:ca0c:1e01::5efe:ac1f:b/64", "dev", "sit1")),
+        ("ip link set dev sit1 mtu 1480", ("ip", "link", "set", "dev", "sit1", "mtu", "8981"))]
 
 
 def test_address_with_another_prefix_length_is_not_ours():
-    drifted = TunnelState(**{**GOOD.__dict__,
-                             "addresses": (IPv6Interface("fd00:5efe:1ab::5efe:ac1f:b/128"),)})
-    assert commands(drifted) == ["ip addr del fd00:5efe:1ab::5efe:ac1f:b/128 dev sit1",
-                                 "ip addr replace fd00:5efe:1ab::5efe:ac1f:b/64 dev sit1"]
+    assert commands(drift(addresses=(IPv6Interface("fd00:5efe:1ab::5efe:ac1f:b/128"),))) == [
+        "ip addr del fd00:5efe:1ab::5efe:ac1f:b/128 dev sit1",
+        "ip addr replace fd00:5efe:1ab::5efe:ac1f:b/64 dev sit1"]
 
 
-def run_sh(script: str, path_dir) -> subprocess.CompletedProcess:
-    return subprocess.run(["sh", "-c", script], capture_output=True, text=True,
-                          env={"PATH": f"{path_dir}:/usr/bin:/bin"})
+def test_removal_takes_only_fleets_or_an_adoptable_tunnel():
+    assert removal(ABSENT, DESIRED) is None
+    assert removal(GOOD, DESIRED).command == "ip link del sit1"
+    assert removal(BY_HAND, DESIRED).command == "ip link del sit1"
+    assert removal(SIX_IN_FOUR, DESIRED, replace=True).command == "ip link del sit1"
 
 
-def test_apply_script_rolls_back_a_tunnel_it_created(tmp_path):
-    # A stand-in `ip` that records its calls and fails on `addr`: the script must delete the
-    # tunnel it created and fail, never leave it half-configured.
-    log = tmp_path / "calls"
-    fake = tmp_path / "ip"
-    fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\n[ "$1" = addr ] && exit 2\nexit 0\n')
-    fake.chmod(0o755)
-    result = run_sh(apply_script(plan(ABSENT, DESIRED)), tmp_path)
-    assert result.returncode == 2
-    assert log.read_text().splitlines() == [
-        "tunnel add sit1 mode isatap local 172.31.0.11",
-        "addr replace fd00:5efe:1ab::5efe:ac1f:b/64 dev sit1",
-        "link del sit1",
-    ]
+# -- the scripts, run by /bin/sh ------------------------------------------------------------------
+
+LINK_JSON = ('[{"ifindex":IDX,"ifname":"sit1","flags":FLAGS,"mtu":MTU,"ifalias":"ALIAS",'
+             '"linkinfo":{"info_kind":"sit","info_data":{"proto":"ip6ip","remote":"any",'
+             '"local":"172.31.0.11","isatap":true}}}]')
 
 
-def test_apply_script_reads_the_state_back_after_success(tmp_path):
-    log = tmp_path / "calls"
-    fake = tmp_path / "ip"
-    fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexit 0\n')
-    fake.chmod(0o755)
-    result = run_sh(apply_script(plan(ABSENT, DESIRED)), tmp_path)
-    assert result.returncode == 0
-    calls = log.read_text().splitlines()
-    assert "link del sit1" not in calls
-    assert calls[-2:] == ["-j -d link show dev sit1", "-j addr show dev sit1"]
+class Host:
+    """A stand-in host for the scripts: a sysfs tree under tmp_path and an `ip` that keeps
+    sit1's state in files, logs every call and fails the calls listed in `fail`."""
+
+    def __init__(self, tmp_path, state: TunnelState | None = None) -> None:
+        self.root = tmp_path
+        self.net = tmp_path / "class" / "net"
+        self.net.mkdir(parents=True)
+        self.log = tmp_path / "calls"
+        self.fail = tmp_path / "fail"
+        self.fail.write_text("")
+        (tmp_path / "ip").write_text(IP_STAND_IN.replace("ROOT", str(tmp_path))
+                                   .replace("LINKJSON", LINK_JSON))
+        (tmp_path / "ip").chmod(0o755)
+        if state is not None and state.exists:
+            self.write(state)
+
+    def write(self, state: TunnelState) -> None:
+        dev = self.net / "sit1"
+        dev.mkdir(exist_ok=True)
+        (dev / "ifindex").write_text(f"{state.ifindex}\n")
+        (self.root / "mtu").write_text(str(state.mtu))
+        (self.root / "up").write_text("1" if state.up else "0")
+        (self.root / "alias").write_text(state.alias or "")
+        (self.root / "addrs").write_text("".join(f"{a}\n" for a in state.addresses))
+
+    def run(self, script: str) -> subprocess.CompletedProcess:
+        script = script.replace("/sys/class/net", str(self.net))
+        return subprocess.run(["sh", "-c", script], capture_output=True, text=True,
+                              env={"PATH": f"{self.root}:/usr/bin:/bin"})
+
+    def calls(self) -> list[str]:
+        return self.log.read_text().splitlines() if self.log.exists() else []
 
 
-def test_teardown_script_is_idempotent(tmp_path):
-    fake = tmp_path / "ip"
-    fake.write_text("#!/bin/sh\n[ \"$1\" = link ] && [ \"$2\" = show ] && exit 1\nexit 0\n")
-    fake.chmod(0o755)
-    assert run_sh(teardown_script(), tmp_path).stdout.strip() == "absent"
+IP_STAND_IN = r"""#!/bin/sh
+r=ROOT
+echo "$*" >> $r/calls
+while read -r pattern; do
+  case "$*" in *"$pattern"*) [ -n "$pattern" ] && { echo "RTNETLINK answers: refused" >&2; exit 2; };; esac
+done < $r/fail
+case "$*" in
+  "tunnel add"*) mkdir -p $r/class/net/sit1; echo 9 > $r/class/net/sit1/ifindex
+                 echo 1480 > $r/mtu; echo 0 > $r/up; : > $r/alias; : > $r/addrs;;
+  "link del sit1") rm -rf $r/class/net/sit1;;
+  "link set dev sit1 alias "*) echo -n "$6" > $r/alias;;
+  "link set dev sit1 mtu "*) echo "$6" > $r/mtu;;
+  "link set dev sit1 up") echo 1 > $r/up;;
+  "link set dev sit1 down") echo 0 > $r/up;;
+  "addr replace "*|"addr add "*) grep -qx "$3" $r/addrs || echo "$3" >> $r/addrs;;
+  "addr del "*) grep -vx "$3" $r/addrs > $r/addrs.new; mv $r/addrs.new $r/addrs;;
+  "-j -d link show dev sit1")
+    [ -d $r/class/net/sit1 ] || { echo 'Device "sit1" does not exist.' >&2; exit 1; }
+    flags='["NOARP"]'; [ "$(cat $r/up)" = 1 ] && flags='["NOARP","UP"]'
+    echo 'LINKJSON' | sed -e "s/IDX/$(cat $r/class/net/sit1/ifindex)/" -e "s/FLAGS/$flags/" \
+      -e "s/MTU/$(cat $r/mtu)/" -e "s/ALIAS/$(cat $r/alias)/";;
+  "-j addr show dev sit1")
+    printf '[{"ifname":"sit1","addr_info":['; sep=
+    while read -r a; do
+      printf '%s{"family":"inet6","local":"%s","prefixlen":%s}' "$sep" "${a%/*}" "${a#*/}"; sep=,
+    done < $r/addrs
+    echo ']}]';;
+esac
+exit 0
+"""
+
+
+def state_of(host: Host) -> TunnelState:
+    return parse_state(split_sections(host.run(read_state_script()).stdout))
+
+
+def test_read_state_tells_absent_present_and_unreadable_apart(tmp_path):
+    host = Host(tmp_path)
+    assert state_of(host) == ABSENT
+    host.write(GOOD)
+    assert state_of(host).same_configuration(GOOD)
+    host.fail.write_text("-j -d link show\n")  # an `ip` that cannot do JSON, say
+    with pytest.raises(StateUnreadable, match="exit status 2"):
+        state_of(host)
+    with pytest.raises(StateUnreadable):
+        parse_state({})  # the script said nothing at all
+
+
+def test_apply_creates_marks_and_reads_the_state_back(tmp_path):
+    host = Host(tmp_path)
+    steps = plan(ABSENT, DESIRED)
+    done = host.run(apply_script(steps, ABSENT))
+    assert done.returncode == 0, done.stderr
+    outcome = parse_apply(split_sections(done.stdout))
+    assert outcome.applied == len(steps) and outcome.undone == ()
+    assert ownership(outcome.after, DESIRED) is Ownership.FLEETS
+    assert plan(outcome.after, DESIRED) == ()
+
+
+def test_a_failed_create_removes_only_the_tunnel_it_made(tmp_path):
+    host = Host(tmp_path)
+    host.fail.write_text("mtu\n")
+    steps = plan(ABSENT, DESIRED)
+    done = host.run(apply_script(steps, ABSENT))
+    assert done.returncode == 2
+    outcome = parse_apply(split_sections(done.stdout))
+    assert not outcome.after.exists
+    calls = [c for c in host.calls() if not c.startswith("-j")]
+    assert calls == ["tunnel add sit1 mode isatap local 172.31.0.11", f"link set dev sit1 alias {MARK}",
+                     "addr replace fd00:5efe:1ab::5efe:ac1f:b/64 dev sit1",
+                     "link set dev sit1 mtu 1480", "link del sit1"]
+    account = failure_account(steps, ABSENT, outcome)
+    assert account.startswith("failed at 'set mtu 1480'; rolled back") and "as it was, absent" in account
+
+
+def test_a_failure_while_changing_an_existing_tunnel_restores_it(tmp_path):
+    # the old address removed, the new one refused: the old one must come back, never a sit1
+    # left up without an address
+    stale = IPv6Interface("2002:ca0c:1e01::5efe:ac1f:b/64")
+    before = drift(addresses=(stale,), mtu=8981)
+    host = Host(tmp_path, before)
+    host.fail.write_text("addr replace\n")
+    steps = plan(before, DESIRED)
+    done = host.run(apply_script(steps, before))
+    assert done.returncode == 2
+    outcome = parse_apply(split_sections(done.stdout))
+    assert outcome.after.same_configuration(before)
+    assert "link del sit1" not in host.calls()
+    account = failure_account(steps, before, outcome)
+    assert "failed at 'add address fd00:5efe:1ab::5efe:ac1f:b/64'; rolled back" in account
+    assert "remove stale address 2002:ca0c:1e01::5efe:ac1f:b/64" in account
+
+
+def test_an_undo_that_fails_is_reported_with_what_is_left(tmp_path):
+    stale = IPv6Interface("2002:ca0c:1e01::5efe:ac1f:b/64")
+    before = drift(addresses=(stale,))
+    host = Host(tmp_path, before)
+    host.fail.write_text("addr replace\naddr add\n")  # the re-add of the old address fails too
+    steps = plan(before, DESIRED)
+    outcome = parse_apply(split_sections(host.run(apply_script(steps, before)).stdout))
+    account = failure_account(steps, before, outcome)
+    assert "NOT fully rolled back" in account and "no address" in account
+    assert "undo failed for: remove stale address" in account
+
+
+def test_apply_does_nothing_when_the_device_changed_since_it_was_read(tmp_path):
+    host = Host(tmp_path, GOOD)
+    # planned for "absent", but a sit1 appeared meanwhile (another run, a second inventory name)
+    done = host.run(apply_script(plan(ABSENT, DESIRED), ABSENT))
+    assert done.returncode == STALE_STATUS and host.calls() == []
+    # planned for one device, but it was replaced by another (another ifindex)
+    done = host.run(apply_script(plan(drift(mtu=1400), DESIRED), drift(mtu=1400, ifindex=77)))
+    assert done.returncode == STALE_STATUS and host.calls() == []
+    assert state_of(host).same_configuration(GOOD)
+
+
+def test_remove_script_removes_and_reads_again(tmp_path):
+    host = Host(tmp_path, GOOD)
+    done = host.run(remove_script(removal(GOOD, DESIRED), GOOD))
+    assert done.returncode == 0
+    assert parse_state(split_sections(done.stdout)) == ABSENT

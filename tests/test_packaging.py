@@ -1,0 +1,79 @@
+"""The package as users install it: `pip install .` builds a wheel; the wheel must hold every
+module of the source tree and give a CLI that starts, lists the built-in tasks from the installed
+copy and imports every module (a package list written by hand once shipped a CLI that could not
+start)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """A wheel built from the tree and installed into a fresh venv (dependencies from this
+    interpreter's site-packages, so nothing but the build backend is downloaded)."""
+    work = tmp_path_factory.mktemp("wheel")
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                            str(work / "dist"), str(REPO)], capture_output=True, text=True,
+                           timeout=600)
+    assert built.returncode == 0, built.stdout + built.stderr
+    (wheel,) = (work / "dist").glob("fleet_isatap-*.whl")
+    venv = work / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True,
+                   timeout=120)
+    done = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--no-deps",
+                           "--force-reinstall", str(wheel)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return wheel, venv
+
+
+def source_modules() -> set[str]:
+    found = {str(p.relative_to(REPO).with_suffix("")).replace(os.sep, ".")
+             for p in (REPO / "fleet").rglob("*.py")}
+    found |= {f"fleet.builtin_tasks.{p.stem}" for p in (REPO / "tasks").glob("*.py")}
+    return found
+
+
+def test_the_wheel_holds_every_module_of_the_tree(installed):
+    wheel, _ = installed
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = {name[:-3].replace("/", ".") for name in archive.namelist()
+                   if name.endswith(".py")}
+    missing = source_modules() - shipped
+    assert not missing, f"not in the wheel: {sorted(missing)}"
+    assert not any(name.startswith("tasks.") for name in shipped)  # no top-level `tasks` package
+
+
+def test_the_installed_cli_starts_and_runs_from_the_installed_copy(installed, tmp_path):
+    _, venv = installed
+    env = {**os.environ, "PYTHONPATH": ""}
+    helped = subprocess.run([str(venv / "bin" / "fleet"), "--help"], capture_output=True,
+                            text=True, cwd=tmp_path, env=env, timeout=60)
+    assert helped.returncode == 0 and "usage: fleet" in helped.stdout, helped.stderr
+    listed = subprocess.run([str(venv / "bin" / "fleet"), "tasks"], capture_output=True, text=True,
+                            cwd=tmp_path, env=env, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    for task in ("setup", "mesh", "teardown"):
+        line = next(line for line in listed.stdout.splitlines() if line.startswith(task + " "))
+        assert str(venv) in line, line  # the wheel's copy, not this source tree's
+    imported = subprocess.run(
+        [str(venv / "bin" / "python"), "-c",
+         "import importlib, pkgutil, fleet\n"
+         "names = [m.name for m in pkgutil.walk_packages(fleet.__path__, 'fleet.')\n"
+         "         if not m.name.endswith('__main__')]\n"
+         "for name in names: importlib.import_module(name)\n"
+         "assert fleet.__file__.startswith(%r), fleet.__file__\n"
+         "print(len(names))" % str(venv)],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert imported.returncode == 0, imported.stderr
+    # fleet itself is not walked, and fleet.__main__ runs the CLI when imported
+    assert int(imported.stdout) >= len(source_modules()) - 2
