@@ -74,12 +74,12 @@ class Step:
 class ForeignTunnel(ValueError):
     """The device named like our tunnel is not fleet's and may not be replaced."""
 
-    def __init__(self, state: TunnelState, name: str = TUNNEL_NAME) -> None:
+    def __init__(self, state: TunnelState, name: str = TUNNEL_NAME, *, verb: str = "replace") -> None:
         self.state = state
         super().__init__(
             f"{name} exists and is not fleet's ({state.describe()}); fleet left it untouched. "
             f"Remove it yourself (`ip link del {name}`) or run again with --replace to let "
-            "fleet replace it")
+            f"fleet {verb} it")
 
 
 def is_isatap_with_local(state: TunnelState, local: IPv4Address) -> bool:
@@ -155,7 +155,7 @@ def removal(state: TunnelState, desired: DesiredTunnel, *, replace: bool = False
     if owner is Ownership.ABSENT:
         return None
     if owner is Ownership.FOREIGN and not replace:
-        raise ForeignTunnel(state, desired.name)
+        raise ForeignTunnel(state, desired.name, verb="remove")
     return Step(f"remove {desired.name} ({state.describe()})", ("ip", "link", "del", desired.name),
                 reversible=False)
 
@@ -308,8 +308,9 @@ def failure_account(steps: tuple[Step, ...], before: TunnelState, outcome: Apply
     not_undone = [steps[number - 1].description for number, ok in outcome.undone if not ok]
     irreversible = [s.description for s in done if not s.reversible]
     if outcome.after.same_configuration(before) or (not before.exists and not outcome.after.exists):
-        return (f"failed {where}; rolled back ({'; '.join(reversed(undone)) or 'nothing to undo'}): "
-                f"{name} is as it was, {before.describe()} (read again)")
+        how = f"undid: {'; '.join(undone)}" if undone else "nothing to undo"
+        return f"failed {where}; rolled back ({how}); {name} is as it was (read again): " \
+               f"{before.describe()}"
     parts = [f"failed {where}; NOT fully rolled back: {name} is now {outcome.after.describe()}, "
              f"it was {before.describe()}"]
     if irreversible:

@@ -7,7 +7,6 @@ mesh marks exactly that guest's row and column, exit 1 -> teardown leaves no sit
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -15,6 +14,7 @@ import sys
 import uuid
 
 import pytest
+from labtools import fleet, fleet_json, on_guest
 from ruamel.yaml import YAML
 
 from fleet.lab import check_prerequisites, down, stop_guest, up
@@ -33,36 +33,6 @@ def lab(tmp_path_factory):
         yield info
     finally:
         down(workdir=workdir)
-
-
-def fleet(lab, *args, timeout=180, env=None):
-    return subprocess.run([sys.executable, "-m", "fleet", *map(str, args), "-i", lab.inventory_dir,
-                           "--connect-timeout", "8"], capture_output=True, text=True,
-                          timeout=timeout, env=env)
-
-
-def fleet_json(lab, tmp_path, *args):
-    report = tmp_path / f"report-{uuid.uuid4().hex[:6]}.json"
-    done = fleet(lab, *args, "--json", report)
-    return done, json.loads(report.read_text())
-
-
-def on_guest(lab, guest, command):
-    """Run a command on a guest with plain asyncssh, outside fleet, to check or break things."""
-    import asyncssh
-
-    inventory = lab.inventory_dir
-    yaml = YAML(typ="safe")
-    hosts = yaml.load((inventory / "hosts.yaml").read_text())
-    extras = yaml.load((inventory / "defaults.yaml").read_text())["connection_options"]["asyncssh"]["extras"]
-
-    async def run():
-        async with asyncssh.connect("127.0.0.1", port=hosts[guest]["port"], username="root",
-                                    client_keys=extras["client_keys"],
-                                    known_hosts=extras["known_hosts"]) as conn:
-            return await conn.run(command, check=False)
-
-    return asyncio.run(run())
 
 
 def test_the_whole_story(lab, tmp_path):
@@ -110,9 +80,11 @@ def test_the_whole_story(lab, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "4 connection(s) reused" in done.stderr
 
-    # Drift: h2's address gone and link down, h3 a plain sit tunnel. Dry run says, then repair.
+    # Drift: h2's address gone and link down, h3's tunnel (still carrying fleet's mark) made a
+    # plain sit tunnel. Dry run says, then repair.
     on_guest(lab, "h2", "ip addr flush dev sit1 scope global; ip link set sit1 down")
-    on_guest(lab, "h3", "ip link del sit1; ip tunnel add sit1 mode sit local 172.31.0.13")
+    on_guest(lab, "h3", "ip link del sit1; ip tunnel add sit1 mode sit local 172.31.0.13; "
+             "ip link set dev sit1 alias fleet-isatap")
     done, dry = fleet_json(lab, tmp_path, "run", "setup", "--dry-run")
     assert dry["summary"]["changed"] == 2
     assert on_guest(lab, "h2", "ip -j addr show dev sit1 scope global").stdout.count("fd00") == 0
