@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from fleet import __version__
 from fleet.errors import InventoryError, LabError, TaskError, UsageError
-from fleet.inventory import Inventory, load_inventory
+from fleet.inventory import DEFAULTS_FILE, GROUPS_FILE, HOSTS_FILE, Inventory, load_inventory
 from fleet.oslimits import raise_open_file_limit
 from fleet.persist import wire
 from fleet.persist.client import PersistentTransport
@@ -32,8 +32,8 @@ from fleet.task import (
     EXIT_USAGE,
     Task,
     TaskContext,
-    available_tasks,
     load_task,
+    resolve_tasks,
 )
 
 if TYPE_CHECKING:
@@ -101,14 +101,15 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     ssh = parser.add_argument_group("ssh")
     ssh.add_argument("--no-host-key-checking", dest="check_host_keys", action="store_false",
                      help="accept any host key (like StrictHostKeyChecking=no); off by default")
-    ssh.add_argument("--persist", type=_persist, default=_persist_default(), metavar="SECONDS",
+    ssh.add_argument("--persist", type=_persist, default=None, metavar="SECONDS",
                      help="keep the SSH connections open in a background process for SECONDS "
                      "after the run (60, 10m ...) and reuse them in the next runs, like OpenSSH's "
                      f"ControlPersist; 0 turns it off (default ${wire.PERSIST_ENV} or 0). "
                      "`fleet persist status|stop` shows or closes them")
 
 
-def build_parser(task_names: Sequence[str] = ()) -> argparse.ArgumentParser:
+def build_parser(task_names: Sequence[str] = (),
+                 tasks_dirs: Sequence[Path] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fleet", description="Configure ISATAP (IPv6 over IPv4) tunnels on a fleet of Linux "
         "hosts over SSH and measure the full IPv6 mesh between them.",
@@ -124,7 +125,7 @@ def build_parser(task_names: Sequence[str] = ()) -> argparse.ArgumentParser:
     add_run_options(run)
     for name in task_names:
         try:
-            load_task(name).add_arguments(run)
+            load_task(name, tasks_dirs).add_arguments(run)
         except (TaskError, argparse.ArgumentError):
             pass  # reported properly once the tasks are loaded for real
 
@@ -166,8 +167,8 @@ def build_parser(task_names: Sequence[str] = ()) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        task_names = _task_names(argv)
-        options = build_parser(task_names).parse_args(argv)
+        task_names, tasks_dirs = _task_names(argv)
+        options = build_parser(task_names, tasks_dirs).parse_args(argv)
         if options.command == "inventory":
             return cmd_inventory(options)
         if options.command == "tasks":
@@ -196,19 +197,24 @@ _VALUE_OPTIONS = {"-i", "--inventory", "-l", "--limit", "-g", "--groups", "--jso
                   "--probe", "--peers", "--persist"}
 
 
-def _task_names(argv: Sequence[str]) -> list[str]:
-    """The task names after `run`, found before the full parser exists (tasks add options)."""
+def _task_names(argv: Sequence[str]) -> tuple[list[str], list[Path]]:
+    """The task names after `run` and the --tasks-dir values, found before the full parser
+    exists (tasks add options)."""
     if not argv or argv[0] != "run":
-        return []
-    names, tokens = [], iter(argv[1:])
+        return [], []
+    names, dirs, tokens = [], [], iter(argv[1:])
     for token in tokens:
         if token == "--":
             names += list(tokens)
+        elif token.startswith("--tasks-dir="):
+            dirs.append(Path(token.partition("=")[2]))
         elif token in _VALUE_OPTIONS:
-            next(tokens, None)
+            value = next(tokens, None)
+            if token == "--tasks-dir" and value is not None:
+                dirs.append(Path(value))
         elif not token.startswith("-"):
             names.append(token)
-    return names
+    return names, dirs
 
 
 def select_hosts(options: argparse.Namespace) -> Inventory:
@@ -234,10 +240,17 @@ def cmd_inventory(options: argparse.Namespace) -> int:
 
 
 def cmd_tasks(options: argparse.Namespace) -> int:
-    for name, path in sorted(available_tasks(options.tasks_dir).items()):
+    found, notes = resolve_tasks(options.tasks_dir)
+    _print_notes(list(notes.values()))
+    for name, path in sorted(found.items()):
         description = load_task(name, options.tasks_dir).description
         print(f"{name:<12} {description}  [{path}]")
     return EXIT_OK
+
+
+def _print_notes(notes: Sequence[str]) -> None:
+    for note in notes:
+        print(f"fleet: note: {note}", file=sys.stderr)
 
 
 @contextlib.contextmanager
@@ -253,13 +266,18 @@ def _json_target(path: str | None) -> Iterator[TextIO | None]:
 
 def cmd_run(options: argparse.Namespace) -> int:
     raise_open_file_limit()
+    if options.persist is None:
+        options.persist = _persist_default()  # read here, so a bad value breaks only `run`
     tasks = [load_task(name, options.tasks_dir) for name in options.tasks]
+    notes = resolve_tasks(options.tasks_dir)[1]
+    _print_notes([notes[name] for name in dict.fromkeys(options.tasks) if name in notes])
     inventory = select_hosts(options)
     out = sys.stderr if options.json == "-" else sys.stdout
     contexts = [TaskContext(task.name, inventory.hosts, options, out=out) for task in tasks]
     for task, context in zip(tasks, contexts):
         task.prepare(context)  # every check before any host is touched
     if options.json not in (None, "-"):
+        _refuse_to_overwrite_the_inventory(Path(options.json), inventory)
         try:
             Path(options.json).open("a", encoding="utf-8").close()
         except OSError as exc:
@@ -272,6 +290,22 @@ def cmd_run(options: argparse.Namespace) -> int:
     if EXIT_INTERRUPTED in codes:
         return EXIT_INTERRUPTED
     return max(codes, default=EXIT_OK)
+
+
+def _refuse_to_overwrite_the_inventory(report: Path, inventory: Inventory) -> None:
+    """--json must not name a file the run reads: an inventory file or a trust file in it."""
+    precious = [inventory.directory / name for name in (HOSTS_FILE, GROUPS_FILE, DEFAULTS_FILE)]
+    for host in inventory.hosts:
+        keys = host.ssh_options.get("client_keys")
+        for value in [host.ssh_options.get("known_hosts"),
+                      *(keys if isinstance(keys, (list, tuple)) else [keys])]:
+            if isinstance(value, str):
+                precious.append(Path(value).expanduser())
+    target = report.resolve()
+    for path in precious:
+        if path.exists() and path.resolve() == target:
+            raise UsageError(f"--json {report}: that is {path}, which this run reads; write the "
+                             "report elsewhere")
 
 
 async def _run_tasks(tasks: Sequence[Task], contexts: Sequence[TaskContext], inventory: Inventory,

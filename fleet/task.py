@@ -11,8 +11,9 @@ A task is a file NAME.py in a tasks directory. It defines
                                                       code (default: a line per host)
 
 and its docstring's first line describes it. Directories are searched in order: each
-`--tasks-dir`, then ./tasks, then the tasks that ship with fleet. Tasks are loaded from their file
-path, so no generic package name is installed or imported.
+`--tasks-dir`, then ./tasks, then the tasks that ship with fleet; ./tasks never replaces a built-in
+task (a --tasks-dir may, and is then named). Tasks are loaded from their file path, so no generic
+package name is installed or imported.
 """
 
 from __future__ import annotations
@@ -100,14 +101,41 @@ def search_path(extra: Sequence[Path] = ()) -> list[Path]:
     return unique
 
 
-def available_tasks(extra: Sequence[Path] = ()) -> dict[str, Path]:
-    """Every task name on the search path and the file it comes from (first one wins)."""
+def _tasks_in(directory: Path) -> dict[str, Path]:
+    return {path.stem: path for path in sorted(directory.glob("*.py")) if TASK_NAME.match(path.stem)}
+
+
+def resolve_tasks(extra: Sequence[Path] = ()) -> tuple[dict[str, Path], dict[str, str]]:
+    """Every task name and the file it comes from, and for some names a note: a file that was
+    passed over, or one that overrides a built-in.
+
+    A `--tasks-dir` comes first and may override a built-in (the notes say so). ./tasks adds
+    tasks but never replaces a built-in: a `tasks/setup.py` that happens to lie in the working
+    directory must not run in place of fleet's own setup unnoticed.
+    """
+    builtin_dir = builtin_tasks_dir()
+    builtins = _tasks_in(builtin_dir) if builtin_dir.is_dir() else {}
     found: dict[str, Path] = {}
+    notes: dict[str, str] = {}
     for directory in search_path(extra):
-        for path in sorted(directory.glob("*.py")):
-            if TASK_NAME.match(path.stem) and path.stem not in found:
-                found[path.stem] = path
-    return found
+        explicit = any(directory.resolve() == Path(d).resolve() for d in extra)
+        is_builtin_dir = directory.resolve() == builtin_dir.resolve()
+        for name, path in _tasks_in(directory).items():
+            if name in found:
+                continue
+            if name in builtins and not is_builtin_dir:
+                if not explicit:
+                    notes[name] = (f"{path} ignored: {name!r} is a built-in task (to run this "
+                                   f"file instead, pass --tasks-dir {directory})")
+                    continue
+                notes[name] = f"task {name!r} from {path} overrides the built-in"
+            found[name] = path
+    return found, notes
+
+
+def available_tasks(extra: Sequence[Path] = ()) -> dict[str, Path]:
+    """Every task name on the search path and the file it comes from."""
+    return resolve_tasks(extra)[0]
 
 
 def load_task(name: str, extra: Sequence[Path] = ()) -> Task:

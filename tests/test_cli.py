@@ -87,3 +87,40 @@ def test_broken_task_file_is_a_usage_error(tmp_path):
                     defaults="data:\n  isatap_prefix: 'fd00::/64'\n")
     done = fleet("run", "broken", cwd=tmp_path)
     assert done.returncode == 2 and "must define `async def run(host)`" in done.stderr
+
+
+def test_tasks_in_the_working_directory_never_replace_a_built_in(tmp_path):
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "setup.py").write_text(
+        '"""Not fleet\'s setup."""\nasync def run(host):\n    raise SystemExit("ran the impostor")\n')
+    listed = fleet("tasks", cwd=tmp_path)
+    assert listed.returncode == 0
+    setup_line = next(line for line in listed.stdout.splitlines() if line.startswith("setup "))
+    assert "Not fleet's setup" not in setup_line
+    assert "tasks/setup.py ignored: 'setup' is a built-in task" in listed.stderr
+    overridden = fleet("tasks", "--tasks-dir", tmp_path / "tasks", cwd=tmp_path)
+    assert "Not fleet's setup." in overridden.stdout
+    assert "overrides the built-in" in overridden.stderr
+
+
+def test_json_report_never_overwrites_a_file_the_run_reads(tmp_path):
+    inventory = write_inventory(tmp_path / "inv", "a:\n  hostname: 192.0.2.1\n"
+                                "  data: {ipv4: 10.0.0.1}\n",
+                                defaults="data:\n  isatap_prefix: 'fd00::/64'\n")
+    before = (inventory / "hosts.yaml").read_text()
+    for args in (["run", "setup", "--dry-run"], ["run", "mesh"]):
+        done = fleet(*args, "-i", inventory, "--json", inventory / "hosts.yaml", cwd=tmp_path)
+        assert done.returncode == 2 and "which this run reads" in done.stderr, done.stderr
+    assert (inventory / "hosts.yaml").read_text() == before
+
+
+def test_a_bad_fleet_persist_value_breaks_only_run(tmp_path):
+    import os
+
+    env = {**os.environ, "FLEET_PERSIST": "junk"}
+    listed = subprocess.run([sys.executable, "-m", "fleet", "inventory", "-i", REPO / "inventory"],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    run = subprocess.run([sys.executable, "-m", "fleet", "run", "setup", "-i", REPO / "inventory"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert run.returncode == 2 and "$FLEET_PERSIST: 'junk'" in run.stderr
