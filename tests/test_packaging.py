@@ -65,14 +65,14 @@ def test_the_installed_cli_starts_and_runs_from_the_installed_copy(installed, tm
     for task in ("setup", "mesh", "teardown"):
         line = next(line for line in listed.stdout.splitlines() if line.startswith(task + " "))
         assert str(venv) in line, line  # the wheel's copy, not this source tree's
+    check = (f"import importlib, pkgutil, fleet\n"
+             f"names = [m.name for m in pkgutil.walk_packages(fleet.__path__, 'fleet.')\n"
+             f"         if not m.name.endswith('__main__')]\n"
+             f"for name in names: importlib.import_module(name)\n"
+             f"assert fleet.__file__.startswith({str(venv)!r}), fleet.__file__\n"
+             f"print(len(names))")
     imported = subprocess.run(
-        [str(venv / "bin" / "python"), "-c",
-         "import importlib, pkgutil, fleet\n"
-         "names = [m.name for m in pkgutil.walk_packages(fleet.__path__, 'fleet.')\n"
-         "         if not m.name.endswith('__main__')]\n"
-         "for name in names: importlib.import_module(name)\n"
-         "assert fleet.__file__.startswith(%r), fleet.__file__\n"
-         "print(len(names))" % str(venv)],
+        [str(venv / "bin" / "python"), "-c", check],
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert imported.returncode == 0, imported.stderr
     # fleet itself is not walked, and fleet.__main__ runs the CLI when imported
