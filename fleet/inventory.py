@@ -39,6 +39,7 @@ _ELEMENT_FIELDS = {"hostname", "port", "username", "password", "platform", "grou
 _CONNECTION_FIELDS = {"hostname", "port", "username", "password", "platform", "extras"}
 _CONNECTION_ATTRS = ("hostname", "port", "username", "password")
 _SSH_FILE_OPTIONS = ("known_hosts", "client_keys")  # extras that name files
+_ROUTE_OPTIONS = ("tunnel", "proxy_command")  # extras that change where an address leads
 
 _DNS_NAME_MAX = 253
 _DNS_LABEL_MAX = 63
@@ -594,10 +595,12 @@ def _unreadable_file(text: str, *, missing_ok: bool) -> str | None:
 
 def _check_unique_ssh_target(files: InventoryFiles, hosts: Sequence[FleetHost]) -> None:
     """Two names for one SSH target would be two jobs on one machine, racing on its one sit1."""
-    seen: dict[tuple[IPv4Address | IPv6Address | str, int], FleetHost] = {}
+    seen: dict[tuple[IPv4Address | IPv6Address | str, int, str], FleetHost] = {}
     for host in hosts:
         port = host.ssh_port or SSH_PORT
-        other = seen.setdefault((parse_ssh_hostname(host.ssh_host), port), host)
+        # One address behind two different jump hosts (asyncssh's `tunnel`) is two machines.
+        route = repr([host.ssh_options.get(option) for option in _ROUTE_OPTIONS])
+        other = seen.setdefault((parse_ssh_hostname(host.ssh_host), port, route), host)
         if other is host:
             continue
         source = files.hostname_source(host.name)

@@ -196,6 +196,19 @@ def test_two_hosts_with_one_ssh_target(tmp_path, hosts, field):
     assert "host 'a' connects to" in str(err) and "sit1" in str(err)
 
 
+def test_one_address_behind_different_jump_hosts_is_different_machines(tmp_path):
+    def entry(name, ipv4, via):
+        return (f"{name}:\n  hostname: 10.0.0.5\n  data: {{ipv4: {ipv4}}}\n"
+                f"  connection_options: {{asyncssh: {{extras: {{tunnel: '{via}'}}}}}}\n")
+
+    inventory = load_inventory(write_inventory(tmp_path / "1", entry("a", "10.1.0.5", "bastion-1.test")
+                                               + entry("b", "10.2.0.5", "bastion-2.test"), defaults=DEFAULTS))
+    assert len(inventory) == 2
+    err = error_of(tmp_path / "2", entry("a", "10.1.0.5", "bastion-1.test") + entry("b", "10.2.0.5",
+                                                                                     "bastion-1.test"))
+    assert err.host == "b" and "host 'a' connects to 10.0.0.5:22 too" in str(err)
+
+
 def test_one_address_on_different_ports_is_different_machines(tmp_path):
     # The lab: every guest behind 127.0.0.1 on its own forwarded port.
     inventory = load_inventory(write_inventory(
