@@ -1,14 +1,18 @@
 """Load and validate a Nornir inventory directory (hosts.yaml, groups.yaml, defaults.yaml).
 
 Everything is checked here, before any host is touched: each problem is an InventoryError naming the
-file, the host and the field. The inventory itself is loaded with Nornir's SimpleInventory, so the
-host fields keep Nornir's meaning (`hostname` is the SSH address, `data` inherits from groups and
-defaults, `connection_options` per connection plugin).
+file, the host and the field. The inventory is made of Nornir's own objects, built as Nornir's
+SimpleInventory builds them, so the host fields keep Nornir's meaning (`hostname` is the SSH address,
+`data` inherits from groups and defaults, `connection_options` per connection plugin), and each
+connection field is checked on the value the host really ends up with after that inheritance.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import re
+import socket
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
@@ -18,8 +22,8 @@ from typing import Any
 import ruamel.yaml
 from nornir.core import Nornir
 from nornir.core.configuration import Config
-from nornir.core.inventory import Host
-from nornir.plugins.inventory.simple import SimpleInventory
+from nornir.core.inventory import ConnectionOptions, Defaults, Group, Groups, Host, Hosts, ParentGroups
+from nornir.core.inventory import Inventory as NornirInventory
 
 from fleet.errors import InventoryError, UsageError
 from fleet.isatap import isatap_address, parse_ipv4, parse_prefix
@@ -28,10 +32,20 @@ HOSTS_FILE = "hosts.yaml"
 GROUPS_FILE = "groups.yaml"
 DEFAULTS_FILE = "defaults.yaml"
 CONNECTION_PLUGIN = "asyncssh"
+SSH_PORT = 22  # the port asyncssh connects to when the inventory sets none
 
 _ELEMENT_FIELDS = {"hostname", "port", "username", "password", "platform", "groups", "data",
                    "connection_options"}
 _CONNECTION_FIELDS = {"hostname", "port", "username", "password", "platform", "extras"}
+_CONNECTION_ATTRS = ("hostname", "port", "username", "password")
+_SSH_FILE_OPTIONS = ("known_hosts", "client_keys")  # extras that name files
+_ROUTE_OPTIONS = ("tunnel", "proxy_command")  # extras that change where an address leads
+
+_DNS_NAME_MAX = 253
+_DNS_LABEL_MAX = 63
+_DNS_LABEL = re.compile(r"[A-Za-z0-9_-]+")
+_USERNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*[$]?")
+_USERNAME_MAX = 32
 
 
 @dataclass(frozen=True)
@@ -57,12 +71,124 @@ class FleetHost:
 
 
 @dataclass(frozen=True)
+class Source:
+    """Where a host's value is written: the file, the field as written there, the value, and a note
+    for the message (the group that set it, or why the host's name stands in for its hostname)."""
+
+    file: str
+    field: str
+    value: Any = field(repr=False)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class InventoryFiles:
+    """The three files as read and checked, kept to say which one set a host's value."""
+
+    directory: Path
+    hosts: dict[str, Any]
+    groups: dict[str, Any]
+    defaults: dict[str, Any]
+
+    def path(self, name: str) -> str:
+        return str(self.directory / name)
+
+    def data_source(self, host: str, key: str) -> str:
+        """The file that supplies `data.key` for a host, following Nornir's inheritance order."""
+        if key in ((self.hosts.get(host) or {}).get("data") or {}):
+            return self.path(HOSTS_FILE)
+
+        def in_groups(names: Iterable[str]) -> bool:
+            for group in names:
+                element = self.groups.get(group) or {}
+                if key in (element.get("data") or {}) or in_groups(element.get("groups") or ()):
+                    return True
+            return False
+
+        if in_groups((self.hosts.get(host) or {}).get("groups") or ()):
+            return self.path(GROUPS_FILE)
+        if key in (self.defaults.get("data") or {}):
+            return self.path(DEFAULTS_FILE)
+        return self.path(HOSTS_FILE)
+
+    def connection_source(self, host: str, attr: str) -> Source | None:
+        """Where the host's asyncssh `attr` (hostname, port, username, password or extras) is set,
+        or None when nowhere. The order is Nornir's (Host.get_connection_parameters), the first
+        value that is not null winning:
+
+        1. the host's `connection_options.asyncssh.ATTR`;
+        2. for each of its groups in order: the group's `connection_options.asyncssh.ATTR`, then
+           its parent groups' (by this same rule 2), then the defaults'
+           `connection_options.asyncssh.ATTR` (Nornir looks at the defaults at the end of every
+           group's branch, so they win over a later group);
+        3. the defaults' `connection_options.asyncssh.ATTR`;
+        4. except for extras, the plain `ATTR`: the host's, then its groups' (depth first, each
+           group once, parents before the next group), then the defaults'.
+        """
+        written = f"connection_options.{CONNECTION_PLUGIN}.{attr}"
+
+        def options(element: Mapping[str, Any]) -> Mapping[str, Any]:
+            return (element.get("connection_options") or {}).get(CONNECTION_PLUGIN) or {}
+
+        def from_defaults() -> Source | None:
+            value = options(self.defaults).get(attr)
+            return None if value is None else Source(self.path(DEFAULTS_FILE), written, value)
+
+        def in_options(groups: Iterable[str]) -> Source | None:
+            for group in groups:
+                element = self.groups[group]
+                value = options(element).get(attr)
+                if value is not None:
+                    return Source(self.path(GROUPS_FILE), written, value, f" (set in group {group!r})")
+                found = in_options(element.get("groups") or ()) or from_defaults()
+                if found is not None:
+                    return found
+            return None
+
+        element = self.hosts[host]
+        value = options(element).get(attr)
+        if value is not None:
+            return Source(self.path(HOSTS_FILE), written, value)
+        found = in_options(element.get("groups") or ()) or from_defaults()
+        if found is not None or attr == "extras":
+            return found
+        if element.get(attr) is not None:
+            return Source(self.path(HOSTS_FILE), attr, element[attr])
+        for group in self._extended_groups(host):
+            if self.groups[group].get(attr) is not None:
+                return Source(self.path(GROUPS_FILE), attr, self.groups[group][attr],
+                              f" (set in group {group!r})")
+        if self.defaults.get(attr) is not None:
+            return Source(self.path(DEFAULTS_FILE), attr, self.defaults[attr])
+        return None
+
+    def hostname_source(self, host: str) -> Source:
+        """Where the host's SSH hostname comes from; its name when no hostname is set (as Nornir)."""
+        return self.connection_source(host, "hostname") or Source(
+            self.path(HOSTS_FILE), "hostname", host, " (no hostname is set, so the host's name is used)")
+
+    def _extended_groups(self, host: str) -> list[str]:
+        """The host's groups and their parents, depth first, each once (Host.extended_groups)."""
+        found: list[str] = []
+
+        def visit(names: Iterable[str]) -> None:
+            for name in names:
+                if name not in found:
+                    found.append(name)
+                visit(self.groups[name].get("groups") or ())
+
+        visit(self.hosts[host].get("groups") or ())
+        return found
+
+
+@dataclass(frozen=True)
 class Inventory:
-    """The validated hosts, in inventory order, and the Nornir object they came from."""
+    """The validated hosts, in inventory order, the Nornir object they came from and the files."""
 
     directory: Path
     hosts: tuple[FleetHost, ...]
     nornir: Nornir = field(repr=False, compare=False)
+    files: InventoryFiles = field(repr=False, compare=False)
 
     def select(self, names: Sequence[str] = (), groups: Sequence[str] = ()) -> Inventory:
         """Hosts whose name matches one of `names` (glob patterns) and that belong to one of
@@ -71,22 +197,26 @@ class Inventory:
         if names:
             for pattern in names:
                 if not any(fnmatch.fnmatchcase(h.name, pattern) for h in self.hosts):
-                    raise UsageError(f"--hosts: no host in {self.directory} matches {pattern!r}")
+                    raise UsageError(f"-l/--limit: no host in {self.directory} matches {pattern!r}")
             selected = [h for h in selected if any(fnmatch.fnmatchcase(h.name, p) for p in names)]
         if groups:
             known = set(self.nornir.inventory.groups)
             for group in groups:
                 if group not in known:
-                    raise UsageError(f"--groups: {self.directory / GROUPS_FILE} has no group {group!r}")
+                    raise UsageError(f"-g/--groups: {self.directory / GROUPS_FILE} has no group {group!r}")
             selected = [h for h in selected if any(h.nornir_host.has_parent_group(g) for g in groups)]
-        return Inventory(self.directory, tuple(selected), self.nornir)
+        return Inventory(self.directory, tuple(selected), self.nornir, self.files)
 
     def __len__(self) -> int:
         return len(self.hosts)
 
 
 def load_inventory(directory: Path | str) -> Inventory:
-    """Read, validate and load an inventory directory. Raises InventoryError on any problem."""
+    """Read, validate and load an inventory directory. Raises InventoryError on any problem.
+
+    Files named in the SSH options (keys, known_hosts) are not looked at here: `fleet inventory`
+    works without them. `check_ssh_files` checks them before connecting.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise InventoryError("inventory directory not found (use -i/--inventory DIR)",
@@ -95,20 +225,19 @@ def load_inventory(directory: Path | str) -> Inventory:
     if not hosts_path.is_file():
         raise InventoryError("file not found; an inventory needs at least hosts.yaml",
                              file=str(hosts_path))
-    raw_hosts = _read_yaml(hosts_path, required=True)
-    raw_groups = _read_yaml(directory / GROUPS_FILE, required=False)
-    raw_defaults = _read_yaml(directory / DEFAULTS_FILE, required=False)
-    _check_structure(directory, raw_hosts, raw_groups, raw_defaults)
+    files = InventoryFiles(directory, _read_yaml(hosts_path, required=True),
+                           _read_yaml(directory / GROUPS_FILE, required=False),
+                           _read_yaml(directory / DEFAULTS_FILE, required=False))
+    _check_structure(directory, files.hosts, files.groups, files.defaults)
 
-    # Nornir's own SimpleInventory, without InitNornir: that would import every installed
+    # Nornir's own inventory objects, built from the files as read and checked above (read once:
+    # what was checked is what is used). Not InitNornir: that would import every installed
     # connection plugin (paramiko, netmiko ...) and, unless told not to, write ./nornir.log.
-    loaded = SimpleInventory(host_file=str(hosts_path), group_file=str(directory / GROUPS_FILE),
-                             defaults_file=str(directory / DEFAULTS_FILE)).load()
-    nornir = Nornir(inventory=loaded, config=Config(logging={"enabled": False}))
-    hosts = tuple(_fleet_host(directory, host, raw_hosts, raw_groups, raw_defaults)
-                  for host in nornir.inventory.hosts.values())
+    nornir = Nornir(inventory=_nornir_inventory(files), config=Config(logging={"enabled": False}))
+    hosts = tuple(_fleet_host(files, host) for host in nornir.inventory.hosts.values())
     _check_unique_ipv4(directory / HOSTS_FILE, hosts)
-    return Inventory(directory, hosts, nornir)
+    _check_unique_ssh_target(files, hosts)
+    return Inventory(directory, hosts, nornir, files)
 
 
 def _read_yaml(path: Path, *, required: bool) -> dict[str, Any]:
@@ -167,15 +296,11 @@ def _check_element(file: str, name: str | None, element: dict[str, Any], *, allo
     for key in element:
         if key not in allowed:
             fail(str(key), f"unknown field (expected one of: {', '.join(sorted(allowed))})")
-    for key in ("hostname", "username", "password", "platform"):
-        value = element.get(key)
-        if value is not None and not isinstance(value, str):
-            fail(key, f"must be a string, not {type(value).__name__}")
-        if isinstance(value, str) and (not value or any(not c.isprintable() for c in value)):
-            fail(key, "must be a non-empty string without control characters")
-    port = element.get("port")
-    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
-        fail("port", f"must be a TCP port number 1-65535, not {port!r}")
+    # hostname, port, username and password are checked per host, on the values each host ends up
+    # with (_check_connection): an unused or overridden value cannot reach a host.
+    platform = element.get("platform")
+    if platform is not None and not _is_plain_string(platform):
+        fail("platform", "must be a non-empty string without control characters")
     groups = element.get("groups")
     if groups is not None and (not isinstance(groups, list) or not all(isinstance(g, str) for g in groups)):
         fail("groups", "must be a list of group names")
@@ -212,51 +337,62 @@ def _check_group_cycles(file: str, groups: dict[str, Any]) -> None:
         visit(group, ())
 
 
-def _data_source(directory: Path, host: Host, key: str, raw_hosts: dict[str, Any],
-                 raw_groups: dict[str, Any], raw_defaults: dict[str, Any]) -> str:
-    """The file that supplies `data.key` for a host, following Nornir's inheritance order."""
-    if key in ((raw_hosts.get(host.name) or {}).get("data") or {}):
-        return str(directory / HOSTS_FILE)
+def _nornir_inventory(files: InventoryFiles) -> NornirInventory:
+    """The inventory SimpleInventory.load() would build, built from the files as already read and
+    checked. SimpleInventory would read them again, fail on a host written as `name:` with no
+    settings, and log a warning for an empty or comments-only groups.yaml or defaults.yaml."""
+    def connection_options(element: Mapping[str, Any]) -> dict[str, ConnectionOptions]:
+        return {str(plugin): ConnectionOptions(**{key: (settings or {}).get(key)
+                                                  for key in _CONNECTION_FIELDS})
+                for plugin, settings in (element.get("connection_options") or {}).items()}
 
-    def in_groups(names: Iterable[str]) -> bool:
-        for group in names:
-            element = raw_groups.get(group) or {}
-            if key in (element.get("data") or {}) or in_groups(element.get("groups") or ()):
-                return True
-        return False
+    def attributes(element: Mapping[str, Any]) -> dict[str, Any]:
+        return {"hostname": element.get("hostname"), "port": element.get("port"),
+                "username": element.get("username"), "password": element.get("password"),
+                "platform": element.get("platform"), "data": element.get("data"),
+                "connection_options": connection_options(element)}
 
-    if in_groups((raw_hosts.get(host.name) or {}).get("groups") or ()):
-        return str(directory / GROUPS_FILE)
-    if key in (raw_defaults.get("data") or {}):
-        return str(directory / DEFAULTS_FILE)
-    return str(directory / HOSTS_FILE)
+    defaults = Defaults(**attributes(files.defaults))
+    groups = Groups({name: Group(name=name, defaults=defaults, **attributes(element))
+                     for name, element in files.groups.items()})
+    for name, group in groups.items():
+        group.groups = ParentGroups(groups[parent] for parent in files.groups[name].get("groups") or ())
+    hosts = Hosts({name: Host(name=name, defaults=defaults, **attributes(element),
+                              groups=ParentGroups(groups[g] for g in element.get("groups") or ()))
+                   for name, element in files.hosts.items()})
+    return NornirInventory(hosts=hosts, groups=groups, defaults=defaults)
 
 
-def _fleet_host(directory: Path, host: Host, raw_hosts: dict[str, Any], raw_groups: dict[str, Any],
-                raw_defaults: dict[str, Any]) -> FleetHost:
-    hosts_file = str(directory / HOSTS_FILE)
+def _fleet_host(files: InventoryFiles, host: Host) -> FleetHost:
     params = host.get_connection_parameters(CONNECTION_PLUGIN)
-    ssh_host = params.hostname or host.name
+    ssh_host = params.hostname if params.hostname is not None else host.name
+    _check_connection(files, host.name, ssh_host, params)
+    hosts_file = files.path(HOSTS_FILE)
 
     raw_ipv4 = host.get("ipv4")
     if raw_ipv4 is None:
         try:
-            ipv4 = parse_ipv4(ssh_host)
+            IPv4Address(ssh_host)
         except ValueError:
             raise InventoryError(f"missing: no data.ipv4 and hostname {ssh_host!r} is not an IPv4 "
                                  "address; set data.ipv4 to the tunnel's IPv4 (on AWS, the "
                                  "instance's private address)",
+                                 file=hosts_file, host=host.name, field="data.ipv4") from None
+        try:
+            ipv4 = parse_ipv4(ssh_host)
+        except ValueError as exc:
+            raise InventoryError(f"missing: no data.ipv4, and the hostname used in its place will not "
+                                 f"do: {exc}; set data.ipv4 to the tunnel's IPv4",
                                  file=hosts_file, host=host.name, field="data.ipv4") from None
     else:
         try:
             ipv4 = parse_ipv4(str(raw_ipv4))
         except ValueError as exc:
             raise InventoryError(str(exc), host=host.name, field="data.ipv4",
-                                 file=_data_source(directory, host, "ipv4", raw_hosts, raw_groups,
-                                                   raw_defaults)) from None
+                                 file=files.data_source(host.name, "ipv4")) from None
 
     raw_prefix = host.get("isatap_prefix")
-    prefix_file = _data_source(directory, host, "isatap_prefix", raw_hosts, raw_groups, raw_defaults)
+    prefix_file = files.data_source(host.name, "isatap_prefix")
     if raw_prefix is None:
         raise InventoryError("missing: set data.isatap_prefix to a /64 (usually in defaults.yaml "
                              "or a group)", file=prefix_file, host=host.name, field="data.isatap_prefix")
@@ -278,6 +414,207 @@ def _fleet_host(directory: Path, host: Host, raw_hosts: dict[str, Any], raw_grou
         ssh_options=dict(params.extras or {}),
         nornir_host=host,
     )
+
+
+def _check_connection(files: InventoryFiles, name: str, ssh_host: str, params: ConnectionOptions) -> None:
+    """Check the connection fields a host ends up with; the error names where each was written."""
+    def fail(attr: str, message: str, option: str = "") -> InventoryError:
+        source = files.hostname_source(name) if attr == "hostname" else files.connection_source(name, attr)
+        if source is None:  # only if that walk ever disagreed with Nornir: still name the field
+            source = Source(files.path(HOSTS_FILE), attr, None)
+        return InventoryError(f"{message}{source.note}", file=source.file, host=name,
+                              field=source.field + option)
+
+    try:
+        parse_ssh_hostname(ssh_host)
+    except ValueError as exc:
+        raise fail("hostname", str(exc)) from None
+    checks = (("port", params.port, _check_port), ("username", params.username, check_username),
+              ("password", params.password, _check_password))
+    for attr, value, check in checks:
+        if value is not None:
+            try:
+                check(value)
+            except ValueError as exc:
+                raise fail(attr, str(exc)) from None
+    for option in _SSH_FILE_OPTIONS:
+        try:
+            _ssh_file_paths(params.extras or {}, option)
+        except ValueError as exc:
+            raise fail("extras", str(exc), f".{option}") from None
+
+
+def parse_ssh_hostname(value: object) -> IPv4Address | IPv6Address | str:
+    """Check an SSH hostname: an IPv4 or IPv6 literal (no scope id) or a DNS name. Returns what
+    identifies the machine it names: the address, or the name in lower case without a final dot.
+
+    Raises ValueError saying what is wrong. Nothing that a command line could read as an option
+    or a second word (a space, a quote, a leading '-', a control character) gets through.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, not {type(value).__name__}")
+    text = value
+
+    def refuse(why: str) -> ValueError:
+        return ValueError(f"{text!r} is neither an IP address nor a DNS name: {why}")
+
+    if not text:
+        raise ValueError("must not be empty")
+    if not text.isprintable():
+        raise refuse("it contains a control character")
+    if any(c.isspace() for c in text):
+        raise refuse("it contains whitespace")
+    if any(c in "'\"`" for c in text):
+        raise refuse("it contains a quote")
+    if "%" in text:
+        raise refuse("it contains '%' (an IPv6 scope id is not accepted; give a global address)")
+    if ":" in text:
+        try:
+            address = IPv6Address(text)
+        except ValueError:
+            raise refuse("it contains ':' but is not an IPv6 address (the port goes in `port`)") from None
+        return address.ipv4_mapped or address
+    try:
+        return IPv4Address(text)
+    except ValueError:
+        pass
+    if text.startswith("-"):
+        raise refuse("it starts with '-', which ssh would read as an option")
+    name = text[:-1] if text.endswith(".") else text
+    if len(name) > _DNS_NAME_MAX:
+        raise refuse(f"it is longer than {_DNS_NAME_MAX} characters")
+    labels = name.split(".")
+    for label in labels:
+        if not label:
+            raise refuse("it has an empty label (two dots in a row, or a leading dot)")
+        bad = next((c for c in label if not _DNS_LABEL.fullmatch(c)), None)
+        if bad is not None:
+            raise refuse(f"it contains {bad!r} (a DNS name has letters, digits, '-' and '_' between dots)")
+        if label.startswith("-"):
+            raise refuse(f"its label {label!r} starts with '-'")
+        if len(label) > _DNS_LABEL_MAX:
+            raise refuse(f"its label {label[:20]!r}... is longer than {_DNS_LABEL_MAX} characters")
+    if labels[-1].isdigit():
+        raise refuse("it looks like an IPv4 address but is not a valid one")
+    try:
+        socket.inet_aton(name)
+    except OSError:
+        pass
+    else:  # what the resolver would read as an IPv4 address in another spelling, e.g. 0x7f000001
+        raise refuse(f"the resolver reads it as the IPv4 address {socket.inet_ntoa(socket.inet_aton(name))}; "
+                     "write that instead")
+    return name.lower()
+
+
+def check_username(value: object) -> str:
+    """Check a login name: POSIX-like (letters, digits, '_', '.', '-', an optional final '$'), not
+    starting with '-' or a digit, at most 32 characters. Returns it; ValueError otherwise."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, not {type(value).__name__}")
+    if not _USERNAME.fullmatch(value) or len(value) > _USERNAME_MAX:
+        raise ValueError(f"{value!r} is not a plain login name (letters, digits, '_', '.', '-' and a final "
+                         f"'$', starting with a letter or '_', at most {_USERNAME_MAX} characters)")
+    return value
+
+
+def _check_port(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise ValueError(f"must be a TCP port number 1-65535, not {value!r}")
+
+
+def _check_password(value: object) -> None:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, not {type(value).__name__}")
+    if not _is_plain_string(value):
+        raise ValueError("must be a non-empty string without control characters")
+
+
+def _is_plain_string(value: object) -> bool:
+    return isinstance(value, str) and bool(value) and value.isprintable()
+
+
+def _ssh_file_paths(extras: Mapping[str, Any], option: str) -> list[str]:
+    """The paths an asyncssh option that names files (known_hosts, client_keys) holds: it may be
+    null, one path or a list of paths. ValueError for anything else."""
+    value = extras.get(option)
+    if value is None:
+        return []
+    paths = [value] if isinstance(value, str) else value if isinstance(value, list) else None
+    if paths is None or not all(_is_plain_string(path) for path in paths):
+        raise ValueError(f"must be a file path or a list of file paths (or null), not {value!r}")
+    return paths
+
+
+def check_ssh_files(inventory: Inventory, *, allow_missing_known_hosts: bool = False) -> None:
+    """Check, before connecting, that every file the hosts' asyncssh extras name can be read:
+    each `client_keys` path and each `known_hosts` path (which may be missing when
+    `allow_missing_known_hosts`, for the accept-new host-key policy that creates it).
+
+    Paths are taken as asyncssh takes them: `~` expanded, and a relative path relative to the
+    current working directory (not to the inventory). Raises InventoryError naming the file that
+    set the option, the host, the field and the path.
+    """
+    problems: dict[tuple[str, bool], str | None] = {}
+    for host in inventory.hosts:
+        source = inventory.files.connection_source(host.name, "extras")
+        if source is None:
+            continue
+        for option in _SSH_FILE_OPTIONS:
+            missing_ok = allow_missing_known_hosts and option == "known_hosts"
+            for path in _ssh_file_paths(host.ssh_options, option):
+                if (path, missing_ok) not in problems:
+                    problems[path, missing_ok] = _unreadable_file(path, missing_ok=missing_ok)
+                problem = problems[path, missing_ok]
+                if problem is not None:
+                    raise InventoryError(f"{problem}{source.note}", file=source.file, host=host.name,
+                                         field=f"{source.field}.{option}")
+
+
+def _unreadable_file(text: str, *, missing_ok: bool) -> str | None:
+    """Why the file at `text` cannot be read (None when it can), as asyncssh would open it."""
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError as exc:  # ~user with no such user
+        return f"{text!r}: cannot expand '~' ({exc})"
+    shown = str(path) if path.is_absolute() else f"{path} (relative to the current directory {Path.cwd()})"
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return None if missing_ok else f"{shown}: no such file"
+    except OSError as exc:
+        return f"{shown}: {exc.strerror or exc}"
+    if not stat.S_ISREG(mode):
+        return f"{shown}: not a regular file"
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        return f"{shown}: cannot be read ({exc.strerror or exc})"
+    return None
+
+
+def _check_unique_ssh_target(files: InventoryFiles, hosts: Sequence[FleetHost]) -> None:
+    """Two names for one SSH target would be two jobs on one machine, racing on its one sit1."""
+    seen: dict[tuple[IPv4Address | IPv6Address | str, int, str], FleetHost] = {}
+    for host in hosts:
+        port = host.ssh_port or SSH_PORT
+        # One address behind two different jump hosts (asyncssh's `tunnel`) is two machines.
+        route = repr([host.ssh_options.get(option) for option in _ROUTE_OPTIONS])
+        other = seen.setdefault((parse_ssh_hostname(host.ssh_host), port, route), host)
+        if other is host:
+            continue
+        source = files.hostname_source(host.name)
+        port_source = files.connection_source(host.name, "port")
+        target, other_target = _target(host.ssh_host, port), _target(other.ssh_host, port)
+        spelled = "" if other_target == target else f" (as {other_target})"
+        raise InventoryError(
+            f"host {other.name!r} connects to {target} too{spelled}: one machine under two names "
+            "would have two runs racing on its one sit1", file=source.file, host=host.name,
+            field=source.field + (f"/{port_source.field}" if port_source else ""))
+
+
+def _target(ssh_host: str, port: int) -> str:
+    return f"[{ssh_host}]:{port}" if ":" in ssh_host else f"{ssh_host}:{port}"
 
 
 def _check_unique_ipv4(hosts_file: Path, hosts: Sequence[FleetHost]) -> None:

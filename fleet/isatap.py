@@ -28,6 +28,18 @@ _NOT_GLOBALLY_UNIQUE = tuple(IPv4Network(net) for net in (
 ))
 
 
+# Addresses no ISATAP tunnel can use as its local or remote end, checked in this order (the
+# broadcast address before the reserved block that holds it, so that it is named as what it is).
+_NOT_A_TUNNEL_ENDPOINT = tuple((IPv4Network(net), kind) for net, kind in (
+    ("0.0.0.0/8", "in 'this network', not a host address"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("224.0.0.0/4", "multicast"),
+    ("255.255.255.255/32", "the limited broadcast address"),
+    ("240.0.0.0/4", "reserved"),
+))
+
+
 def is_globally_unique(ipv4: IPv4Address) -> bool:
     """True when the kernel sets the u bit for this IPv4 (RFC 5214 section 6.1)."""
     return not any(ipv4 in net for net in _NOT_GLOBALLY_UNIQUE)
@@ -44,6 +56,11 @@ def parse_prefix(text: str) -> IPv6Network:
 
     Raises ValueError with a message fit for a user.
     """
+    if "%" in str(text):
+        # IPv6Network takes "fd00::%eth0/64" and keeps the scope id in its text, which would then
+        # reach `ip` as an address: a prefix is never scoped.
+        raise ValueError(f"{str(text)!r} has a scope id ('%...'); an ISATAP prefix is a plain /64 "
+                         "without one")
     try:
         network = IPv6Network(str(text), strict=True)
     except ValueError as exc:
@@ -74,13 +91,16 @@ def embedded_ipv4(address: IPv6Address) -> IPv4Address | None:
 
 
 def parse_ipv4(text: str) -> IPv4Address:
-    """Parse a unicast IPv4 address usable as a tunnel endpoint; ValueError otherwise."""
+    """Parse a unicast IPv4 address usable as a tunnel endpoint; ValueError otherwise.
+
+    The one place that decides which IPv4 addresses a tunnel may use: the message names the class
+    of a refused address.
+    """
     try:
         address = ipaddress.IPv4Address(str(text).strip())
     except ValueError:
         raise ValueError(f"{text!r} is not an IPv4 address") from None
-    if address.is_multicast or address.is_unspecified or address == IPv4Address("255.255.255.255") \
-            or address.is_loopback:
-        raise ValueError(f"{address} cannot be a tunnel endpoint (loopback, multicast, broadcast "
-                         "or unspecified)")
+    for network, kind in _NOT_A_TUNNEL_ENDPOINT:
+        if address in network:
+            raise ValueError(f"{address} cannot be a tunnel endpoint: it is {kind} ({network})")
     return address

@@ -138,3 +138,80 @@ def test_filters(tmp_path):
         inventory.select(names=["zzz"])
     with pytest.raises(UsageError, match="no group 'nope'"):
         inventory.select(groups=["nope"])
+
+
+def test_selection_errors_name_the_options_the_cli_has(tmp_path):
+    inventory = load_inventory(write_inventory(tmp_path, "a: {hostname: 10.0.0.1}\n", defaults=DEFAULTS))
+    with pytest.raises(UsageError) as caught:
+        inventory.select(names=["x"])
+    assert str(caught.value) == f"-l/--limit: no host in {tmp_path} matches 'x'"
+    with pytest.raises(UsageError) as caught:
+        inventory.select(groups=["g"])
+    assert str(caught.value) == f"-g/--groups: {tmp_path / 'groups.yaml'} has no group 'g'"
+
+
+@pytest.mark.parametrize("ipv4, kind", [
+    ("127.0.0.2", "loopback (127.0.0.0/8)"),
+    ("169.254.10.1", "link-local (169.254.0.0/16)"),
+    ("0.0.0.0", "(0.0.0.0/8)"),
+    ("239.1.1.1", "multicast (224.0.0.0/4)"),
+    ("250.0.0.1", "reserved (240.0.0.0/4)"),
+    ("255.255.255.255", "limited broadcast"),
+])
+def test_tunnel_ipv4_must_be_unicast(tmp_path, ipv4, kind):
+    err = error_of(tmp_path, "a:\n  hostname: a.test\n  groups: [g]\n",
+                   groups=f"g:\n  data: {{ipv4: '{ipv4}'}}\n")
+    assert err.file.endswith("groups.yaml") and (err.host, err.field) == ("a", "data.ipv4")
+    assert f"{ipv4} cannot be a tunnel endpoint: it is" in str(err) and kind in str(err)
+
+
+def test_hostname_used_as_ipv4_must_be_unicast_too(tmp_path):
+    err = error_of(tmp_path, "a:\n  hostname: 127.0.0.1\n  port: 2201\n")
+    assert (err.host, err.field) == ("a", "data.ipv4")
+    assert "hostname used in its place will not do: 127.0.0.1 cannot be a tunnel endpoint: it is " \
+           "loopback" in str(err) and "set data.ipv4" in str(err)
+
+
+def test_prefix_with_a_scope_id_is_refused(tmp_path):
+    err = error_of(tmp_path, "a:\n  hostname: 10.0.0.1\n", defaults="data:\n  isatap_prefix: 'fd00::%1/64'\n")
+    assert err.file.endswith("defaults.yaml") and err.field == "data.isatap_prefix"
+    assert "scope id" in str(err)
+
+
+@pytest.mark.parametrize("hosts, field", [
+    ("a: {hostname: 10.0.0.1}\nb: {hostname: 10.0.0.1, port: 22, data: {ipv4: 10.0.0.2}}\n", "hostname/port"),
+    ("a: {hostname: 'fd00::1', data: {ipv4: 10.0.0.1}}\nb: {hostname: 'FD00:0::1', data: {ipv4: 10.0.0.2}}\n",
+     "hostname"),
+    ("a: {hostname: 'Web.Test', data: {ipv4: 10.0.0.1}}\nb: {hostname: web.test., data: {ipv4: 10.0.0.2}}\n",
+     "hostname"),
+    ("a: {hostname: 10.0.0.1}\nb: {hostname: '::ffff:10.0.0.1', data: {ipv4: 10.0.0.2}}\n", "hostname"),
+    ("a: {hostname: h.test, port: 2222, data: {ipv4: 10.0.0.1}}\n"
+     "b:\n  hostname: x.test\n  data: {ipv4: 10.0.0.2}\n"
+     "  connection_options: {asyncssh: {hostname: H.test, port: 2222}}\n",
+     "connection_options.asyncssh.hostname/connection_options.asyncssh.port"),
+])
+def test_two_hosts_with_one_ssh_target(tmp_path, hosts, field):
+    err = error_of(tmp_path, hosts)
+    assert err.file.endswith("hosts.yaml") and (err.host, err.field) == ("b", field)
+    assert "host 'a' connects to" in str(err) and "sit1" in str(err)
+
+
+def test_one_address_behind_different_jump_hosts_is_different_machines(tmp_path):
+    def entry(name, ipv4, via):
+        return (f"{name}:\n  hostname: 10.0.0.5\n  data: {{ipv4: {ipv4}}}\n"
+                f"  connection_options: {{asyncssh: {{extras: {{tunnel: '{via}'}}}}}}\n")
+
+    inventory = load_inventory(write_inventory(tmp_path / "1", entry("a", "10.1.0.5", "bastion-1.test")
+                                               + entry("b", "10.2.0.5", "bastion-2.test"), defaults=DEFAULTS))
+    assert len(inventory) == 2
+    err = error_of(tmp_path / "2", entry("a", "10.1.0.5", "bastion-1.test") + entry("b", "10.2.0.5",
+                                                                                     "bastion-1.test"))
+    assert err.host == "b" and "host 'a' connects to 10.0.0.5:22 too" in str(err)
+
+
+def test_one_address_on_different_ports_is_different_machines(tmp_path):
+    # The lab: every guest behind 127.0.0.1 on its own forwarded port.
+    inventory = load_inventory(write_inventory(
+        tmp_path, "a: {hostname: 127.0.0.1, port: 2201, data: {ipv4: 10.0.0.1}}\n"
+                  "b: {hostname: 127.0.0.1, port: 2202, data: {ipv4: 10.0.0.2}}\n", defaults=DEFAULTS))
+    assert [h.ssh_port for h in inventory.hosts] == [2201, 2202]

@@ -69,7 +69,41 @@ def test_prefix_is_compared_as_an_object():
     assert parse_prefix("2002:CA0C:1E01:0000::/64") == ARTICLE_PREFIX
 
 
-@pytest.mark.parametrize("text", ["300.1.1.1", "abc", "127.0.0.1", "224.0.0.1", "0.0.0.0", "::1"])
-def test_bad_tunnel_ipv4(text):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("text, message", [
+    ("300.1.1.1", "not an IPv4 address"),
+    ("abc", "not an IPv4 address"),
+    ("::1", "not an IPv4 address"),
+    ("10.0.0.1; reboot", "not an IPv4 address"),
+    ("0.0.0.0", "in 'this network', not a host address (0.0.0.0/8)"),
+    ("0.1.2.3", "in 'this network', not a host address (0.0.0.0/8)"),
+    ("127.0.0.1", "loopback (127.0.0.0/8)"),
+    ("127.255.255.254", "loopback (127.0.0.0/8)"),
+    ("169.254.0.1", "link-local (169.254.0.0/16)"),
+    ("169.254.255.254", "link-local (169.254.0.0/16)"),
+    ("224.0.0.1", "multicast (224.0.0.0/4)"),
+    ("239.255.255.255", "multicast (224.0.0.0/4)"),
+    ("240.0.0.1", "reserved (240.0.0.0/4)"),
+    ("255.255.255.254", "reserved (240.0.0.0/4)"),
+    ("255.255.255.255", "the limited broadcast address (255.255.255.255/32)"),
+])
+def test_bad_tunnel_ipv4_says_why(text, message):
+    with pytest.raises(ValueError) as caught:
         parse_ipv4(text)
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("text", ["1.0.0.0", "10.0.0.1", "126.255.255.255", "128.0.0.0", "169.253.255.255",
+                                  "169.255.0.0", "172.31.14.146", "223.255.255.255", "100.64.0.1"])
+def test_unicast_tunnel_ipv4_is_accepted(text):
+    assert parse_ipv4(text) == IPv4Address(text)
+
+
+def test_python_keeps_a_scope_id_in_a_prefix():
+    # Why parse_prefix must look for one itself: ipaddress takes it and keeps it in the text.
+    assert str(IPv6Network("fd00::%1/64")) == "fd00::%1/64"
+
+
+@pytest.mark.parametrize("text", ["fe80::%eth0/64", "fd00::%1/64", "2002:ca0c:1e01::%sit1/64"])
+def test_prefix_with_a_scope_id_is_refused(text):
+    with pytest.raises(ValueError, match="has a scope id"):
+        parse_prefix(text)
