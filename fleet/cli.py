@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, TextIO
 
 from fleet import __version__
 from fleet.errors import InventoryError, LabError, TaskError, UsageError
-from fleet.inventory import DEFAULTS_FILE, GROUPS_FILE, HOSTS_FILE, Inventory, load_inventory
+from fleet.inventory import (
+    DEFAULTS_FILE,
+    GROUPS_FILE,
+    HOSTS_FILE,
+    Inventory,
+    check_ssh_files,
+    load_inventory,
+)
 from fleet.oslimits import raise_open_file_limit
 from fleet.persist import wire
 from fleet.persist.client import PersistentTransport
@@ -282,6 +289,7 @@ def cmd_run(options: argparse.Namespace) -> int:
             Path(options.json).open("a", encoding="utf-8").close()
         except OSError as exc:
             raise UsageError(f"--json {options.json}: {exc.strerror}") from None
+    check_ssh_files(inventory, allow_missing_known_hosts=not options.check_host_keys)
     codes = asyncio.run(_run_tasks(tasks, contexts, inventory, options))
     documents = [doc for context in contexts for doc in context.json_documents]
     with _json_target(options.json) as stream:

@@ -124,3 +124,16 @@ def test_a_bad_fleet_persist_value_breaks_only_run(tmp_path):
     run = subprocess.run([sys.executable, "-m", "fleet", "run", "setup", "-i", REPO / "inventory"],
                          capture_output=True, text=True, env=env, timeout=60)
     assert run.returncode == 2 and "$FLEET_PERSIST: 'junk'" in run.stderr
+
+
+def test_a_missing_key_file_is_an_inventory_error_before_connecting(tmp_path):
+    # 192.0.2.1 is never contacted: the check comes first
+    inventory = write_inventory(tmp_path / "inv", "a:\n  hostname: 192.0.2.1\n"
+                                "  data: {ipv4: 10.0.0.1}\n  connection_options:\n    asyncssh:\n"
+                                "      extras:\n        client_keys: [no-such-key]\n",
+                                defaults="data:\n  isatap_prefix: 'fd00::/64'\n")
+    done = fleet("run", "setup", "-i", inventory, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "hosts.yaml: host 'a': field 'connection_options.asyncssh.extras.client_keys'" in done.stderr
+    assert "no-such-key" in done.stderr
+    assert fleet("inventory", "-i", inventory, cwd=tmp_path).returncode == 0

@@ -411,3 +411,41 @@ def test_down_leaves_nothing_behind(lab: LabInfo) -> None:
         assert not cmdline.exists() or str(lab.workdir) not in cmdline.read_bytes().decode(errors="replace")
     assert sorted(path.name for path in lab.workdir.iterdir()) == []
     down(workdir=lab.workdir)  # idempotent
+
+
+def test_a_guest_that_dies_while_booting_is_started_once_more(tmp_path: Path) -> None:
+    problems = ["needs root"] if os.geteuid() != 0 else check_prerequisites()
+    if problems:
+        pytest.skip("the lab cannot run here: " + "; ".join(problems))
+    said: list[str] = []
+    pidfile = tmp_path / "lab" / "guests" / "h2" / "qemu.pid"
+    killed: list[int] = []
+
+    def kill_h2_once_it_starts() -> None:
+        # the kernel panic under load, played by a kill while h2 boots (its QEMU is ours)
+        for _ in range(600):
+            try:
+                pid = int(pidfile.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                threading.Event().wait(0.05)
+                continue
+            threading.Event().wait(1.0)  # QEMU has daemonized; the kernel is booting (>3 s)
+            os.kill(pid, 9)
+            killed.append(pid)
+            return
+
+    def progress(line: str) -> None:
+        said.append(line)
+        if line.startswith("booting"):
+            threading.Thread(target=kill_h2_once_it_starts, daemon=True).start()
+
+    workdir = tmp_path / "lab"
+    try:
+        info = up(2, workdir=workdir, name=f"r{uuid.uuid4().hex[:8]}", progress=progress)
+        assert killed, "the test never found h2's QEMU to kill"
+        assert any(line.startswith("h2's QEMU exited while booting") and "once more" in line
+                   for line in said), said
+        assert all(g.running for g in info.guests)
+        assert next(g.pid for g in info.guests if g.name == "h2") != killed[0]
+    finally:
+        down(workdir=workdir)

@@ -128,15 +128,34 @@ def _bring_up(plan: LabPlan, image: GuestImage, workdir: Path, state: LabState, 
         ready.add(name)
         say(f"{name} ready ({time.monotonic() - boot_started:.1f} s)")
 
+    retried: dict[str, str] = {}  # guest -> the end of its console when it died the first time
+
     def check() -> None:
+        nonlocal state
         if not is_alive(forwarder):
             raise LabError(f"the port forwarder (PID {forwarder_pid}) died: "
                            f"{fwd_files.log.read_text(errors='replace').strip()[-2000:]}")
         for guest in plan.guests:
-            process = qemu_process(guest_files(workdir, guest.name))
-            if guest.name not in ready and (process is None or not is_alive(process)):
-                raise LabError(f"guest {guest.name}'s QEMU exited while booting; its serial console "
-                               f"ends with:\n{serial_tail(guest_files(workdir, guest.name))}")
+            files = guest_files(workdir, guest.name)
+            process = qemu_process(files)
+            if guest.name in ready or (process is not None and is_alive(process)):
+                continue
+            tail = serial_tail(files)
+            if guest.name in retried:
+                raise LabError(f"guest {guest.name}'s QEMU exited while booting, twice; its serial "
+                               f"console ends with:\n{tail}\n(the first time:\n"
+                               f"{retried[guest.name]})")
+            # Under heavy emulation load a guest's kernel can die at boot once in a while;
+            # one more try is cheap, and a second death is an error.
+            last = tail.splitlines()[-1] if tail.strip() else "no console output"
+            say(f"{guest.name}'s QEMU exited while booting ({last}); starting it once more")
+            retried[guest.name] = tail
+            files.pidfile.unlink(missing_ok=True)
+            process = start_guest(plan.netns, guest, image, files)
+            state = dataclasses.replace(state, guests=tuple(
+                dataclasses.replace(record, pid=process.pid) if record.name == guest.name else record
+                for record in state.guests))
+            save_state(workdir, state)
 
     timeout = BOOT_TIMEOUT_BASE + BOOT_TIMEOUT_PER_GUEST * len(plan.guests)
     silent = wait_for_banners(ports, timeout=timeout, on_ready=on_ready, check=check)
