@@ -95,10 +95,15 @@ def split_marker(stderr: bytes) -> tuple[int | None, bytes]:
 
 
 def stop_group_command(pgid: int) -> str:
-    """Stop a process group: TERM, a moment, KILL; exit 0 only once no process of it is left."""
-    return (f"kill -TERM -{pgid} 2>/dev/null || exit 0; sleep 0.2; kill -KILL -{pgid} 2>/dev/null; "
-            f"for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 -{pgid} 2>/dev/null || exit 0; sleep 0.1; "
-            "done; exit 1")
+    """Stop a process group: TERM, a moment, KILL; exit 0 only once no live process of it is left
+    (zombies waiting for a parent that does not reap them are dead: /proc shows their state)."""
+    return (f"g={pgid}; kill -TERM -$g 2>/dev/null || exit 0; sleep 0.2; kill -KILL -$g 2>/dev/null\n"
+            "for _ in 1 2 3 4 5 6 7 8 9 10; do\n"
+            "  kill -0 -$g 2>/dev/null || exit 0\n"
+            r"  cat /proc/[0-9]*/stat 2>/dev/null | sed -n 's/.*) \([^Z]\) [0-9]* \([0-9]*\) .*/\2/p'"
+            " | grep -qx $g || exit 0\n"
+            "  sleep 0.1\n"
+            "done\nexit 1")
 
 
 class AsyncsshSession:
