@@ -489,9 +489,11 @@ class AsyncsshTransport:
             raise AuthError(name, f"{prefix}authentication failed at {target} as {user} "
                             f"({exc.reason})", via=via) from exc
         except asyncssh.ChannelOpenError as exc:  # the jump host could not reach this host
-            blame = via or (through if exc.code == asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED else None)
-            raise ConnectError(name, f"jump host {through} could not connect to {target}: {exc.reason}",
-                               via=blame) from exc
+            if via is None and exc.code == asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED:  # its policy
+                raise ConnectError(name, f"via jump host {through}: it refused to forward to {target}: "
+                                   f"{exc.reason}", via=through) from exc
+            raise ConnectError(name, f"{prefix}jump host {through} could not connect to {target}: "
+                               f"{exc.reason}", via=via) from exc
         except asyncssh.DisconnectError as exc:
             raise ConnectError(name, f"{prefix}SSH to {target} failed: {exc.reason}", via=via) from exc
         except TimeoutError as exc:

@@ -8,7 +8,8 @@ Like sshd, each command's shell is a session leader (setsid: its PID is its proc
 command is NOT stopped when the client closes its channel: whoever started it must stop it.
 `open_sessions` counts the session channels open now and `max_sessions` refuses more (sshd's
 MaxSessions). `password` turns on password authentication (what clients sent is in `passwords`);
-`forwarding` lets clients open direct-tcpip channels through it (a jump host).
+`forwarding` lets clients open direct-tcpip channels through it (a jump host); "prohibited" refuses
+them as sshd does with AllowTcpForwarding no.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import asyncssh
 class CommandServer:
     def __init__(self, workdir: Path, *, path_prefix: Path | None = None, accept_auth: bool = True,
                  max_sessions: int | None = None, password: str | None = None,
-                 forwarding: bool = False) -> None:
+                 forwarding: bool | str = False) -> None:
         self.workdir = workdir
         self.path_prefix = path_prefix
         self.accept_auth = accept_auth
@@ -82,7 +83,10 @@ class CommandServer:
             def connection_requested(self, dest_host: str, dest_port: int, orig_host: str,
                                      orig_port: int) -> bool:
                 server.forwarded.append((dest_host, dest_port))
-                return server.forwarding
+                if server.forwarding == "prohibited":  # as sshd with AllowTcpForwarding no
+                    raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
+                                                    "port forwarding is disabled")
+                return bool(server.forwarding)
 
         self._server = await asyncssh.create_server(
             Server, "127.0.0.1", 0,
