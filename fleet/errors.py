@@ -8,7 +8,9 @@
     │   ├── ConnectError            could not reach the host            kind `unreachable`
     │   │   ├── AuthError           it would not let us log in          kind `auth`
     │   │   ├── HostKeyUnknownError its host key is not known           kind `host-key-unknown`
-    │   │   └── HostKeyChangedError its host key differs from the known kind `host-key-changed`
+    │   │   ├── HostKeyChangedError its host key differs from the known kind `host-key-changed`
+    │   │   └── SSHSetupError       a local SSH file (key, known_hosts) kind `ssh-setup`
+    │   │                           is missing or unreadable
     │   ├── CommandError            a remote command failed             kind `command`
     │   │   └── CommandTimeoutError it did not finish in time           kind `timeout`
     │   ├── HostTimeoutError        the task on the host ran too long   kind `timeout`
@@ -101,6 +103,13 @@ class HostKeyChangedError(ConnectError):
     kind = "host-key-changed"
 
 
+class SSHSetupError(ConnectError):
+    """This side cannot log in: a client key or known_hosts file named for the host is missing,
+    unreadable or invalid. The message names the file; nothing was sent to the host."""
+
+    kind = "ssh-setup"
+
+
 class CommandError(HostError):
     """A remote command failed (non-zero exit, refused channel, lost connection)."""
 
@@ -157,7 +166,7 @@ class LabError(FleetError):
 
 HOST_ERROR_KINDS: dict[str, type[HostError]] = {
     cls.kind: cls for cls in (HostError, ConnectError, AuthError, HostKeyUnknownError,
-                              HostKeyChangedError, CommandError, CommandTimeoutError,
+                              HostKeyChangedError, SSHSetupError, CommandError, CommandTimeoutError,
                               PreflightError, PrivilegeError, ForeignTunnelError, HostInterrupted)
 }
 

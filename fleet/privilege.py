@@ -10,12 +10,25 @@ from fleet.session import CommandResult
 SUDO_PASSWORD_MARKERS = ("a password is required", "a terminal is required", "no tty present")
 
 
+_AS_ROOT_HEAD = 'if [ "$(id -u)" = 0 ]; then sh -c '
+_AS_ROOT_TAIL = "; fi"
+
+
 def privileged(command: str) -> str:
     """Wrap a shell command so that it runs as root: directly when the login user is root, through
     non-interactive sudo otherwise (sudo never prompts, so it can never hang on a password)."""
     quoted = shlex.quote(command)
-    return (f'if [ "$(id -u)" = 0 ]; then sh -c {quoted}; '
-            f"else sudo -n sh -c {quoted}; fi")
+    return f"{_AS_ROOT_HEAD}{quoted}; else sudo -n sh -c {quoted}{_AS_ROOT_TAIL}"
+
+
+def is_privileged(command: str) -> bool:
+    """Whether `command` is one that `privileged` made: stopping it then needs root too."""
+    if not (command.startswith(_AS_ROOT_HEAD) and command.endswith(_AS_ROOT_TAIL)):
+        return False
+    inner = command[len(_AS_ROOT_HEAD):-len(_AS_ROOT_TAIL)]
+    separator = "; else sudo -n sh -c "
+    quoted = inner[:(len(inner) - len(separator)) // 2]
+    return inner == f"{quoted}{separator}{quoted}"
 
 
 def check_privilege(host: str, result: CommandResult) -> None:

@@ -19,7 +19,6 @@ from nornir.core.task import AggregatedResult, MultiResult, Result
 
 from fleet.errors import (
     CommandError,
-    CommandTimeoutError,
     ConnectError,
     HostError,
     HostInterrupted,
@@ -44,7 +43,8 @@ class RunLimits:
 
 
 class ConnectionPool:
-    """One SSH session per host for the whole run, opened on first use.
+    """One SSH session per host for the whole run, opened on first use (and again when the one
+    it had has ended).
 
     A host that failed to connect is not tried again within the run: its error is replayed.
     """
@@ -62,6 +62,9 @@ class ConnectionPool:
         async with lock:
             if host.name in self._failures:
                 raise self._failures[host.name]
+            kept = self._sessions.get(host.name)
+            if kept is not None and getattr(kept, "closed", False):
+                del self._sessions[host.name]  # lost, or given up after a command would not stop
             if host.name not in self._sessions:
                 async with self._handshakes:
                     try:
@@ -218,9 +221,7 @@ class Runner:
         try:
             async with asyncio.timeout(self.limits.host_timeout):
                 result = await task(run)
-        except HostError as exc:
-            if isinstance(exc, CommandTimeoutError):
-                await self._pool.discard(host)
+        except HostError as exc:  # a timed-out command was stopped and its channel closed
             return run.result(failed=True, exception=exc)
         except TimeoutError:
             await self._pool.discard(host)

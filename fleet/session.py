@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from fleet.terminal import printable
+
 
 class SSHTarget(Protocol):
     """Where and how to log in to one host (a FleetHost, or a ConnectionSpec sent over a socket)."""
@@ -43,9 +45,10 @@ class CommandResult:
 
     @property
     def last_words(self) -> str:
-        """The last line the command said (stderr first, then stdout), or "no output"."""
+        """The last line the command said (stderr first, then stdout), or "no output", with its
+        control characters escaped: it goes into messages printed on a terminal."""
         said = (self.stderr.strip() or self.stdout.strip()).splitlines()
-        return said[-1] if said else "no output"
+        return printable(said[-1]) if said else "no output"
 
 
 class Session(Protocol):

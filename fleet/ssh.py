@@ -1,24 +1,60 @@
 """The SSH transport: the one module that owns asyncssh.
 
-It turns asyncssh's errors into the project's own (ConnectError, CommandError), each message naming
-the host and what was being attempted. Other code sees only the `Transport` and `Session` protocols,
-so a test or a future transport (a bastion, a local shell) plugs in without touching the runner.
+It turns asyncssh's errors into the project's own (ConnectError and its kinds, CommandError), each
+message naming the host and what was being attempted. Other code sees only the `Transport` and
+`Session` protocols, so a test or a future transport (a local shell) plugs in without touching the
+runner.
+
+What it adds to asyncssh:
+
+- host keys checked by an OpenSSH-style policy (fleet/hostkeys.py), decided on the key asyncssh
+  received in the handshake: asyncssh trusts what known_hosts holds (keys, @cert-authority, revoked
+  entries) and asks `_HostKeyPolicy.validate_host_public_key` about any other key;
+- the user's ~/.ssh/config applies (Port, User, IdentityFile, ProxyJump ...) wherever the
+  inventory says nothing;
+- jump hosts (the `tunnel` extra or ProxyJump) connected here, hop by hop, with the same host-key
+  policy, so that a jump host's failure is reported as the jump host's (`via`);
+- a command that times out or is cancelled is stopped on the host: every command first tells its
+  process group (its shell is a session leader under sshd), and the group is killed on a second
+  channel.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncssh
 
-from fleet.errors import CommandError, CommandTimeoutError, ConnectError
+from fleet import hostkeys
+from fleet.errors import (
+    AuthError,
+    CommandError,
+    CommandTimeoutError,
+    ConnectError,
+    HostKeyChangedError,
+    HostKeyUnknownError,
+    SSHSetupError,
+)
+from fleet.hostkeys import (
+    DEFAULT_SSH_PORT,
+    HostKeyChecking,
+    KnownHostsWriter,
+    OfferedKey,
+    changed_key_message,
+    changed_key_warning,
+    known_hosts_files,
+    known_hosts_line,
+    unknown_key_message,
+)
+from fleet.privilege import is_privileged, privileged
 from fleet.session import CommandResult, SSHTarget
-
-DEFAULT_SSH_PORT = 22
 
 # Fast, modern algorithms first (curve25519 key exchange, AES-GCM and ChaCha20-Poly1305), the
 # rest of asyncssh's defaults after them so that any server still works. Host key algorithms are
@@ -28,18 +64,56 @@ PREFERRED_KEX = ("curve25519-sha256", "curve25519-sha256@libssh.org")
 PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
                      "chacha20-poly1305@openssh.com")
 
+STOP_TIMEOUT = 5.0  # seconds to stop a timed-out command's processes and close its channel
+MARKER_WAIT = 2.0  # seconds to wait for a just-started command to say its process group
+MAX_JUMPS = 8  # jump hosts in one route, nested ProxyJump included
+
+Warn = Callable[[str, str], None]
+
+# Every command first writes this line on stderr: its shell's PID, which is its process group
+# (sshd starts each session's shell with setsid). The line is taken off stderr again.
+_GROUP_MARK = "fleet-pgid:"
+_GROUP_LINE = re.compile(rb"fleet-pgid:(\d+)\n")
+
 
 def _with_preferred(preferred: tuple[str, ...], supported: list[bytes]) -> list[str]:
     names = [alg.decode() for alg in supported]
     return [alg for alg in preferred if alg in names] + [alg for alg in names if alg not in preferred]
 
 
-class AsyncsshSession:
-    """A Session over one asyncssh connection."""
+def marked(command: str) -> str:
+    """`command` preceded by the line that tells its process group."""
+    return f"printf '{_GROUP_MARK}%s\\n' \"$$\" >&2\n{command}"
 
-    def __init__(self, host: SSHTarget, connection: asyncssh.SSHClientConnection) -> None:
+
+def split_marker(stderr: bytes) -> tuple[int | None, bytes]:
+    """The process group a marked command told, and its stderr without the marker line."""
+    found = _GROUP_LINE.match(stderr)
+    if found is None:
+        return None, stderr
+    return int(found.group(1)), stderr[found.end():]
+
+
+def stop_group_command(pgid: int) -> str:
+    """Stop a process group: TERM, a moment, KILL; exit 0 only once no live process of it is left
+    (zombies waiting for a parent that does not reap them are dead: /proc shows their state)."""
+    return (f"g={pgid}; kill -TERM -$g 2>/dev/null || exit 0; sleep 0.2; kill -KILL -$g 2>/dev/null\n"
+            "for _ in 1 2 3 4 5 6 7 8 9 10; do\n"
+            "  kill -0 -$g 2>/dev/null || exit 0\n"
+            r"  cat /proc/[0-9]*/stat 2>/dev/null | sed -n 's/.*) \([^Z]\) [0-9]* \([0-9]*\) .*/\2/p'"
+            " | grep -qx $g || exit 0\n"
+            "  sleep 0.1\n"
+            "done\nexit 1")
+
+
+class AsyncsshSession:
+    """A Session over one asyncssh connection (and the jump-host connections it goes through)."""
+
+    def __init__(self, host: SSHTarget, connection: asyncssh.SSHClientConnection, *,
+                 jumps: Sequence[asyncssh.SSHClientConnection] = ()) -> None:
         self._host = host
         self._connection = connection
+        self._jumps = list(jumps)
 
     @property
     def closed(self) -> bool:
@@ -48,12 +122,22 @@ class AsyncsshSession:
 
     async def run(self, command: str, *, timeout: float) -> CommandResult:
         name = self._host.name
+        process: asyncssh.SSHClientProcess[bytes] | None = None
         try:
-            completed = await self._connection.run(command, check=False, timeout=timeout)
-        except asyncssh.TimeoutError as exc:  # both a ProcessError and a TimeoutError: first
-            raise CommandTimeoutError(name, f"command did not finish within {timeout:g} s",
-                               command=command, stdout=_text(exc.stdout),
-                               stderr=_text(exc.stderr)) from exc
+            async with asyncio.timeout(timeout):
+                process = await self._connection.create_process(marked(command), encoding=None)
+                stdout, stderr = await process.communicate()
+        except TimeoutError as exc:
+            if process is None:
+                raise CommandTimeoutError(name, f"command did not start within {timeout:g} s",
+                                          command=command) from exc
+            out, err, stopped = await asyncio.shield(self._stop(process, command))
+            raise CommandTimeoutError(name, f"command did not finish within {timeout:g} s; {stopped}",
+                                      command=command, stdout=_text(out), stderr=_text(err)) from exc
+        except asyncio.CancelledError:
+            if process is not None:
+                await asyncio.shield(self._stop(process, command))
+            raise
         except asyncssh.ChannelOpenError as exc:
             raise CommandError(name, f"server refused to run a command: {exc.reason}",
                                command=command) from exc
@@ -62,52 +146,229 @@ class AsyncsshSession:
                                command=command) from exc
         except (OSError, asyncssh.Error) as exc:
             raise CommandError(name, f"command failed to run: {exc}", command=command) from exc
-        status = completed.exit_status
-        if status is None:
-            status = 128 + 15 if completed.exit_signal else 255
-        return CommandResult(command, status, _text(completed.stdout), _text(completed.stderr))
+        status = process.exit_status
+        if status is None or status < 0:
+            status = 128 + 15 if process.exit_signal else 255
+        _, stderr = split_marker(stderr)
+        return CommandResult(command, status, _text(stdout), _text(stderr))
+
+    async def _stop(self, process: asyncssh.SSHClientProcess[bytes],
+                    command: str) -> tuple[bytes, bytes, str]:
+        """Stop a command that ran too long or was cancelled: kill its process group on the host
+        (as root when it ran as root), close its channel. Bounded by STOP_TIMEOUT and MARKER_WAIT.
+        Returns its output so far and what became of it, measured on the host."""
+        out, err = bytearray(), bytearray()
+
+        def collect() -> None:
+            more_out, more_err = process.collect_output()
+            out.extend(more_out)
+            err.extend(more_err)
+
+        collect()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + MARKER_WAIT
+        while split_marker(bytes(err))[0] is None and not process.is_closing() and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            collect()
+        pgid, _ = split_marker(bytes(err))
+        if pgid is None:
+            stopped = "its process group was not known, so nothing was stopped on the host"
+        else:
+            kill = stop_group_command(pgid)
+            try:
+                done = await self._connection.run(privileged(kill) if is_privileged(command) else kill,
+                                                  check=False, timeout=STOP_TIMEOUT)
+            except (OSError, asyncssh.Error) as exc:  # asyncssh.TimeoutError included
+                stopped = f"could not stop it on the host: {type(exc).__name__}: {exc}"
+            else:
+                stopped = ("stopped it on the host" if done.exit_status == 0 else
+                           f"its processes on the host did not stop (exit status {done.exit_status})")
+        process.close()
+        try:
+            await asyncio.wait_for(process.wait_closed(), STOP_TIMEOUT)
+        except (TimeoutError, OSError, asyncssh.Error):
+            self._connection.close()  # a channel that will not close: give the connection up
+        collect()
+        return bytes(out), split_marker(bytes(err))[1], stopped
 
     async def close(self) -> None:
-        self._connection.close()
-        try:
-            await asyncio.wait_for(self._connection.wait_closed(), timeout=5)
-        except (TimeoutError, OSError, asyncssh.Error):
-            pass
+        for connection in [self._connection, *reversed(self._jumps)]:
+            connection.close()
+            try:
+                await asyncio.wait_for(connection.wait_closed(), timeout=5)
+            except (TimeoutError, OSError, asyncssh.Error):
+                pass
+
+
+class _HostKeyPolicy(asyncssh.SSHClient):
+    """Decides, by the policy, about a host key that known_hosts does not vouch for.
+
+    asyncssh calls these only for keys and CAs that known_hosts does not trust (and never for
+    revoked ones); the decision and the key are kept for the transport to report.
+    """
+
+    def __init__(self, policy: HostKeyChecking, known: Any, can_record: bool) -> None:
+        self._policy = policy
+        self._known = known
+        self._can_record = can_record
+        self.offered: OfferedKey | None = None
+        self.accepted = False
+
+    @property
+    def changed_key_accepted(self) -> bool:
+        return self.accepted and self.offered is not None and self.offered.changed
+
+    def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
+        lookup_port = None if port == DEFAULT_SSH_PORT else port
+        trusted = asyncssh.match_known_hosts(self._known, host, addr, lookup_port)[0] if self._known else []
+        algorithm, data = key.export_public_key("openssh").decode().split()[:2]
+        self.offered = OfferedKey(host, port, algorithm, key.get_fingerprint("sha256"),
+                                  f"{algorithm} {data}", changed=bool(trusted))
+        self.accepted = self._policy == "no" or (
+            self._policy == "accept-new" and not self.offered.changed and self._can_record)
+        return self.accepted
+
+    def validate_host_ca_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
+        self.offered = OfferedKey(host, port, f"{key.get_algorithm()} (CA)", key.get_fingerprint("sha256"),
+                                  "", changed=False, authority=True)
+        self.accepted = self._policy == "no"
+        return self.accepted
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a host really is once ~/.ssh/config has had its say."""
+
+    host: str
+    port: int
+    username: str
+    tunnel: str | None  # ProxyJump, when the config gives one
+
+    @property
+    def target(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def resolve_route(host: str, port: int | None, username: str | None, config: Any = ()) -> Route:
+    """Host, port, user and ProxyJump for a host, the given values first, then the ssh config
+    (~/.ssh/config, or the `config` extra), then the defaults. Reads files: call off the loop."""
+    options = asyncssh.SSHClientConnectionOptions(
+        host=host, port=port if port is not None else (), username=username if username else (),
+        config=config, client_keys=[], agent_identities=None, agent_path=None, known_hosts=None)
+    tunnel = options.tunnel if isinstance(options.tunnel, str) else None
+    return Route(options.host, int(options.port), options.username, tunnel)
+
+
+def effective_port(host: SSHTarget) -> int:
+    """The port fleet connects to for a host: the inventory's, else the ssh config's, else 22.
+    For display (`fleet inventory`); reads ~/.ssh/config."""
+    if host.ssh_port is not None:
+        return host.ssh_port
+    try:
+        return resolve_route(host.ssh_host, None, host.username,
+                             host.ssh_options.get("config", ())).port
+    except (OSError, ValueError, asyncssh.Error):
+        return DEFAULT_SSH_PORT
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One jump host, as ProxyJump or the `tunnel` extra writes it: [user@]host[:port]."""
+
+    host: str
+    port: int | None
+    username: str | None
+
+
+def parse_jumps(spec: str) -> list[Hop]:
+    """`[user@]host[:port]`, comma-separated, first hop first (`ssh://` and `[v6]:port` allowed)."""
+    hops = []
+    for part in spec.split(","):
+        text = part.strip().removeprefix("ssh://")
+        if not text:
+            continue
+        username, _, address = text.rpartition("@")
+        port: int | None = None
+        if address.startswith("["):
+            host, _, rest = address[1:].partition("]")
+            if rest.startswith(":"):
+                port = int(rest[1:])
+        elif address.count(":") == 1:
+            host, port_text = address.split(":")
+            port = int(port_text)
+        else:
+            host = address
+        hops.append(Hop(host, port, username or None))
+    return hops
 
 
 class AsyncsshTransport:
-    """Connects with asyncssh, using the host's Nornir fields and its asyncssh extras."""
+    """Connects with asyncssh, using the host's Nornir fields, its asyncssh extras and the user's
+    ssh config.
 
-    def __init__(self, *, check_host_keys: bool = True,
-                 login_timeout: float | None = None) -> None:
-        self._check_host_keys = check_host_keys
+    `host_key_checking` is OpenSSH's StrictHostKeyChecking word (yes, accept-new, no); the old
+    `check_host_keys=False` means `no`. Warnings (a changed key accepted under `no`) are kept in
+    `warnings` as (host, text) and passed to `on_warning` as they happen.
+    """
+
+    def __init__(self, *, host_key_checking: str | None = None, check_host_keys: bool = True,
+                 login_timeout: float | None = None, on_warning: Warn | None = None) -> None:
+        self.host_key_checking: HostKeyChecking = hostkeys.host_key_checking(
+            host_key_checking if host_key_checking is not None else check_host_keys)
         self._login_timeout = login_timeout
-        self._known_hosts: dict[str, Any] = {}
+        self._on_warning = on_warning
+        self.warnings: list[tuple[str, str]] = []
+        self._known_hosts: dict[tuple[Path, ...], Any] = {}
         self._client_keys: dict[tuple[tuple[str, ...], str | None], Any] = {}
+        self._writer = KnownHostsWriter()
 
-    def _known_hosts_file(self, path: str) -> Any:
-        """A known_hosts file read and parsed once per run, not once per host."""
-        if path not in self._known_hosts:
+    def _known_hosts_files(self, name: str, files: tuple[Path, ...]) -> Any:
+        """known_hosts files read and parsed once per run (again after a key was added); a missing
+        file holds no keys, as for OpenSSH; one that cannot be read is an SSHSetupError."""
+        if files not in self._known_hosts:
             try:
-                self._known_hosts[path] = asyncssh.read_known_hosts(path)
-            except (OSError, ValueError):
-                self._known_hosts[path] = path  # let asyncssh report it per host, as usual
-        return self._known_hosts[path]
+                texts = []
+                for file in files:
+                    try:
+                        texts.append(file.read_text())
+                    except FileNotFoundError:
+                        continue
+                self._known_hosts[files] = asyncssh.import_known_hosts(
+                    "".join(t if t.endswith("\n") else f"{t}\n" for t in texts if t))
+            except (OSError, UnicodeDecodeError, ValueError, asyncssh.KeyImportError) as exc:
+                self._known_hosts[files] = (file, exc)
+        known = self._known_hosts[files]
+        if isinstance(known, tuple):
+            if self.host_key_checking == "no":
+                return asyncssh.import_known_hosts("")
+            file, exc = known
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise SSHSetupError(name, f"cannot read known_hosts file {file}: {reason}")
+        return known
 
-    def _client_key_files(self, paths: tuple[str, ...], passphrase: str | None) -> Any:
+    def _client_key_files(self, name: str, paths: tuple[str, ...], passphrase: str | None) -> Any:
         """Private key files read and decoded once per run, not once per host."""
         key = (paths, passphrase)
         if key not in self._client_keys:
             try:
                 self._client_keys[key] = asyncssh.load_keypairs(list(paths), passphrase)
-            except (OSError, ValueError, asyncssh.Error):
-                self._client_keys[key] = list(paths)  # let asyncssh report it per host, as usual
-        return self._client_keys[key]
+            except OSError as exc:
+                self._client_keys[key] = SSHSetupError(
+                    name, f"cannot read client key file {exc.filename or ', '.join(paths)}: "
+                    f"{exc.strerror or exc}")
+            except (ValueError, asyncssh.Error) as exc:
+                self._client_keys[key] = SSHSetupError(
+                    name, f"cannot load client key file {', '.join(paths)}: {exc}")
+        keys = self._client_keys[key]
+        if isinstance(keys, SSHSetupError):
+            raise SSHSetupError(name, keys.reason)
+        return keys
 
     def connect_options(self, host: SSHTarget, *, timeout: float) -> dict[str, Any]:
-        """The keyword arguments for asyncssh.connect(), extras last so that they win."""
+        """The keyword arguments for asyncssh.connect(), extras last so that they win. No port
+        when the inventory gives none: the ssh config's then applies, else 22. Raises
+        SSHSetupError for a client key or known_hosts file that cannot be read."""
         options: dict[str, Any] = {
-            "port": host.ssh_port or DEFAULT_SSH_PORT,
             "connect_timeout": timeout,
             "login_timeout": self._login_timeout or timeout,
             "kex_algs": _with_preferred(PREFERRED_KEX, asyncssh.kex.get_default_kex_algs()),
@@ -116,6 +377,8 @@ class AsyncsshTransport:
             "keepalive_interval": 15,
             "keepalive_count_max": 3,
         }
+        if host.ssh_port is not None:
+            options["port"] = host.ssh_port
         if host.username is not None:
             options["username"] = host.username
         if host.password is not None:
@@ -123,39 +386,157 @@ class AsyncsshTransport:
         options.update(_plain(host.ssh_options))
         keys = options.get("client_keys")
         if isinstance(keys, (list, tuple)) and keys and all(isinstance(k, str) for k in keys):
-            options["client_keys"] = self._client_key_files(tuple(keys), options.get("passphrase"))
-        if isinstance(options.get("known_hosts"), str):
-            options["known_hosts"] = self._known_hosts_file(options["known_hosts"])
-        if not self._check_host_keys:
-            options["known_hosts"] = None
+            options["client_keys"] = self._client_key_files(host.name, tuple(keys), options.get("passphrase"))
+        files = known_hosts_files(host.ssh_options)
+        if files is not None:
+            options["known_hosts"] = self._known_hosts_files(host.name, files)
         return options
 
     async def connect(self, host: SSHTarget, *, timeout: float) -> AsyncsshSession:
         options = self.connect_options(host, timeout=timeout)
-        target = f"{host.ssh_host}:{options['port']}"
+        files = known_hosts_files(host.ssh_options)
+        config = options.get("config", ())
         try:
-            connection = await asyncssh.connect(host.ssh_host, **options)
+            route = await asyncio.to_thread(resolve_route, host.ssh_host, host.ssh_port,
+                                            options.get("username"), config)
+        except (OSError, ValueError, asyncssh.Error) as exc:
+            raise SSHSetupError(host.name, f"cannot read the ssh config: {exc}") from exc
+        jump_spec: str | None = route.tunnel
+        if "tunnel" in options:
+            jump_spec = options["tunnel"] if isinstance(options["tunnel"], str) else None
+            if jump_spec is not None:
+                del options["tunnel"]
+        jumps: list[asyncssh.SSHClientConnection] = []
+        through: str | None = None
+        try:
+            if jump_spec:
+                for hop, hop_route in await self._expand(host.name, jump_spec, config):
+                    jumps.append(await self._open_hop(host.name, hop, hop_route, jumps[-1] if jumps else None,
+                                                      options, files, timeout))
+                    through = hop_route.target
+                options["tunnel"] = jumps[-1]
+            connection = await self._handshake(host.name, host.ssh_host, options, files, route=route,
+                                               timeout=timeout, through=through)
+        except BaseException:
+            for jump in reversed(jumps):
+                jump.close()
+            raise
+        return AsyncsshSession(host, connection, jumps=jumps)
+
+    async def _expand(self, name: str, spec: str, config: Any) -> list[tuple[Hop, Route]]:
+        """The hops of a ProxyJump, first hop first, each with where the ssh config puts it; the
+        first hop's own ProxyJump (from the ssh config) expanded in front of it."""
+        hops: list[tuple[Hop, Route]] = []
+        pending = spec
+        while pending:
+            try:
+                parsed = parse_jumps(pending)
+            except ValueError as exc:
+                raise SSHSetupError(name, f"bad jump host {pending!r}: {exc}") from exc
+            if not parsed:
+                break
+            resolved = []
+            for hop in parsed:
+                try:
+                    route = await asyncio.to_thread(resolve_route, hop.host, hop.port, hop.username, config)
+                except (OSError, ValueError, asyncssh.Error) as exc:
+                    raise SSHSetupError(name, f"cannot read the ssh config for jump host {hop.host}: "
+                                        f"{exc}") from exc
+                resolved.append((hop, route))
+            hops[:0] = resolved
+            pending = resolved[0][1].tunnel or ""
+            if len(hops) > MAX_JUMPS:
+                raise SSHSetupError(name, f"more than {MAX_JUMPS} jump hosts (a ProxyJump loop?)")
+        return hops
+
+    async def _open_hop(self, name: str, hop: Hop, route: Route, tunnel: asyncssh.SSHClientConnection | None,
+                        options: Mapping[str, Any], files: tuple[Path, ...] | None,
+                        timeout: float) -> asyncssh.SSHClientConnection:
+        """Log in to a jump host: its user and port from the spec or the ssh config, the target's
+        client keys, known_hosts and host-key policy; never the target's password."""
+        hop_options = {key: options[key] for key in (
+            "connect_timeout", "login_timeout", "kex_algs", "encryption_algs", "keepalive_interval",
+            "keepalive_count_max", "known_hosts", "client_keys", "passphrase", "config") if key in options}
+        hop_options["tunnel"] = tunnel  # None: the hop's own ProxyJump was expanded already
+        if hop.port is not None:
+            hop_options["port"] = hop.port
+        if hop.username is not None:
+            hop_options["username"] = hop.username
+        return await self._handshake(name, hop.host, hop_options, files, route=route, timeout=timeout,
+                                     via=f"{hop.host}:{route.port}")
+
+    async def _handshake(self, name: str, address: str, options: Mapping[str, Any],
+                         files: tuple[Path, ...] | None, *, route: Route, timeout: float,
+                         via: str | None = None, through: str | None = None) -> asyncssh.SSHClientConnection:
+        """One asyncssh.connect with the host-key policy; its errors as the project's."""
+        known = options.get("known_hosts", ())
+        client = _HostKeyPolicy(self.host_key_checking, known if known != () else None,
+                                can_record=files is not None)
+        opts = dict(options)
+        opts["client_factory"] = lambda: client
+        password = opts.pop("password", None)
+        if password is not None:  # asked for at login, after the host key was judged
+            opts["password"] = lambda: None if client.changed_key_accepted else password
+        prefix = f"via jump host {via}: " if via else ""
+        target = route.target
+        user = opts.get("username") or route.username
+        try:
+            connection = await asyncssh.connect(address, **opts)
         except asyncssh.HostKeyNotVerifiable as exc:
-            raise ConnectError(host.name, f"host key of {target} not verifiable ({exc.reason}); add "
-                               "it to known_hosts or set connection_options.asyncssh.extras."
-                               "known_hosts") from exc
+            raise _host_key_error(name, client.offered, files, exc, prefix, via) from exc
         except asyncssh.PermissionDenied as exc:
-            raise ConnectError(host.name, f"authentication failed at {target} as "
-                               f"{options.get('username') or 'the local user'} "
-                               f"({exc.reason})") from exc
+            await self._record(client, files)  # the key was proven; OpenSSH records it too
+            raise AuthError(name, f"{prefix}authentication failed at {target} as {user} "
+                            f"({exc.reason})", via=via) from exc
+        except asyncssh.ChannelOpenError as exc:  # the jump host could not reach this host
+            if via is None and exc.code == asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED:  # its policy
+                raise ConnectError(name, f"via jump host {through}: it refused to forward to {target}: "
+                                   f"{exc.reason}", via=through) from exc
+            raise ConnectError(name, f"{prefix}jump host {through} could not connect to {target}: "
+                               f"{exc.reason}", via=via) from exc
         except asyncssh.DisconnectError as exc:
-            raise ConnectError(host.name, f"SSH to {target} failed: {exc.reason}") from exc
+            raise ConnectError(name, f"{prefix}SSH to {target} failed: {exc.reason}", via=via) from exc
         except TimeoutError as exc:
-            raise ConnectError(host.name, f"SSH to {target} did not connect and log in within "
-                               f"{timeout:g} s") from exc
+            raise ConnectError(name, f"{prefix}SSH to {target} did not connect and log in within "
+                               f"{timeout:g} s", via=via) from exc
         except socket.gaierror as exc:
-            raise ConnectError(host.name, f"cannot resolve {host.ssh_host!r}: {exc.strerror}") from exc
+            raise ConnectError(name, f"{prefix}cannot resolve {route.host!r}: {exc.strerror}",
+                               via=via) from exc
         except OSError as exc:
             reason = os.strerror(exc.errno) if exc.errno else (str(exc) or type(exc).__name__)
-            raise ConnectError(host.name, f"cannot connect to {target}: {reason}") from exc
+            if exc.filename:  # a file asyncssh was told to read (IdentityFile, known_hosts ...)
+                raise SSHSetupError(name, f"{prefix}cannot read {exc.filename}: {reason}", via=via) from exc
+            raise ConnectError(name, f"{prefix}cannot connect to {target}: {reason}", via=via) from exc
         except (asyncssh.Error, ValueError, TypeError) as exc:
-            raise ConnectError(host.name, f"SSH to {target} failed: {exc}") from exc
-        return AsyncsshSession(host, connection)
+            raise ConnectError(name, f"{prefix}SSH to {target} failed: {exc}", via=via) from exc
+        finally:
+            if client.changed_key_accepted and client.offered is not None:  # even when login failed
+                self._warn(name, prefix + changed_key_warning(client.offered, files))
+        await self._record(client, files)
+        return connection
+
+    async def _record(self, client: _HostKeyPolicy, files: tuple[Path, ...] | None) -> None:
+        """accept-new: write the key just accepted to the (first) known_hosts file in use."""
+        offered = client.offered
+        if (self.host_key_checking != "accept-new" or not client.accepted or offered is None
+                or offered.changed or offered.authority or not files):
+            return
+        await self._writer.append(files[0], known_hosts_line(offered.host, offered.port, offered.public_key))
+        self._known_hosts.pop(files, None)  # read again: a reconnection trusts it
+
+    def _warn(self, host: str, text: str) -> None:
+        self.warnings.append((host, text))
+        if self._on_warning is not None:
+            self._on_warning(host, text)
+
+
+def _host_key_error(name: str, offered: OfferedKey | None, files: tuple[Path, ...] | None,
+                    exc: asyncssh.HostKeyNotVerifiable, prefix: str, via: str | None) -> ConnectError:
+    if offered is None:  # refused by asyncssh itself (a revoked key, a certificate's principals)
+        return HostKeyUnknownError(name, f"{prefix}host key not verifiable: {exc.reason}", via=via)
+    if offered.changed:
+        return HostKeyChangedError(name, prefix + changed_key_message(offered, files), via=via)
+    return HostKeyUnknownError(name, prefix + unknown_key_message(offered, files), via=via)
 
 
 def _plain(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -3,33 +3,58 @@
 As asyncssh's own tests do: real handshakes, real authentication, real channels, real commands.
 `path_prefix` puts a directory first on the commands' PATH (for stand-in `sudo`/`id`), and
 `connections` counts the logins, to see connection reuse; `drop_connections` ends them.
+
+Like sshd, each command's shell is a session leader (setsid: its PID is its process group), and a
+command is NOT stopped when the client closes its channel: whoever started it must stop it.
+`open_sessions` counts the session channels open now and `max_sessions` refuses more (sshd's
+MaxSessions). `password` turns on password authentication (what clients sent is in `passwords`);
+`forwarding` lets clients open direct-tcpip channels through it (a jump host); "prohibited" refuses
+them as sshd does with AllowTcpForwarding no.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 from pathlib import Path
 
 import asyncssh
 
 
 class CommandServer:
-    def __init__(self, workdir: Path, *, path_prefix: Path | None = None,
-                 accept_auth: bool = True) -> None:
+    def __init__(self, workdir: Path, *, path_prefix: Path | None = None, accept_auth: bool = True,
+                 max_sessions: int | None = None, password: str | None = None,
+                 forwarding: bool | str = False) -> None:
         self.workdir = workdir
         self.path_prefix = path_prefix
         self.accept_auth = accept_auth
+        self.max_sessions = max_sessions
+        self.password = password
+        self.forwarding = forwarding
         self.connections = 0
+        self.open_sessions = 0
+        self.refused_sessions = 0
+        self.passwords: list[str] = []
+        self.forwarded: list[tuple[str, int]] = []
         self._open: list[asyncssh.SSHServerConnection] = []
+        self._children: set[asyncio.subprocess.Process] = set()
+        self._watchers: set[asyncio.Task[None]] = set()
         self.commands: list[str] = []
         self.port = 0
         self._server: asyncssh.SSHAcceptor | None = None
         self.host_key = asyncssh.generate_private_key("ssh-ed25519")
+        self.host_certificate: asyncssh.SSHCertificate | None = None  # offered with the key when set
         self.client_key = asyncssh.generate_private_key("ssh-ed25519")
         self.client_key_path = workdir / "client_key"
         self.client_key.write_private_key(str(self.client_key_path))
         self.known_hosts_path = workdir / "known_hosts"
+
+    @property
+    def host_key_line(self) -> str:
+        """This server's known_hosts line."""
+        return f"[127.0.0.1]:{self.port} {self.host_key.export_public_key().decode().strip()}\n"
 
     async def start(self) -> CommandServer:
         server = self
@@ -48,16 +73,43 @@ class CommandServer:
             def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
                 return server.accept_auth and key.public_data == server.client_key.public_data
 
+            def password_auth_supported(self) -> bool:
+                return server.password is not None
+
+            def validate_password(self, username: str, password: str) -> bool:
+                server.passwords.append(password)
+                return server.accept_auth and password == server.password
+
+            def connection_requested(self, dest_host: str, dest_port: int, orig_host: str,
+                                     orig_port: int) -> bool:
+                server.forwarded.append((dest_host, dest_port))
+                if server.forwarding == "prohibited":  # as sshd with AllowTcpForwarding no
+                    raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
+                                                    "port forwarding is disabled")
+                return bool(server.forwarding)
+
         self._server = await asyncssh.create_server(
-            Server, "127.0.0.1", 0, server_host_keys=[self.host_key],
-            process_factory=self._handle)
+            Server, "127.0.0.1", 0,
+            server_host_keys=[(self.host_key, self.host_certificate) if self.host_certificate
+                              else self.host_key],
+            process_factory=self._handle, encoding=None)
         self.port = self._server.sockets[0].getsockname()[1]
-        self.known_hosts_path.write_text(
-            f"[127.0.0.1]:{self.port} {self.host_key.export_public_key().decode().strip()}\n")
+        self.known_hosts_path.write_text(self.host_key_line)
         return self
 
     async def _handle(self, process: asyncssh.SSHServerProcess) -> None:
+        if self.max_sessions is not None and self.open_sessions >= self.max_sessions:
+            self.refused_sessions += 1
+            process.stderr.write(b"too many sessions\n")
+            process.exit(254)
+            return
+        self.open_sessions += 1
+        watcher = asyncio.ensure_future(self._count_close(process))
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
         command = process.command or ""
+        if isinstance(command, bytes):
+            command = command.decode()
         self.commands.append(command)
         env = dict(os.environ)
         if self.path_prefix is not None:
@@ -65,23 +117,33 @@ class CommandServer:
         child = await asyncio.create_subprocess_exec(
             "/bin/sh", "-c", command, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True)
+        self._children.add(child)
+        finished = asyncio.ensure_future(self._relay(process, child))
+        closed = asyncio.ensure_future(process.channel.wait_closed())
+        await asyncio.wait({finished, closed}, return_when=asyncio.FIRST_COMPLETED)
+        closed.cancel()
+        if not finished.done():  # the client went away; like sshd, leave the command running
+            finished.add_done_callback(lambda _: self._children.discard(child))
+            return
+        self._children.discard(child)
+        process.exit(child.returncode or 0)
+
+    @staticmethod
+    async def _relay(process: asyncssh.SSHServerProcess, child: asyncio.subprocess.Process) -> None:
+        async def pump(source: asyncio.StreamReader, sink: asyncssh.SSHWriter) -> None:
+            while chunk := await source.read(65536):
+                with contextlib.suppress(OSError, asyncssh.Error):
+                    sink.write(chunk)
+
+        assert child.stdout is not None and child.stderr is not None
+        await asyncio.gather(pump(child.stdout, process.stdout), pump(child.stderr, process.stderr))
+        await child.wait()
+
+    async def _count_close(self, process: asyncssh.SSHServerProcess) -> None:
         try:
-            finished = asyncio.ensure_future(child.communicate())
-            closed = asyncio.ensure_future(process.channel.wait_closed())
-            await asyncio.wait({finished, closed}, return_when=asyncio.FIRST_COMPLETED)
-            closed.cancel()
-            if not finished.done():  # the client went away: stop the command, as sshd would
-                child.kill()
-                await asyncio.wait({finished})
-                return
-            out, err = finished.result()
-            process.stdout.write(out.decode())
-            process.stderr.write(err.decode())
-            process.exit(child.returncode or 0)
+            await process.channel.wait_closed()
         finally:
-            if child.returncode is None:
-                child.kill()
-                await child.wait()
+            self.open_sessions -= 1
 
     def drop_connections(self) -> None:
         """Close every open connection from the server's side (as a restarted sshd would)."""
@@ -90,9 +152,14 @@ class CommandServer:
         self._open.clear()
 
     async def close(self) -> None:
+        for child in list(self._children):  # what no client stopped: the test is over
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.pid, signal.SIGKILL)
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        for watcher in list(self._watchers):
+            watcher.cancel()
 
     def inventory_entry(self, name: str, ipv4: str) -> str:
         return (f"{name}:\n  hostname: 127.0.0.1\n  port: {self.port}\n  username: tester\n"

@@ -8,7 +8,7 @@ from conftest import write_inventory
 from nornir_utils.plugins.functions import print_result
 from sshserver import CommandServer
 
-from fleet.errors import ConnectError, PreflightError
+from fleet.errors import AuthError, CommandTimeoutError, ConnectError, PreflightError
 from fleet.inventory import load_inventory
 from fleet.runner import INTERRUPTED, RunLimits, Runner
 from fleet.ssh import AsyncsshTransport
@@ -95,6 +95,26 @@ def test_command_timeout_is_a_host_error(tmp_path):
 
     result = asyncio.run(scenario())
     assert result.failed and "did not finish within 0.5 s" in str(result.exception)
+
+
+def test_after_a_command_timeout_the_host_s_connection_is_kept(tmp_path):
+    async def task(host):
+        try:
+            await host.run("sleep 4", timeout=0.3)
+        except CommandTimeoutError:
+            pass
+        return host.result((await host.run("echo after", check=True)).stdout.strip())
+
+    async def scenario():
+        (server,) = await servers(tmp_path, 1)
+        inventory = inventory_for(tmp_path, [server.inventory_entry("a", "10.0.0.1")])
+        async with Runner(AsyncsshTransport()) as runner:
+            outcome = await runner.run("t", task, inventory.hosts, OPTIONS)
+        await server.close()
+        return outcome.results["a"][0], server.connections
+
+    result, connections = asyncio.run(scenario())
+    assert result.result == "after" and connections == 1
 
 
 def test_host_timeout_and_a_crashing_task_stay_with_their_host(tmp_path):
@@ -227,4 +247,5 @@ def test_wrong_credentials_say_authentication(tmp_path):
         return outcome.results["a"][0]
 
     result = asyncio.run(scenario())
+    assert isinstance(result.exception, AuthError) and result.exception.kind == "auth"
     assert "authentication failed at 127.0.0.1" in str(result.exception)

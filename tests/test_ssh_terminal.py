@@ -1,0 +1,51 @@
+"""Remote output shown on a terminal cannot drive it: control characters come out escaped."""
+
+import asyncio
+
+from sshserver import CommandServer
+from sshtarget import target_for
+
+from fleet.errors import CommandError
+from fleet.runner import HostRun, RunLimits
+from fleet.session import CommandResult
+from fleet.ssh import AsyncsshTransport
+from fleet.terminal import printable
+
+
+def test_printable_escapes_controls_but_newline_and_tab():
+    assert printable("\x1b[2J\x1b[HALL HOSTS OK") == "\\x1b[2J\\x1b[HALL HOSTS OK"
+    assert printable("a\tb\nc") == "a\tb\nc"
+    assert printable("over\rwrite\x00\x07\x7f") == "over\\x0dwrite\\x00\\x07\\x7f"
+    assert printable("\x9b31m csi and é ü ✓") == "\\x9b31m csi and é ü ✓"  # C1 escaped, text kept
+
+
+def test_last_words_are_escaped():
+    result = CommandResult("x", 1, "", "fine\n\x1b]0;pwned\x07last\n")
+    assert result.last_words == "\\x1b]0;pwned\\x07last"
+
+
+def test_a_hosts_escape_sequences_reach_the_error_message_escaped(tmp_path):
+    class Host:
+        name = "a"
+
+    async def scenario():
+        server = await CommandServer(tmp_path).start()
+        transport = AsyncsshTransport()
+        session = await transport.connect(target_for(server), timeout=10)
+
+        class Pool:
+            async def session(self, host):
+                return session
+
+        run = HostRun(Host(), [], None, Pool(), RunLimits(), "t")  # type: ignore[arg-type]
+        try:
+            await run.run(r"printf '\033[2J\033[HALL HOSTS OK'; exit 3", check=True)
+        except CommandError as exc:
+            return str(exc)
+        finally:
+            await session.close()
+            await server.close()
+
+    message = asyncio.run(scenario())
+    assert message == "a: exit status 3: \\x1b[2J\\x1b[HALL HOSTS OK"
+    assert "\x1b" not in message
