@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from fleet import __version__
 from fleet.errors import InventoryError, LabError, TaskError, UsageError
+from fleet.hostkeys import HOST_KEY_CHECKING
 from fleet.inventory import (
     DEFAULTS_FILE,
     GROUPS_FILE,
@@ -42,6 +43,7 @@ from fleet.task import (
     load_task,
     resolve_tasks,
 )
+from fleet.terminal import printable
 
 if TYPE_CHECKING:
     from fleet.lab import LabInfo
@@ -106,8 +108,13 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     limits.add_argument("--host-timeout", type=_positive_float, default=d.host_timeout,
                         metavar="S", help=f"seconds for a task on one host (default {d.host_timeout:g})")
     ssh = parser.add_argument_group("ssh")
-    ssh.add_argument("--no-host-key-checking", dest="check_host_keys", action="store_false",
-                     help="accept any host key (like StrictHostKeyChecking=no); off by default")
+    ssh.add_argument("--host-key-checking", choices=HOST_KEY_CHECKING, default="yes",
+                     help="as OpenSSH's StrictHostKeyChecking: yes refuses unknown and changed "
+                     "keys (default); accept-new records unknown keys in the known_hosts file in "
+                     "use and refuses changed ones; no accepts any key, a changed one with a "
+                     "warning and without sending a password")
+    ssh.add_argument("--no-host-key-checking", dest="host_key_checking", action="store_const",
+                     const="no", help="the same as --host-key-checking no")
     ssh.add_argument("--persist", type=_persist, default=None, metavar="SECONDS",
                      help="keep the SSH connections open in a background process for SECONDS "
                      "after the run (60, 10m ...) and reuse them in the next runs, like OpenSSH's "
@@ -233,7 +240,9 @@ def select_hosts(options: argparse.Namespace) -> Inventory:
 
 def cmd_inventory(options: argparse.Namespace) -> int:
     inventory = select_hosts(options)
-    rows = [{"name": h.name, "ssh": f"{h.ssh_host}:{h.ssh_port or 22}", "ipv4": str(h.ipv4),
+    from fleet.ssh import effective_port  # the ssh config's Port where the inventory has none
+
+    rows = [{"name": h.name, "ssh": f"{h.ssh_host}:{effective_port(h)}", "ipv4": str(h.ipv4),
              "address": str(h.address), "groups": list(h.groups)} for h in inventory.hosts]
     if options.json:
         write_json({"hosts": rows}, sys.stdout)
@@ -289,7 +298,7 @@ def cmd_run(options: argparse.Namespace) -> int:
             Path(options.json).open("a", encoding="utf-8").close()
         except OSError as exc:
             raise UsageError(f"--json {options.json}: {exc.strerror}") from None
-    check_ssh_files(inventory, allow_missing_known_hosts=not options.check_host_keys)
+    check_ssh_files(inventory, allow_missing_known_hosts=options.host_key_checking != "yes")
     codes = asyncio.run(_run_tasks(tasks, contexts, inventory, options))
     documents = [doc for context in contexts for doc in context.json_documents]
     with _json_target(options.json) as stream:
@@ -363,7 +372,7 @@ async def _transport(options: argparse.Namespace) -> Transport:
     background process cannot be used), otherwise a fresh connection per host for this run."""
     if options.persist > 0:
         persistent = PersistentTransport(persist=options.persist,
-                                         check_host_keys=options.check_host_keys)
+                                         check_host_keys=options.host_key_checking != "no")
         try:
             await persistent.start()
             return persistent
@@ -371,7 +380,11 @@ async def _transport(options: argparse.Namespace) -> Transport:
             print(f"fleet: warning: --persist: {exc}; connecting directly", file=sys.stderr)
     from fleet.ssh import AsyncsshTransport  # imports asyncssh: only when connecting from here
 
-    return AsyncsshTransport(check_host_keys=options.check_host_keys)
+    return AsyncsshTransport(host_key_checking=options.host_key_checking, on_warning=_warn)
+
+
+def _warn(host: str, text: str) -> None:
+    print(f"fleet: WARNING: {host}: {printable(text)}", file=sys.stderr, flush=True)
 
 
 def _persist(value: str) -> float:

@@ -64,7 +64,8 @@ PREFERRED_KEX = ("curve25519-sha256", "curve25519-sha256@libssh.org")
 PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
                      "chacha20-poly1305@openssh.com")
 
-STOP_TIMEOUT = 5.0  # seconds to stop a timed-out command's processes and close its channel
+STOP_TIMEOUT = 6.0  # seconds to stop a timed-out command's processes and close its channel
+TERM_GRACE = 2.0  # seconds a stopped command has after TERM (to undo what it did) before KILL
 MARKER_WAIT = 2.0  # seconds to wait for a just-started command to say its process group
 MAX_JUMPS = 8  # jump hosts in one route, nested ProxyJump included
 
@@ -95,15 +96,22 @@ def split_marker(stderr: bytes) -> tuple[int | None, bytes]:
 
 
 def stop_group_command(pgid: int) -> str:
-    """Stop a process group: TERM, a moment, KILL; exit 0 only once no live process of it is left
-    (zombies waiting for a parent that does not reap them are dead: /proc shows their state)."""
-    return (f"g={pgid}; kill -TERM -$g 2>/dev/null || exit 0; sleep 0.2; kill -KILL -$g 2>/dev/null\n"
-            "for _ in 1 2 3 4 5 6 7 8 9 10; do\n"
-            "  kill -0 -$g 2>/dev/null || exit 0\n"
+    """Stop a process group: TERM, up to TERM_GRACE seconds for it to end (an apply script uses
+    them to undo its steps), then KILL; exit 0 only once no live process of it is left (zombies
+    waiting for a parent that does not reap them are dead: /proc shows their state)."""
+    rounds = round(TERM_GRACE / 0.1)
+    return (f"g={pgid}\n"
+            "alive() {\n"
+            "  kill -0 -$g 2>/dev/null &&\n"
             r"  cat /proc/[0-9]*/stat 2>/dev/null | sed -n 's/.*) \([^Z]\) [0-9]* \([0-9]*\) .*/\2/p'"
-            " | grep -qx $g || exit 0\n"
-            "  sleep 0.1\n"
-            "done\nexit 1")
+            " | grep -qx $g\n"
+            "}\n"
+            "kill -TERM -$g 2>/dev/null || exit 0\n"
+            f"i=0; while [ $i -lt {rounds} ] && alive; do sleep 0.1; i=$((i + 1)); done\n"
+            "alive || exit 0\n"
+            "kill -KILL -$g 2>/dev/null\n"
+            "for _ in 1 2 3 4 5 6 7 8 9 10; do alive || exit 0; sleep 0.1; done\n"
+            "exit 1")
 
 
 class AsyncsshSession:

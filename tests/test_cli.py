@@ -137,3 +137,11 @@ def test_a_missing_key_file_is_an_inventory_error_before_connecting(tmp_path):
     assert "hosts.yaml: host 'a': field 'connection_options.asyncssh.extras.client_keys'" in done.stderr
     assert "no-such-key" in done.stderr
     assert fleet("inventory", "-i", inventory, cwd=tmp_path).returncode == 0
+
+
+def test_host_key_checking_takes_openssh_words():
+    done = fleet("run", "setup", "--host-key-checking", "maybe", "-i", REPO / "inventory")
+    assert done.returncode == 2 and "invalid choice: 'maybe'" in done.stderr
+    helped = fleet("run", "setup", "--help")
+    assert "--host-key-checking {yes,accept-new,no}" in helped.stdout
+    assert "--no-host-key-checking" in helped.stdout
