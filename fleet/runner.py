@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from fleet.errors import (
     HostError,
     HostInterrupted,
     HostTimeoutError,
+    error_kind,
+    failure_reason,
 )
 from fleet.inventory import FleetHost
 from fleet.privilege import check_privilege, privileged
@@ -123,9 +126,16 @@ class HostRun:
 
     def result(self, result: object = None, *, changed: bool = False, failed: bool = False,
                diff: str = "", exception: BaseException | None = None) -> Result:
-        """A Nornir Result for this host."""
+        """A Nornir Result for this host. A failure without a result of its own carries its kind
+        and reason as the result, at ERROR level, as Nornir's own failed tasks do (so that
+        nornir-utils' print_result shows why, not an empty block)."""
+        severity = logging.INFO
+        if failed:
+            severity = logging.ERROR
+            if result is None and exception is not None:
+                result = f"{error_kind(exception)}: {failure_reason(exception)}"
         return Result(host=self.host.nornir_host, result=result, changed=changed, failed=failed,
-                      diff=diff, exception=exception, name=self.task_name)
+                      diff=diff, exception=exception, name=self.task_name, severity_level=severity)
 
 
 HostTask = Callable[[HostRun], Awaitable[Result]]
@@ -192,8 +202,10 @@ class Runner:
         for host in hosts:
             if host.name not in results:
                 multi = MultiResult(name)
+                stopped = HostInterrupted(host.name, INTERRUPTED)
                 multi.append(Result(host=host.nornir_host, failed=True, name=name,
-                                    exception=HostInterrupted(host.name, INTERRUPTED)))
+                                    result=f"{stopped.kind}: {stopped.reason}", exception=stopped,
+                                    severity_level=logging.ERROR))
                 results[host.name] = multi
         return RunOutcome(results, interrupted, time.monotonic() - started)
 

@@ -41,7 +41,7 @@ async def echo_name(host):
     return host.result(out.stdout.strip())
 
 
-def test_one_host_failing_never_stops_the_others(tmp_path):
+def test_one_host_failing_never_stops_the_others(tmp_path, capsys):
     async def scenario():
         good = await servers(tmp_path, 2)
         entries = [s.inventory_entry(f"ok{i}", f"10.0.0.{i + 1}") for i, s in enumerate(good)]
@@ -60,7 +60,12 @@ def test_one_host_failing_never_stops_the_others(tmp_path):
     assert failed.failed and isinstance(failed.exception, ConnectError)
     assert "Connection refused" in str(failed.exception) and "down" in str(failed.exception)
     assert set(outcome.results.failed_hosts) == {"down"}
-    print_result(outcome.results)  # nornir-utils can print what the runner returns
+    capsys.readouterr()
+    print_result(outcome.results)  # nornir-utils prints what the runner returns, failures with why
+    printed = capsys.readouterr().out
+    assert "hello from /bin/sh" in printed
+    down_block = printed[printed.index("* down "):]
+    assert "ERROR" in down_block and "unreachable: cannot connect to 127.0.0.1:" in down_block
 
 
 def test_unknown_host_key_is_refused(tmp_path):
