@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TextIO
 
 from fleet.matrix import STATES, HostState, Mesh, PairState
+from fleet.terminal import one_line, printable
 
 SYMBOLS = {PairState.OK: ".", PairState.LOSSY: "~", PairState.UNREACHABLE: "X", PairState.ERROR: "E"}
 LEGEND = "legend: . ok   ~ lossy   X unreachable   E error (could not tell)   - self   (blank: not probed)"
@@ -130,7 +131,7 @@ def render_mesh(mesh: Mesh) -> str:
         lines += _matrix_lines(mesh)
         lines += ["", LEGEND, "", "hosts:"]
         lines += _columns([[f"{i}", h.name, str(h.ipv4), str(h.address), h.state.value,
-                            h.error or ""] for i, h in enumerate(mesh.hosts, 1)], indent=2)
+                            one_line(h.error or "")] for i, h in enumerate(mesh.hosts, 1)], indent=2)
     else:
         lines += _host_summary_lines(mesh)
     problems = _problem_lines(mesh)
@@ -139,7 +140,7 @@ def render_mesh(mesh: Mesh) -> str:
     rtt = _rtt_line(mesh)
     if rtt:
         lines += ["", rtt]
-    return "\n".join(lines)
+    return printable("\n".join(lines))
 
 
 def _mesh_headline(mesh: Mesh) -> str:
@@ -286,7 +287,7 @@ def _columns(rows: Sequence[Sequence[str]], indent: int = 0) -> list[str]:
 def render_host_table(task: str, rows: Iterable[tuple[str, str, str]], counts: Mapping[str, int],
                       elapsed: float, *, interrupted: bool = False) -> str:
     """Per-host lines (name, status, detail) and a recap, for tasks like setup and teardown."""
-    lines = _columns([list(row) for row in rows])
+    lines = _columns([[name, status, one_line(detail)] for name, status, detail in rows])
     recap = ", ".join(f"{n} {status}" for status, n in counts.items())
     total = sum(counts.values())
     tail = "; INTERRUPTED" if interrupted else ""

@@ -24,3 +24,9 @@ def printable(text: str) -> str:
     A backslash is left as it is: the result is for reading, not for parsing back.
     """
     return _CONTROL.sub(_escape, text)
+
+
+def one_line(text: str) -> str:
+    """`text` made printable and kept on one line (newlines and tabs escaped too), for a table
+    cell: a host must not be able to add lines of its own to a report."""
+    return printable(text).replace("\n", "\\n").replace("\t", "\\t")

@@ -49,3 +49,13 @@ def test_a_hosts_escape_sequences_reach_the_error_message_escaped(tmp_path):
     message = asyncio.run(scenario())
     assert message == "a: exit status 3: \\x1b[2J\\x1b[HALL HOSTS OK"
     assert "\x1b" not in message
+
+
+def test_tables_keep_a_hosts_text_on_its_own_line_and_escaped():
+    from fleet.report import render_host_table
+
+    text = render_host_table("setup", [("a", "failed", "bad\n\x1b[2Jb  ok  ALL HOSTS OK"),
+                                       ("b", "ok", "fine")], {"ok": 1, "failed": 1}, 0.1)
+    lines = text.splitlines()
+    assert len(lines) == 3 and "\x1b" not in text
+    assert lines[0].startswith("a  failed  bad\\n\\x1b[2Jb  ok  ALL HOSTS OK")
