@@ -11,8 +11,16 @@ import argparse
 
 from nornir.core.task import Result
 
-from fleet.errors import CommandError, ForeignTunnelError, PreflightError, PrivilegeError
+from fleet.errors import (
+    CommandError,
+    CommandTimeoutError,
+    ForeignTunnelError,
+    HostError,
+    PreflightError,
+    PrivilegeError,
+)
 from fleet.hostfacts import FACTS_SCRIPT, parse_facts, preflight_problems
+from fleet.iproute import TunnelState
 from fleet.runner import HostRun
 from fleet.sections import section, split_sections
 from fleet.tunnel import (
@@ -69,7 +77,12 @@ async def run(host: HostRun) -> Result:
                             "summary": "would " + "; ".join(s.description for s in steps)},
                            changed=True, diff="\n".join(s.command for s in steps))
 
-    applied = await host.run(apply_script(steps, before), as_root=True)
+    try:
+        applied = await host.run(apply_script(steps, before), as_root=True)
+    except CommandTimeoutError as exc:  # stopped on the host: the script undid what it could
+        raise CommandTimeoutError(host.name, f"configuring sit1: {exc.reason}; "
+                                  f"{await _state_again(host, before)}", command=exc.command,
+                                  stdout=exc.stdout, stderr=exc.stderr) from exc
     if applied.exit_status == STALE_STATUS and "changed since it was read" in applied.stderr:
         raise CommandError(host.name, "sit1 changed between reading and changing it (another run "
                            "or another inventory name for this host?); nothing done, run again",
@@ -103,3 +116,15 @@ async def run(host: HostRun) -> Result:
     return host.result({**details, "after": outcome.after.describe(),
                         "summary": "; ".join(s.description for s in steps)},
                        changed=True, diff="\n".join(s.command for s in steps))
+
+
+async def _state_again(host: HostRun, before: TunnelState) -> str:
+    """What sit1 is now compared with before, read from the host again (never assumed)."""
+    try:
+        again = await host.run(read_state_script(), check=True)
+        now = parse_state(split_sections(again.stdout))
+    except (HostError, StateUnreadable) as exc:
+        return f"its state could not be read again ({exc})"
+    if now.same_configuration(before):
+        return f"sit1 is as it was (read again): {before.describe()}"
+    return f"sit1 is now {now.describe()} (read again), it was {before.describe()}"
