@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import write_inventory
 from sshserver import CommandServer
+from sshserver_limits import LimitedCommandServer
 
 from fleet.errors import CommandError, ConnectError
 from fleet.persist import control, wire
@@ -202,7 +203,7 @@ def test_a_kept_connection_that_died_is_replaced_by_a_new_login(tmp_path, persis
 
 def test_a_command_timeout_leaves_the_connection_usable(tmp_path, persist_dir):
     async def scenario():
-        server = await CommandServer(tmp_path).start()
+        server = await LimitedCommandServer(tmp_path).start()  # stops the timed-out command
         host = _inventory(tmp_path, server).hosts[0]
         with pytest.raises(CommandError, match="did not finish within 0.5 s"):
             await _one_run(persist_dir, host, "sleep 5", timeout=0.5)
@@ -216,7 +217,7 @@ def test_a_command_timeout_leaves_the_connection_usable(tmp_path, persist_dir):
 
 def test_an_interrupted_run_does_not_break_the_kept_connection(tmp_path, persist_dir):
     async def scenario():
-        server = await CommandServer(tmp_path).start()
+        server = await LimitedCommandServer(tmp_path).start()  # stops the given-up command
         host = _inventory(tmp_path, server).hosts[0]
         transport = PersistentTransport(persist=30, directory=persist_dir)
         await transport.start()

@@ -11,17 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import fleet
-from fleet.errors import CommandError, CommandTimeoutError, ConnectError
-from fleet.persist import wire
+from fleet.errors import (
+    HOST_ERROR_KINDS,
+    CommandError,
+    CommandTimeoutError,
+    ConnectError,
+    HostError,
+    host_error_from_kind,
+)
+from fleet.persist import trust, wire
 from fleet.session import CommandResult, SSHTarget
 
 START_TIMEOUT = 10.0  # seconds to wait for a freshly started daemon's socket
@@ -41,7 +50,14 @@ class DaemonLink:
 
     @classmethod
     async def open(cls, path: Path) -> DaemonLink:
+        """Connect to the socket at `path`, which must be ours, served by a process of ours."""
+        wire.check_socket(path)
         reader, writer = await asyncio.open_unix_connection(str(path), limit=wire.MAX_LINE)
+        sock = writer.get_extra_info("socket")
+        uid = wire.peer_uid(sock) if sock is not None else None
+        if not wire.peer_is_ours(uid, os.getuid()):
+            writer.close()
+            raise wire.PersistRefused(f"{path}: served by uid {uid}, not by this user")
         return cls(reader, writer)
 
     async def _listen(self) -> None:
@@ -86,6 +102,18 @@ class DaemonLink:
             await self._writer.wait_closed()
 
 
+def _failure(host: str, reply: dict[str, Any], *, usual: str, command: str | None = None) -> HostError:
+    """The daemon's failure rebuilt as the HostError it was there, kind and fields (`usual` when the
+    reply names no host-error kind, as for a request the daemon could not read)."""
+    kind = str(reply.get("kind"))
+    fields = {name: reply[name] for name in ("command", "exit_status", "stdout", "stderr", "via")
+              if reply.get(name) is not None}
+    if command is not None:
+        fields.setdefault("command", command)
+    return host_error_from_kind(kind if kind in HOST_ERROR_KINDS else usual, host,
+                                str(reply.get("error")), **fields)
+
+
 class PersistentSession:
     """A Session on a connection the daemon keeps."""
 
@@ -104,9 +132,7 @@ class PersistentSession:
         except wire.PersistError as exc:
             raise CommandError(name, str(exc), command=command) from exc
         if not reply.get("ok"):
-            raise CommandError(name, str(reply.get("error")), command=command,
-                               stdout=str(reply.get("stdout") or ""),
-                               stderr=str(reply.get("stderr") or ""))
+            raise _failure(name, reply, usual=CommandError.kind, command=command)
         return CommandResult(command, int(reply["exit"]), str(reply["stdout"]), str(reply["stderr"]))
 
     async def close(self) -> None:
@@ -114,15 +140,25 @@ class PersistentSession:
 
 
 class PersistentTransport:
-    """Opens sessions through the daemon, starting it when none is running."""
+    """Opens sessions through the daemon, starting it when none is running.
+
+    Every file path a login uses is resolved here, with this process's HOME (`environ`) and working
+    directory (`cwd`), and sent with the fingerprint of each trust file: the daemon reuses a
+    connection only under the same trust, and never reads a file relative to its own HOME."""
 
     def __init__(self, *, persist: float, check_host_keys: bool = True,
-                 directory: Path | None = None) -> None:
+                 host_key_checking: str | None = None, directory: Path | None = None,
+                 environ: Mapping[str, str] | None = None, cwd: str | None = None) -> None:
         self.persist = persist
-        self.check_host_keys = check_host_keys
+        self.host_key_checking = trust.host_key_policy(check_host_keys=check_host_keys,
+                                                       host_key_checking=host_key_checking)
+        self.check_host_keys = self.host_key_checking != "no"
         self.directory = directory or wire.runtime_dir()
         self.started_daemon = False
         self.reused = 0
+        self._environ = environ
+        self._cwd = cwd
+        self._trust_files = trust.TrustFiles()
         self._link: DaemonLink | None = None
 
     async def start(self) -> None:
@@ -131,21 +167,30 @@ class PersistentTransport:
         self._link = await reach(self.directory, persist=self.persist, start=True)
         self.started_daemon = self._link.started
 
+    def connect_request(self, host: SSHTarget, *, timeout: float) -> dict[str, Any]:
+        """The `connect` request for `host`: its paths resolved here, its trust fingerprinted."""
+        spec = wire.ConnectionSpec.of(host)
+        options, files = trust.resolve_options(
+            spec.ssh_options, environ=os.environ if self._environ is None else self._environ,
+            cwd=self._cwd or os.getcwd(), policy=self.host_key_checking)
+        spec = dataclasses.replace(spec, ssh_options=options)
+        return {"op": "connect", "target": spec.to_json(), "host_key_checking": self.host_key_checking,
+                "trust": [self._trust_files.fingerprint(path).to_json() for path in files],
+                "timeout": timeout}
+
     async def connect(self, host: SSHTarget, *, timeout: float) -> PersistentSession:
         if self._link is None:
             raise ConnectError(host.name, "persistent connections not started")
-        spec = wire.ConnectionSpec.of(host)
         try:
-            reply = await self._link.request({"op": "connect", "target": spec.to_json(),
-                                              "check_host_keys": self.check_host_keys,
-                                              "timeout": timeout}, timeout=timeout + SLACK)
+            reply = await self._link.request(self.connect_request(host, timeout=timeout),
+                                             timeout=timeout + SLACK)
         except TimeoutError:
             raise ConnectError(host.name, f"did not connect and log in within {timeout:g} s (no "
                                "answer from the persistent-connection process)") from None
         except wire.PersistError as exc:
             raise ConnectError(host.name, str(exc)) from exc
         if not reply.get("ok"):
-            raise ConnectError(host.name, str(reply.get("error")))
+            raise _failure(host.name, reply, usual=ConnectError.kind)
         self.reused += bool(reply.get("reused"))
         return PersistentSession(host, self._link, str(reply["key"]), bool(reply.get("reused")))
 
@@ -155,22 +200,28 @@ class PersistentTransport:
             self._link = None
 
 
-async def reach(directory: Path, *, persist: float | None = None, start: bool = False) -> DaemonLink:
-    """A link to the daemon of `directory`; with `start`, start one when none answers.
-    Raises PersistError when none runs (and `start` is false) or it cannot be started."""
+async def reach(directory: Path, *, persist: float | None = None, start: bool = False,
+                any_version: bool = False) -> DaemonLink:
+    """A link to the daemon of `directory`; with `start`, start one when none answers; with
+    `any_version`, accept a daemon of another protocol version (to stop it).
+    Raises PersistRefused when the socket or its process is not this user's, PersistError when
+    none runs (and `start` is false) or it cannot be started."""
     path = wire.socket_path(directory)
     started: subprocess.Popen[bytes] | None = None
     deadline = time.monotonic() + START_TIMEOUT
     while True:
+        link: DaemonLink | None = None
         try:
             link = await DaemonLink.open(path)
             hello = await link.request({"op": "hello", "persist": persist}, timeout=START_TIMEOUT)
             break
+        except wire.PersistRefused:
+            raise
         except (FileNotFoundError, ConnectionRefusedError, wire.PersistError) as exc:
             # PersistError: the connection was taken, then reset without an answer. A daemon
             # that was just killed does that for a moment: the kernel releases a dead process's
             # listening socket a little after the process is gone.
-            if isinstance(exc, wire.PersistError):
+            if link is not None:
                 await link.close()
             if not start:
                 raise wire.PersistError(f"no persistent-connection process at {path}") from exc
@@ -186,7 +237,7 @@ async def reach(directory: Path, *, persist: float | None = None, start: bool = 
         except OSError as exc:
             raise wire.PersistError(f"{path}: {exc.strerror or exc}") from exc
     link.started = started is not None
-    if not hello.get("ok") or hello.get("version") != wire.VERSION:
+    if not hello.get("ok") or (hello.get("version") != wire.VERSION and not any_version):
         await link.close()
         raise wire.PersistError(f"the process at {path} speaks another version; stop it with "
                                 "`fleet persist stop`")

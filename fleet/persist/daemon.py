@@ -12,36 +12,104 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import contextvars
 import fcntl
+import inspect
 import os
 import signal
-import socket
-import struct
 import sys
 import time
+import traceback
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncssh
 
-from fleet.errors import CommandError, ConnectError
+from fleet.errors import CommandError, ConnectError, HostError, HostInterrupted
 from fleet.oslimits import raise_open_file_limit
-from fleet.persist import wire
+from fleet.persist import trust, wire
 from fleet.ssh import AsyncsshSession, AsyncsshTransport
+
+TRANSPORTS_KEPT = 32  # trust versions whose parsed files are kept (one per known_hosts edit, say)
+
+# The processes (channels) opened by the run in progress in this task; see ChannelClosingConnection.
+_run_processes: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("_run_processes",
+                                                                                  default=None)
+
+
+class ChannelClosingConnection:
+    """An asyncssh connection whose command channels are closed when the daemon's run that opened
+    them ends, however it ends: done, timed out, cancelled by its client or by the client going
+    away. Otherwise a command that outlives its timeout keeps its channel open on the kept
+    connection, and after sshd's MaxSessions (10) of them a healthy host refuses every command."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+    async def create_process(self, *args: Any, **kwargs: Any) -> Any:
+        process = await self._connection.create_process(*args, **kwargs)
+        opened = _run_processes.get()
+        if opened is not None:
+            opened.append(process)
+        return process
+
+    async def run(self, *args: Any, check: bool = False, timeout: float | None = None,
+                  **kwargs: Any) -> Any:
+        """asyncssh's SSHClientConnection.run, with the channel recorded for closing."""
+        process = await self.create_process(*args, **kwargs)
+        return await process.wait(check, timeout)
+
+
+def _close_channels_after_runs(session: AsyncsshSession) -> AsyncsshSession:
+    connection = getattr(session, "_connection", None)
+    if connection is not None and not isinstance(connection, ChannelClosingConnection):
+        session._connection = ChannelClosingConnection(connection)  # type: ignore[assignment]
+    return session
+
+
+def transport_for_policy(policy: str) -> AsyncsshTransport:
+    """An AsyncsshTransport with host-key policy `policy` ("yes", "accept-new", "no"): as
+    `host_key_checking=` when it takes one, else as `check_host_keys=` (accept-new then checks)."""
+    if "host_key_checking" in inspect.signature(AsyncsshTransport).parameters:
+        return AsyncsshTransport(host_key_checking=policy)  # type: ignore[call-arg]
+    return AsyncsshTransport(check_host_keys=policy != "no")
+
+
+def _failure(exc: HostError) -> dict[str, Any]:
+    """A host's failure as the wire sends it: its kind and its fields."""
+    reply: dict[str, Any] = {"ok": False, "kind": exc.kind, "error": exc.reason}
+    for name in ("command", "exit_status", "stdout", "stderr", "via"):
+        value = getattr(exc, name, None)
+        if value is not None:
+            reply[name] = value
+    return reply
 
 
 @dataclass
 class Pooled:
-    """One kept connection and what it has done."""
+    """One kept connection and what it has done.
+
+    `holders` counts the clients that hold a session on it; a connection whose trust was
+    superseded (a newer known_hosts, say) is `retired`: no new session gets it, and it is closed
+    once no client holds it and no command runs on it."""
 
     spec: wire.ConnectionSpec
-    check_host_keys: bool
+    policy: str
+    trust: tuple[trust.TrustFile, ...]
+    identity: str
     login_timeout: float
     session: AsyncsshSession
     opened: float = field(default_factory=time.monotonic)
     used: float = field(default_factory=time.monotonic)
     runs: int = 0
+    active: int = 0
+    holders: int = 0
+    retired: bool = False
 
     @property
     def target(self) -> str:
@@ -55,35 +123,78 @@ class Daemon:
         self.idle = idle
         self.pool: dict[str, Pooled] = {}
         self._connecting: dict[str, asyncio.Lock] = {}
-        self._transports: dict[bool, AsyncsshTransport] = {}
+        # One transport per (policy, trust digest): a transport reads each file once, so a file
+        # whose contents changed is read by a new transport, never served from an old parse.
+        self._transports: OrderedDict[tuple[str, str], AsyncsshTransport] = OrderedDict()
         self._clients = 0
         self._last_activity = time.monotonic()
+        self._closing: set[asyncio.Task] = set()
         self.stopping = asyncio.Event()
 
     # -- requests -------------------------------------------------------------------------------
-    async def connect(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def connect(self, request: dict[str, Any], held: set[str]) -> dict[str, Any]:
         spec = wire.ConnectionSpec.from_json(request["target"])
-        check = bool(request.get("check_host_keys", True))
+        policy = trust.host_key_policy(check_host_keys=request.get("check_host_keys"),
+                                       host_key_checking=request.get("host_key_checking"))
+        files = tuple(trust.TrustFile.from_json(f) for f in request.get("trust") or ())
         try:
-            key, reused = await self._kept(spec, check, float(request.get("timeout", 15)))
+            key, reused = await self._kept(spec, policy, files, float(request.get("timeout", 15)))
         except ConnectError as exc:
-            return {"ok": False, "kind": "connect", "error": exc.reason}
+            return _failure(exc)
+        if key not in held:
+            held.add(key)
+            self.pool[key].holders += 1
         return {"ok": True, "key": key, "reused": reused}
 
-    async def _kept(self, spec: wire.ConnectionSpec, check: bool,
+    def _transport(self, policy: str, files: tuple[trust.TrustFile, ...]) -> AsyncsshTransport:
+        index = (policy, trust.digest(files))
+        transport = self._transports.pop(index, None) or transport_for_policy(policy)
+        self._transports[index] = transport
+        while len(self._transports) > TRANSPORTS_KEPT:
+            self._transports.popitem(last=False)
+        return transport
+
+    async def _kept(self, spec: wire.ConnectionSpec, policy: str, files: tuple[trust.TrustFile, ...],
                     login_timeout: float) -> tuple[str, bool]:
-        """The key of the kept connection for `spec` and whether it was already open; logs in
-        (again) when there is none or it has ended. Raises ConnectError."""
-        key = wire.connection_key(spec, check_host_keys=check)
+        """The key of the kept connection for `spec` under this trust and whether it was already
+        open; logs in (again) when there is none or it has ended. Raises ConnectError."""
+        key = wire.connection_key(spec, host_key_checking=policy, trust=files)
+        identity = wire.connection_identity(spec, policy=policy)
+        self._retire_others(identity, key)
         async with self._connecting.setdefault(key, asyncio.Lock()):
             pooled = self.pool.pop(key, None)
             if pooled is not None and not pooled.session.closed:
+                pooled.retired = False
                 self.pool[key] = pooled
                 return key, True
-            transport = self._transports.setdefault(check, AsyncsshTransport(check_host_keys=check))
-            session = await transport.connect(spec, timeout=login_timeout)
-            self.pool[key] = Pooled(spec, check, login_timeout, session)
+            session = await self._transport(policy, files).connect(spec, timeout=login_timeout)
+            self.pool[key] = Pooled(spec, policy, files, identity, login_timeout,
+                                    _close_channels_after_runs(session),
+                                    holders=pooled.holders if pooled is not None else 0)
             return key, False
+
+    def _retire_others(self, identity: str, key: str) -> None:
+        """The same host under other trust: no new session gets those connections any more."""
+        for other_key, other in list(self.pool.items()):
+            if other.identity == identity and other_key != key:
+                other.retired = True
+                self._close_if_unused(other_key)
+
+    def _close_if_unused(self, key: str) -> None:
+        pooled = self.pool.get(key)
+        if pooled is not None and pooled.retired and pooled.holders <= 0 and pooled.active <= 0:
+            del self.pool[key]
+            closing = asyncio.ensure_future(pooled.session.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+
+    def release(self, held: set[str]) -> None:
+        """A client went away: it holds none of its connections any more."""
+        for key in held:
+            pooled = self.pool.get(key)
+            if pooled is not None:
+                pooled.holders -= 1
+                self._close_if_unused(key)
 
     async def run(self, request: dict[str, Any]) -> dict[str, Any]:
         key = str(request["key"])
@@ -91,9 +202,10 @@ class Daemon:
         timeout = float(request.get("timeout", 60))
         pooled = self.pool.get(key)
         if pooled is None:
-            return {"ok": False, "kind": "command", "error": "connection no longer kept; run again"}
+            return {"ok": False, "kind": CommandError.kind, "command": command,
+                    "error": "connection no longer kept; run again"}
         try:
-            return await self._run_on(pooled, command, timeout)
+            return await self._run_on(key, pooled, command, timeout)
         except CommandError as exc:
             # A kept connection that died while idle (host rebooted, sshd restarted) refuses the
             # channel before the command starts: log in again once and run it then. A live
@@ -102,20 +214,31 @@ class Daemon:
             if not (isinstance(exc.__cause__, asyncssh.ChannelOpenError) and pooled.session.closed):
                 return self._failure(key, exc)
         try:
-            await self._kept(pooled.spec, pooled.check_host_keys, pooled.login_timeout)
+            await self._kept(pooled.spec, pooled.policy, pooled.trust, pooled.login_timeout)
         except ConnectError as exc:
-            return {"ok": False, "kind": "command",
-                    "error": f"kept connection was lost and logging in again failed: {exc.reason}"}
+            reply = _failure(exc)
+            reply["error"] = f"kept connection was lost and logging in again failed: {exc.reason}"
+            return reply
         try:
-            return await self._run_on(self.pool[key], command, timeout)
+            return await self._run_on(key, self.pool[key], command, timeout)
         except CommandError as exc:
             return self._failure(key, exc)
 
-    @staticmethod
-    async def _run_on(pooled: Pooled, command: str, timeout: float) -> dict[str, Any]:
+    async def _run_on(self, key: str, pooled: Pooled, command: str, timeout: float) -> dict[str, Any]:
         pooled.used = time.monotonic()
         pooled.runs += 1
-        result = await pooled.session.run(command, timeout=timeout)
+        pooled.active += 1
+        opened: list[Any] = []
+        token = _run_processes.set(opened)
+        try:
+            result = await pooled.session.run(command, timeout=timeout)
+        finally:
+            _run_processes.reset(token)
+            for process in opened:  # done already, or timed out or cancelled: never left open
+                with contextlib.suppress(Exception):
+                    process.close()
+            pooled.active -= 1
+            self._close_if_unused(key)
         return {"ok": True, "exit": result.exit_status, "stdout": result.stdout,
                 "stderr": result.stderr}
 
@@ -123,25 +246,25 @@ class Daemon:
         pooled = self.pool.get(key)
         if pooled is not None and pooled.session.closed:
             del self.pool[key]  # the next run logs in again
-        return {"ok": False, "kind": "command", "error": exc.reason, "stdout": exc.stdout,
-                "stderr": exc.stderr}
+        return _failure(exc)
 
     def status(self) -> dict[str, Any]:
         now = time.monotonic()
         return {"ok": True, "pid": os.getpid(), "idle": self.idle, "clients": self._clients,
                 "connections": [{"target": p.target, "host": p.spec.name,
                                  "age": round(now - p.opened, 1), "idle": round(now - p.used, 1),
-                                 "runs": p.runs, "open": not p.session.closed}
+                                 "runs": p.runs, "open": not p.session.closed, "retired": p.retired}
                                 for p in self.pool.values()]}
 
     # -- serving --------------------------------------------------------------------------------
     async def serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")
-        if sock is not None and not _same_user(sock):
+        if sock is not None and not wire.peer_is_ours(wire.peer_uid(sock), os.getuid()):
             writer.close()
             return
         self._clients += 1
         running: dict[Any, asyncio.Task] = {}
+        held: set[str] = set()
         lock = asyncio.Lock()
 
         async def answer(request_id: Any, reply: dict[str, Any]) -> None:
@@ -154,11 +277,14 @@ class Daemon:
         async def handle(request: dict[str, Any]) -> None:
             request_id = request.get("id")
             try:
-                reply = await self.dispatch(request)
+                reply = await self.dispatch(request, held)
             except asyncio.CancelledError:
-                reply = {"ok": False, "kind": "command", "error": "cancelled"}
+                reply = {"ok": False, "kind": HostInterrupted.kind, "error": "cancelled"}
             except (KeyError, TypeError, ValueError) as exc:
                 reply = {"ok": False, "kind": "usage", "error": f"bad request: {exc}"}
+            except Exception as exc:  # a bug here must still answer, not leave the client waiting
+                traceback.print_exc(file=sys.stderr)
+                reply = {"ok": False, "kind": HostError.kind, "error": f"{type(exc).__name__}: {exc}"}
             finally:
                 running.pop(request_id, None)
                 self._last_activity = time.monotonic()
@@ -187,18 +313,19 @@ class Daemon:
             for task in list(running.values()):
                 task.cancel()
             await asyncio.gather(*running.values(), return_exceptions=True)
+            self.release(held)
             self._clients -= 1
             self._last_activity = time.monotonic()
             writer.close()
 
-    async def dispatch(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def dispatch(self, request: dict[str, Any], held: set[str] | None = None) -> dict[str, Any]:
         op = request.get("op")
         if op == "hello":
             if request.get("persist") is not None:
                 self.idle = max(0.0, float(request["persist"]))
             return {"ok": True, "pid": os.getpid(), "version": wire.VERSION}
         if op == "connect":
-            return await self.connect(request)
+            return await self.connect(request, set() if held is None else held)
         if op == "run":
             return await self.run(request)
         if op == "status":
@@ -217,16 +344,8 @@ class Daemon:
 
     async def close_all(self) -> None:
         pooled, self.pool = list(self.pool.values()), {}
-        await asyncio.gather(*(p.session.close() for p in pooled), return_exceptions=True)
-
-
-def _same_user(sock: socket.socket) -> bool:
-    try:
-        _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                                             struct.calcsize("3i")))
-    except OSError:
-        return False
-    return uid == os.getuid()
+        await asyncio.gather(*(p.session.close() for p in pooled), *self._closing,
+                             return_exceptions=True)
 
 
 async def serve(directory: Path, idle: float) -> int:

@@ -1,18 +1,26 @@
 """The persistent-connection protocol, its socket's place, and what makes two connections the same.
 
-One JSON object per line over a Unix socket that only its owner may use. The CLI sends requests
-with an `id`; the daemon answers each with the same `id`, in any order.
+One JSON object per line over a Unix socket that only its owner may use (the directory is the
+user's and mode 0700, the socket the user's, and each side checks the other's uid). The CLI sends
+requests with an `id`; the daemon answers each with the same `id`, in any order.
 
-    {"id": 1, "op": "connect", "target": {...}, "check_host_keys": true, "timeout": 15}
+    {"id": 1, "op": "connect", "target": {...}, "host_key_checking": "yes", "timeout": 15,
+     "trust": [{"path": "/home/u/.ssh/known_hosts", "sha256": "9c1e..."}, ...]}
         -> {"id": 1, "ok": true, "key": "3f2a...", "reused": false}
     {"id": 2, "op": "run", "key": "3f2a...", "command": "true", "timeout": 60}
         -> {"id": 2, "ok": true, "exit": 0, "stdout": "", "stderr": ""}
     {"id": 3, "op": "cancel", "cancel": 2}          (no answer; the run answers, cancelled)
     {"id": 4, "op": "status"} -> {"id": 4, "ok": true, "pid": ..., "connections": [...]}
     {"id": 5, "op": "stop"}   -> {"id": 5, "ok": true}, then the daemon closes everything and exits
-    {"id": 6, "op": "hello", "persist": 60} -> {"id": 6, "ok": true, "pid": ..., "version": 1}
+    {"id": 6, "op": "hello", "persist": 60} -> {"id": 6, "ok": true, "pid": ..., "version": 2}
 
-A failed request answers {"ok": false, "kind": "connect" | "command" | "usage", "error": "..."}.
+Every path in `target.ssh_options` is absolute (resolved by the CLI with its HOME and working
+directory) and `trust` fingerprints each trust file the login reads (see trust.py).
+
+A failed request answers {"ok": false, "kind": KIND, "error": "..."} with KIND a HostError kind
+(fleet.errors: `auth`, `host-key-unknown`, `timeout`, `command` ...) or `usage` for a request the
+daemon cannot read, plus the failure's fields: `via` for a login, `command`, `exit_status`,
+`stdout`, `stderr` for a command.
 """
 
 from __future__ import annotations
@@ -20,13 +28,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import stat
-from collections.abc import Mapping
+import struct
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-VERSION = 1
+from fleet.persist.trust import TrustFile, digest, host_key_policy
+
+VERSION = 2  # 2: trust fingerprints, host_key_checking, HostError kinds
 SOCKET_NAME = "persist.sock"
 LOCK_NAME = "persist.lock"
 LOG_NAME = "persist.log"
@@ -37,6 +49,10 @@ MAX_LINE = 64 * 1024 * 1024  # a mesh answer from a 2,000-host fleet is ~0.2 MB;
 
 class PersistError(Exception):
     """The persistent-connection process cannot be used (its directory, socket or start-up)."""
+
+
+class PersistRefused(PersistError):
+    """The directory, the socket or the process behind it is not this user's alone: not used."""
 
 
 @dataclass(frozen=True)
@@ -70,14 +86,24 @@ class ConnectionSpec:
         return asdict(self)
 
 
-def connection_key(spec: ConnectionSpec, *, check_host_keys: bool) -> str:
-    """Two runs share a connection only when the host's name, every login detail and the host-key
-    policy match. The name counts: two inventory hosts reached at one address get a connection
-    each, as they would without --persist (an sshd allows 10 sessions per connection)."""
+def connection_identity(spec: ConnectionSpec, *, policy: str) -> str:
+    """What a connection is for, trust files' contents aside: the host's name, every login detail
+    and the host-key policy. The name counts: two inventory hosts reached at one address get a
+    connection each, as they would without --persist (an sshd allows 10 sessions per connection)."""
     identity = spec.to_json()
-    identity["check_host_keys"] = check_host_keys
+    identity["host_key_checking"] = policy
     text = json.dumps(identity, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def connection_key(spec: ConnectionSpec, *, check_host_keys: bool | None = None,
+                   host_key_checking: str | None = None, trust: Sequence[TrustFile] = ()) -> str:
+    """Two runs share a connection only when its identity (above) and the contents of every trust
+    file it was logged in with (known_hosts, keys, ssh config) match: a key removed from
+    known_hosts, or a run from another HOME, logs in again under its own trust."""
+    policy = host_key_policy(check_host_keys=check_host_keys, host_key_checking=host_key_checking)
+    identity = connection_identity(spec, policy=policy)
+    return hashlib.sha256(f"{identity}:{digest(trust)}".encode()).hexdigest()[:32]
 
 
 def encode(message: Mapping[str, Any]) -> bytes:
@@ -106,17 +132,58 @@ def prepare_runtime_dir(directory: Path) -> Path:
     """Create the directory (mode 0700) or check that an existing one is ours and private."""
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = directory.lstat()
     except OSError as exc:
         raise PersistError(f"{directory}: {exc.strerror}") from exc
+    return check_runtime_dir(directory)
+
+
+def check_runtime_dir(directory: Path) -> Path:
+    """An existing directory that is ours and private (mode 0700), else PersistRefused.
+    FileNotFoundError when there is none."""
+    try:
+        info = directory.lstat()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise PersistRefused(f"{directory}: {exc.strerror}") from exc
     if not stat.S_ISDIR(info.st_mode):
-        raise PersistError(f"{directory}: not a directory")
+        raise PersistRefused(f"{directory}: not a directory")
     if info.st_uid != os.getuid():
-        raise PersistError(f"{directory}: owned by uid {info.st_uid}, not by this user")
+        raise PersistRefused(f"{directory}: owned by uid {info.st_uid}, not by this user")
     if info.st_mode & 0o077:
-        raise PersistError(f"{directory}: mode {stat.S_IMODE(info.st_mode):o}; others could use "
+        raise PersistRefused(f"{directory}: mode {stat.S_IMODE(info.st_mode):o}; others could use "
                            "its socket (chmod 700)")
     return directory
+
+
+def check_socket(path: Path) -> None:
+    """The daemon's socket file is a socket and ours, else PersistRefused. FileNotFoundError when
+    there is none."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise PersistRefused(f"{path}: {exc.strerror}") from exc
+    if not stat.S_ISSOCK(info.st_mode):
+        raise PersistRefused(f"{path}: not a socket")
+    if info.st_uid != os.getuid():
+        raise PersistRefused(f"{path}: owned by uid {info.st_uid}, not by this user")
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    """The uid of the process at the other end of a Unix socket (SO_PEERCRED), None if unknown."""
+    try:
+        _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                             struct.calcsize("3i")))
+    except OSError:
+        return None
+    return uid
+
+
+def peer_is_ours(uid: int | None, our_uid: int) -> bool:
+    """Only a process of our own uid may be talked to (root included: root's daemon serves root)."""
+    return uid is not None and uid == our_uid
 
 
 def socket_path(directory: Path) -> Path:
