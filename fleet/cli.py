@@ -372,7 +372,7 @@ async def _transport(options: argparse.Namespace) -> Transport:
     background process cannot be used), otherwise a fresh connection per host for this run."""
     if options.persist > 0:
         persistent = PersistentTransport(persist=options.persist,
-                                         check_host_keys=options.host_key_checking != "no")
+                                         host_key_checking=options.host_key_checking)
         try:
             await persistent.start()
             return persistent

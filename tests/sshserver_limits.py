@@ -35,6 +35,18 @@ class _Session(asyncssh.SSHServerProcess):
         return self.chan is None or not self.chan.is_closing()
 
 
+async def _relay_text(process: asyncssh.SSHServerProcess, child: asyncio.subprocess.Process) -> None:
+    """The command's output to the channel as it comes (a text channel), then its end."""
+    async def pump(source: asyncio.StreamReader, sink: Any) -> None:
+        while chunk := await source.read(65536):
+            with contextlib.suppress(OSError, asyncssh.Error):
+                sink.write(chunk.decode(errors="replace"))
+
+    assert child.stdout is not None and child.stderr is not None
+    await asyncio.gather(pump(child.stdout, process.stdout), pump(child.stderr, process.stderr))
+    await child.wait()
+
+
 class LimitedCommandServer(CommandServer):
     def __init__(self, workdir: Path, *, max_sessions: int = 10, **kwargs: Any) -> None:
         super().__init__(workdir, **kwargs)
@@ -96,7 +108,7 @@ class LimitedCommandServer(CommandServer):
         child = await asyncio.create_subprocess_exec(
             "/bin/sh", "-c", command, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True)
-        finished = asyncio.ensure_future(child.communicate())
+        finished = asyncio.ensure_future(_relay_text(process, child))  # streamed, as sshd does
         closed = asyncio.ensure_future(process.channel.wait_closed())  # the connection ended
         try:
             # A channel the client closed while the command runs is not "closed" for asyncssh's
@@ -105,9 +117,6 @@ class LimitedCommandServer(CommandServer):
                 await asyncio.wait({finished, closed}, timeout=0.02)
             if not finished.done():
                 return
-            out, err = finished.result()
-            process.stdout.write(out.decode())
-            process.stderr.write(err.decode())
             process.exit(child.returncode or 0)
         finally:
             closed.cancel()

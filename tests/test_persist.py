@@ -304,10 +304,14 @@ def test_cli_runs_reuse_connections_and_skip_importing_asyncssh(tmp_path, persis
 
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, daemon=True).start()
-    server = asyncio.run_coroutine_threadsafe(CommandServer(tmp_path).start(), loop).result(10)
+    servers = []
+    for name in ("s1", "s2"):  # two hosts are two SSH targets (one target twice is an error)
+        (tmp_path / name).mkdir()
+        servers.append(asyncio.run_coroutine_threadsafe(CommandServer(tmp_path / name).start(),
+                                                        loop).result(10))
     try:
-        inventory = write_inventory(tmp_path / "inv", server.inventory_entry("h1", "10.0.0.1")
-                                    + server.inventory_entry("h2", "10.0.0.2"), defaults=DEFAULTS)
+        inventory = write_inventory(tmp_path / "inv", servers[0].inventory_entry("h1", "10.0.0.1")
+                                    + servers[1].inventory_entry("h2", "10.0.0.2"), defaults=DEFAULTS)
         task_dir = tmp_path / "tasks"
         task_dir.mkdir()
         (task_dir / "hello.py").write_text(
@@ -321,9 +325,10 @@ def test_cli_runs_reuse_connections_and_skip_importing_asyncssh(tmp_path, persis
         first = _fleet(*args)
         second = subprocess.run([sys.executable, "-c", probe, *map(str, args)], capture_output=True,
                                 text=True, timeout=60)
-        logins = server.connections
+        logins = sum(server.connections for server in servers)
     finally:
-        asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
+        for server in servers:
+            asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
     assert first.returncode == 0, first.stdout + first.stderr
     assert second.returncode == 0, second.stdout + second.stderr

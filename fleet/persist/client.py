@@ -35,6 +35,7 @@ from fleet.session import CommandResult, SSHTarget
 
 START_TIMEOUT = 10.0  # seconds to wait for a freshly started daemon's socket
 SLACK = 5.0  # the daemon enforces timeouts; the client waits this much longer before giving up
+CANCEL_WAIT = 8.0  # seconds a cancelled request waits for the daemon to stop its command
 
 
 class DaemonLink:
@@ -89,10 +90,14 @@ class DaemonLink:
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except (asyncio.CancelledError, TimeoutError):
-            self._pending.pop(request_id, None)
             if not self._gone:
                 with contextlib.suppress(Exception):
                     self._writer.write(wire.encode({"op": "cancel", "cancel": request_id}))
+                # As without --persist, a cancelled command is over only once it was stopped on
+                # the host: wait (bounded) for the daemon to say so, then go on cancelling.
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(future), CANCEL_WAIT)
+            self._pending.pop(request_id, None)
             raise
 
     async def close(self) -> None:

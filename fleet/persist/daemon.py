@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import contextvars
 import fcntl
-import inspect
 import os
 import signal
 import sys
@@ -34,50 +32,9 @@ from fleet.ssh import AsyncsshSession, AsyncsshTransport
 
 TRANSPORTS_KEPT = 32  # trust versions whose parsed files are kept (one per known_hosts edit, say)
 
-# The processes (channels) opened by the run in progress in this task; see ChannelClosingConnection.
-_run_processes: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("_run_processes",
-                                                                                  default=None)
-
-
-class ChannelClosingConnection:
-    """An asyncssh connection whose command channels are closed when the daemon's run that opened
-    them ends, however it ends: done, timed out, cancelled by its client or by the client going
-    away. Otherwise a command that outlives its timeout keeps its channel open on the kept
-    connection, and after sshd's MaxSessions (10) of them a healthy host refuses every command."""
-
-    def __init__(self, connection: Any) -> None:
-        self._connection = connection
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._connection, name)
-
-    async def create_process(self, *args: Any, **kwargs: Any) -> Any:
-        process = await self._connection.create_process(*args, **kwargs)
-        opened = _run_processes.get()
-        if opened is not None:
-            opened.append(process)
-        return process
-
-    async def run(self, *args: Any, check: bool = False, timeout: float | None = None,
-                  **kwargs: Any) -> Any:
-        """asyncssh's SSHClientConnection.run, with the channel recorded for closing."""
-        process = await self.create_process(*args, **kwargs)
-        return await process.wait(check, timeout)
-
-
-def _close_channels_after_runs(session: AsyncsshSession) -> AsyncsshSession:
-    connection = getattr(session, "_connection", None)
-    if connection is not None and not isinstance(connection, ChannelClosingConnection):
-        session._connection = ChannelClosingConnection(connection)  # type: ignore[assignment]
-    return session
-
-
 def transport_for_policy(policy: str) -> AsyncsshTransport:
-    """An AsyncsshTransport with host-key policy `policy` ("yes", "accept-new", "no"): as
-    `host_key_checking=` when it takes one, else as `check_host_keys=` (accept-new then checks)."""
-    if "host_key_checking" in inspect.signature(AsyncsshTransport).parameters:
-        return AsyncsshTransport(host_key_checking=policy)  # type: ignore[call-arg]
-    return AsyncsshTransport(check_host_keys=policy != "no")
+    """An AsyncsshTransport with host-key policy `policy` ("yes", "accept-new", "no")."""
+    return AsyncsshTransport(host_key_checking=policy)
 
 
 def _failure(exc: HostError) -> dict[str, Any]:
@@ -169,7 +126,7 @@ class Daemon:
                 return key, True
             session = await self._transport(policy, files).connect(spec, timeout=login_timeout)
             self.pool[key] = Pooled(spec, policy, files, identity, login_timeout,
-                                    _close_channels_after_runs(session),
+                                    session,
                                     holders=pooled.holders if pooled is not None else 0)
             return key, False
 
@@ -228,15 +185,12 @@ class Daemon:
         pooled.used = time.monotonic()
         pooled.runs += 1
         pooled.active += 1
-        opened: list[Any] = []
-        token = _run_processes.set(opened)
         try:
+            # a command that times out or is cancelled (its client gone) is stopped on the host
+            # and its channel closed by the session itself: it never holds one of sshd's
+            # MaxSessions on the kept connection
             result = await pooled.session.run(command, timeout=timeout)
         finally:
-            _run_processes.reset(token)
-            for process in opened:  # done already, or timed out or cancelled: never left open
-                with contextlib.suppress(Exception):
-                    process.close()
             pooled.active -= 1
             self._close_if_unused(key)
         return {"ok": True, "exit": result.exit_status, "stdout": result.stdout,
