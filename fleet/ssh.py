@@ -179,7 +179,6 @@ class AsyncsshSession:
             await asyncio.sleep(0.05)
             collect()
         pgid, _ = split_marker(bytes(err))
-        process.close()  # first, so that the channel is given back to the host at once
         if pgid is None:
             stopped = "its process group was not known, so nothing was stopped on the host"
         else:
@@ -192,6 +191,9 @@ class AsyncsshSession:
             else:
                 stopped = ("stopped it on the host" if done.exit_status == 0 else
                            f"its processes on the host did not stop (exit status {done.exit_status})")
+        # Closed after the kill, not before: the command may still be writing (an apply script
+        # undoing its steps says what it undid), and a closed channel would kill it with SIGPIPE.
+        process.close()
         try:
             await asyncio.wait_for(process.wait_closed(), STOP_TIMEOUT)
         except (TimeoutError, OSError, asyncssh.Error):

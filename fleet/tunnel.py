@@ -252,8 +252,9 @@ def apply_script(steps: tuple[Step, ...], before: TunnelState, name: str = TUNNE
             lines.append(f'  if [ "$n" -ge {number} ]; then if {shlex.join(undo)} 2>&1; '
                          f'then echo "ok {number}"; else echo "failed {number}"; fi; fi')
     lines += ["  :", "}",
-              # stopped midway (timeout, Ctrl-C): undo what was done, then stop
-              "trap 'undo; exit 143' TERM HUP INT"]
+              # stopped midway (timeout, Ctrl-C, the connection gone): undo what was done, then
+              # stop; with nobody left to read what it says, a write must not end the undo
+              "trap 'trap \"\" PIPE; undo; exit 143' TERM HUP INT"]
     chain = " && ".join(f"{step.command} && n={number}" for number, step in enumerate(steps, 1))
     lines += [f"{chain}", "applied_rc=$?",
               f'if [ "$n" -lt {len(steps)} ]; then undo; fi',

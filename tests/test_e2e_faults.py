@@ -4,7 +4,9 @@ Each case breaks something the way it breaks in the field, runs fleet, and asser
 of every host and pair, the error kinds and the exit code, then reads the guests' kernels (outside
 fleet) to check what fleet says: a foreign sit1 refused and intact, one made by hand adopted in
 place, drift repaired, an apply failing midway rolled back, protocol 41 dropped for one guest,
-random loss on one guest, sshd stopped on one guest, a guest killed during a mesh.
+random loss on one guest, a wrong client key, a changed host key under each policy, an unknown
+one recorded by accept-new, a hanging command, a setup stopped by its timeout, and last (they
+break guests for good) sshd stopped on one guest and a guest killed during a mesh.
 """
 
 from __future__ import annotations
@@ -169,6 +171,119 @@ def test_random_loss_on_one_guest_makes_its_pairs_lossy(configured, tmp_path):
             assert pair["state"] == "lossy" and 5 <= pair["loss_pct"] <= 95, pair
         else:
             assert pair["state"] == "ok", pair
+
+
+def inventory_copy(lab, tmp_path, *, client_key=None, known_hosts=None):
+    """The lab's inventory with another client key or known_hosts file (the guests unchanged)."""
+    import shutil as sh
+
+    copy = tmp_path / f"inv-{uuid.uuid4().hex[:6]}"
+    sh.copytree(lab.inventory_dir, copy)
+    defaults = (copy / "defaults.yaml").read_text()
+    if client_key is not None:
+        old = next(line for line in defaults.splitlines() if "id_ed25519" in line)
+        defaults = defaults.replace(old, f'        - "{client_key}"')
+    known = copy / "known_hosts"
+    defaults = defaults.replace(str(lab.inventory_dir / "known_hosts"), str(known))
+    if known_hosts is not None:
+        known.write_text(known_hosts)
+    (copy / "defaults.yaml").write_text(defaults)
+    return copy
+
+
+def other_key(tmp_path, name="other"):
+    path = tmp_path / name
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path
+
+
+def test_a_wrong_client_key_is_auth_on_every_host(lab, tmp_path):
+    inventory = inventory_copy(lab, tmp_path, client_key=other_key(tmp_path))
+    done, report = fleet_json(lab, tmp_path, "run", "setup", inventory=inventory)
+    assert done.returncode == 1
+    assert {h["name"]: h["error_kind"] for h in report["hosts"]} == {g: "auth" for g in GUESTS}
+    assert all("authentication failed" in h["error"] for h in report["hosts"]), report["hosts"]
+
+
+def test_a_changed_host_key_is_named_as_changed_under_every_policy(configured, tmp_path):
+    lab = configured
+    port = next(g.ssh_port for g in lab.guests if g.name == "h1")
+    real = (lab.inventory_dir / "known_hosts").read_text().splitlines()
+    impostor_key = other_key(tmp_path, "impostor")
+    swapped = [f"[127.0.0.1]:{port} {impostor_key.with_suffix('.pub').read_text().split()[0]} "
+               f"{impostor_key.with_suffix('.pub').read_text().split()[1]}" if line.startswith(
+                   f"[127.0.0.1]:{port} ") else line for line in real]
+    assert swapped != real
+    for policy in ("yes", "accept-new"):
+        inventory = inventory_copy(lab, tmp_path, known_hosts="\n".join(swapped) + "\n")
+        done, report = fleet_json(lab, tmp_path, "run", "mesh", "--count", "1",
+                                  "--host-key-checking", policy, inventory=inventory)
+        assert done.returncode == 1
+        h1 = hosts_by_name(report)["h1"]
+        assert h1["error_kind"] == "host-key-changed", h1
+        assert "ssh-keygen -R" in h1["error"]
+        assert {h["state"] for n, h in hosts_by_name(report).items() if n != "h1"} == {"ok"}
+        # the changed key is never recorded, even by accept-new
+        assert (inventory / "known_hosts").read_text() == "\n".join(swapped) + "\n"
+    inventory = inventory_copy(lab, tmp_path, known_hosts="\n".join(swapped) + "\n")
+    done = fleet(lab, "run", "setup", "--host-key-checking", "no", inventory=inventory)
+    assert done.returncode == 0, done.stdout + done.stderr  # accepted, with a warning
+    assert "WARNING: h1:" in done.stderr
+
+
+def test_accept_new_records_an_unknown_host_and_trusts_it_next_time(configured, tmp_path):
+    lab = configured
+    port = next(g.ssh_port for g in lab.guests if g.name == "h2")
+    real = (lab.inventory_dir / "known_hosts").read_text().splitlines()
+    without_h2 = [line for line in real if not line.startswith(f"[127.0.0.1]:{port} ")]
+    inventory = inventory_copy(lab, tmp_path, known_hosts="\n".join(without_h2) + "\n")
+    done, report = fleet_json(lab, tmp_path, "run", "setup", inventory=inventory)
+    assert hosts_by_name(report)["h2"]["error_kind"] == "host-key-unknown"
+    done = fleet(lab, "run", "setup", "--host-key-checking", "accept-new", inventory=inventory)
+    assert done.returncode == 0, done.stdout + done.stderr
+    recorded = (inventory / "known_hosts").read_text().splitlines()
+    assert any(line.startswith(f"[127.0.0.1]:{port} ssh-ed25519 ") for line in recorded)
+    done = fleet(lab, "run", "setup", inventory=inventory)  # now known: `yes` lets it in
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_hanging_command_times_out_and_nothing_of_it_keeps_running(configured, tmp_path):
+    lab = configured
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "hang.py").write_text(
+        '"""Start something slow that would write a file later, then hang."""\n'
+        "async def run(host):\n"
+        "    await host.run('(sleep 6; touch /tmp/fleet-late) & sleep 300', as_root=True, check=True)\n"
+        "    return host.result('finished')\n")
+    on_guest(lab, "h1", "rm -f /tmp/fleet-late")
+    done, report = fleet_json(lab, tmp_path, "run", "hang", "-l", "h1", "--tasks-dir", tasks,
+                              "--command-timeout", "3")
+    assert done.returncode == 1
+    h1 = hosts_by_name(report)["h1"]
+    assert h1["error_kind"] == "timeout" and "stopped it on the host" in h1["error"], h1
+    time.sleep(4.5)  # past the moment the background job would have written its file
+    left = on_guest(lab, "h1", "ls /tmp/fleet-late 2>&1; ps -o pid,args | grep '[s]leep [36]'")
+    assert "No such file" in left.stdout and "sleep" not in left.stdout, left.stdout
+
+
+def test_a_setup_stopped_by_its_timeout_undoes_its_steps(configured, tmp_path):
+    lab = configured
+    stale = "2002:ca0c:1e01::5efe:ac1f:d/64"
+    on_guest(lab, "h3", f"ip addr del {ADDRESS['h3']} dev sit1; ip addr add {stale} dev sit1; "
+             "ip link set dev sit1 mtu 1400; mkdir -p /usr/local/sbin; printf '%s\\n' '#!/bin/sh' "
+             "'case \"$*\" in *\"mtu 1480\"*) sleep 60;; esac' 'exec /usr/bin/ip \"$@\"' "
+             "> /usr/local/sbin/ip; chmod +x /usr/local/sbin/ip")
+    before = link_json(lab, "h3")
+    try:
+        done, report = fleet_json(lab, tmp_path, "run", "setup", "-l", "h3", "--command-timeout", "4")
+    finally:
+        on_guest(lab, "h3", "rm -f /usr/local/sbin/ip")
+    assert done.returncode == 1
+    h3 = hosts_by_name(report)["h3"]
+    assert h3["error_kind"] == "timeout", h3
+    assert "stopped it on the host" in h3["error"] and "is as it was (read again)" in h3["error"]
+    assert link_json(lab, "h3") == before and global_addresses(lab, "h3") == {stale}
 
 
 def test_sshd_stopped_on_one_guest_is_an_unreachable_source_whose_tunnel_still_answers(

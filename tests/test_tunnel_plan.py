@@ -179,6 +179,7 @@ echo "$*" >> $r/calls
 while read -r pattern; do
   case "$*" in *"$pattern"*) [ -n "$pattern" ] && { echo "RTNETLINK answers: refused" >&2; exit 2; };; esac
 done < $r/fail
+[ -s $r/hang ] && case "$*" in *"$(cat $r/hang)"*) sleep 30;; esac
 case "$*" in
   "tunnel add"*) mkdir -p $r/class/net/sit1; echo 9 > $r/class/net/sit1/ifindex
                  echo 1480 > $r/mtu; echo 0 > $r/up; : > $r/alias; : > $r/addrs;;
@@ -294,3 +295,34 @@ def test_remove_script_removes_and_reads_again(tmp_path):
     done = host.run(remove_script(removal(GOOD, DESIRED), GOOD))
     assert done.returncode == 0
     assert parse_state(split_sections(done.stdout)) == ABSENT
+
+
+def test_an_apply_stopped_midway_undoes_its_steps_even_with_nobody_reading(tmp_path):
+    # what fleet does after --command-timeout or Ctrl-C: TERM to the script's process group;
+    # the channel may be gone already, so its output goes nowhere (EPIPE)
+    import os
+    import signal
+    import time
+
+    stale = IPv6Interface("2002:ca0c:1e01::5efe:ac1f:b/64")
+    before = drift(addresses=(stale,), mtu=1400)
+    host = Host(tmp_path, before)
+    (tmp_path / "hang").write_text("mtu 1480")
+    script = apply_script(plan(before, DESIRED), before).replace("/sys/class/net", str(host.net))
+    running = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={"PATH": f"{tmp_path}:/usr/bin:/bin"}, start_new_session=True)
+    try:
+        for _ in range(200):
+            if any("mtu 1480" in call for call in host.calls()):
+                break
+            time.sleep(0.05)
+        assert any("mtu 1480" in call for call in host.calls()), host.calls()
+        running.stdout.close()  # nobody reads any more
+        os.killpg(running.pid, signal.SIGTERM)
+        assert running.wait(timeout=20) == 143
+    finally:
+        if running.poll() is None:
+            os.killpg(running.pid, signal.SIGKILL)
+        running.stderr.close()
+    (tmp_path / "hang").write_text("")
+    assert state_of(host).same_configuration(before)
