@@ -1,6 +1,6 @@
 """SIMULATION server for benchmarks/simulate.py: one asyncssh server that plays every host.
 
-It accepts any number of SSH connections on 127.0.0.1 (real key exchange, real ed25519 host key,
+It accepts any number of SSH connections on loopback (real key exchange, real ed25519 host key,
 real public-key authentication with a client key it generates) and answers each command WITHOUT
 RUNNING IT. No shell is started and no packet is sent to any peer: for fleet's mesh probe (the
 script `fleet.probe.MeshProbe.script` builds) it prints what a configured host with fping would
@@ -13,8 +13,11 @@ print:
     fd00:5efe:51::5efe:a00:2 : 0.041 0.052 0.047        (one line per target, every reply present)
     @@fleet-rc 0
 
-and exits 0. Which host is asking comes from the SSH user name: the driver gives every inventory
-host `username: <its data.ipv4>`, from which the host's own ISATAP address (on `--prefix`) follows.
+and exits 0. Every simulated host has an SSH address of its own (`--addresses N`: 127.1.0.1 and
+up, all on one port; fleet refuses two inventory hosts with one SSH target), and which host is
+asking comes from the SSH user name: the driver gives every inventory host the user
+`sim-A-B-C-D` for its data.ipv4 A.B.C.D, from which the host's own ISATAP address (on `--prefix`)
+follows.
 RTTs are deterministic pseudo-random values (same source and target: same numbers).
 
 The only delay it adds is an optional stand-in for the ping round, from the probe's own fping flags
@@ -42,6 +45,7 @@ import random
 import signal
 import sys
 import zlib
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Network
 from pathlib import Path
@@ -144,9 +148,31 @@ def addr_json(ipv4: IPv4Address, prefix: IPv6Network) -> str:
     }], separators=(",", ":"))
 
 
+SIM_FIRST_ADDRESS = IPv4Address("127.1.0.1")
+
+
+def sim_address(i: int) -> str:
+    """The SSH address of simulated host i: 127.1.0.1 and up (loopback: Linux routes 127/8 to lo)."""
+    return str(SIM_FIRST_ADDRESS + i)
+
+
+def sim_user(ipv4: str) -> str:
+    """The SSH user that tells the server which host is asking: sim-A-B-C-D for A.B.C.D."""
+    return "sim-" + ipv4.replace(".", "-")
+
+
+def ipv4_of_user(username: str) -> IPv4Address:
+    """The IPv4 a sim_user() name stands for; ValueError for any other name."""
+    if not username.startswith("sim-"):
+        raise ValueError(f"not a simulated host's user: {username!r}")
+    return IPv4Address(username[4:].replace("-", "."))
+
+
 class SimServer:
-    def __init__(self, workdir: Path, *, prefix: IPv6Network, model: str, reply_ms: float) -> None:
+    def __init__(self, workdir: Path, *, prefix: IPv6Network, model: str, reply_ms: float,
+                 addresses: int = 1) -> None:
         self.workdir = workdir
+        self.addresses = addresses
         self.prefix = prefix
         self.model = model
         self.reply_ms = reply_ms
@@ -154,7 +180,7 @@ class SimServer:
         self.stats = {"connections": 0, "commands": 0, "probes": 0, "pairs": 0, "other": 0}
         self._tables: dict[int, list[str]] = {}
         self._addr: dict[str, str] = {}
-        self._server: asyncssh.SSHAcceptor | None = None
+        self._servers: list[asyncssh.SSHAcceptor] = []
         self.host_key = asyncssh.generate_private_key("ssh-ed25519")
         self.client_key = asyncssh.generate_private_key("ssh-ed25519")
 
@@ -178,19 +204,28 @@ class SimServer:
         key_path = self.workdir / "client_key"
         self.client_key.write_private_key(str(key_path))
         key_path.chmod(0o600)
-        self._server = await asyncssh.create_server(
-            Server, "127.0.0.1", 0, server_host_keys=[self.host_key],
-            process_factory=self._handle, backlog=1024, allow_scp=False,
-            agent_forwarding=False, x11_forwarding=False)
-        self.port = self._server.sockets[0].getsockname()[1]
+
+        def listen(addresses: list[str], port: int) -> Awaitable[asyncssh.SSHAcceptor]:
+            return asyncssh.create_server(
+                Server, addresses, port, server_host_keys=[self.host_key],
+                process_factory=self._handle, backlog=1024, allow_scp=False,
+                agent_forwarding=False, x11_forwarding=False)
+
+        # the first address picks the port; every other address listens on the same one
+        addresses = [sim_address(i) for i in range(self.addresses)]
+        self._servers = [await listen(addresses[:1], 0)]
+        self.port = self._servers[0].sockets[0].getsockname()[1]
+        if addresses[1:]:
+            self._servers.append(await listen(addresses[1:], self.port))
+        key = self.host_key.export_public_key().decode().strip()
         (self.workdir / "known_hosts").write_text(
-            f"[127.0.0.1]:{self.port} {self.host_key.export_public_key().decode().strip()}\n")
+            "".join(f"[{address}]:{self.port} {key}\n" for address in addresses))
         return self.port
 
     def _own_addr(self, username: str) -> str:
         if username not in self._addr:
             try:
-                self._addr[username] = addr_json(IPv4Address(username), self.prefix)
+                self._addr[username] = addr_json(ipv4_of_user(username), self.prefix)
             except ValueError:
                 self._addr[username] = ""  # not an IPv4: the host shows as unconfigured
         return self._addr[username]
@@ -200,7 +235,7 @@ class SimServer:
         key = "inet6 " + username
         if key not in self._addr:
             try:
-                ipv4 = IPv4Address(username)
+                ipv4 = ipv4_of_user(username)
                 self._addr[key] = (f"{int(isatap_address(self.prefix, ipv4)):032x} 40\n"
                                    f"{int(link_local_address(ipv4)):032x} 40")
             except ValueError:
@@ -245,9 +280,9 @@ class SimServer:
             process.close()  # the client went away
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        for server in self._servers:
+            server.close()
+            await server.wait_closed()
 
 
 def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
@@ -271,7 +306,7 @@ def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
 
 async def serve(options: argparse.Namespace) -> None:
     server = SimServer(options.workdir, prefix=IPv6Network(options.prefix), model=options.round,
-                       reply_ms=options.reply_ms)
+                       reply_ms=options.reply_ms, addresses=options.addresses)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -280,7 +315,8 @@ async def serve(options: argparse.Namespace) -> None:
     if options.watch_stdin:
         _watch_stdin(loop, stop)
     print(f"PORT {port}", flush=True)
-    print(f"simserver: SIMULATION on 127.0.0.1:{port}, round model {options.round} "
+    print(f"simserver: SIMULATION on {sim_address(0)} .. {sim_address(options.addresses - 1)} "
+          f"port {port}, round model {options.round} "
           f"(reply {options.reply_ms:g} ms)", file=sys.stderr, flush=True)
     try:
         await stop.wait()
@@ -295,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
                                      "every host's mesh probe with generated replies.")
     parser.add_argument("--workdir", type=Path, required=True,
                         help="where client_key and known_hosts are written")
+    parser.add_argument("--addresses", type=int, default=1, metavar="N",
+                        help="loopback addresses to listen on, one per simulated host: 127.1.0.1 "
+                             "and up (default 1)")
     parser.add_argument("--prefix", default=DEFAULT_PREFIX, help=f"ISATAP /64 (default {DEFAULT_PREFIX})")
     parser.add_argument("--round", choices=ROUND_MODELS, default="fixed",
                         help="stand-in for the ping round (default fixed: (count-1)*period + reply)")

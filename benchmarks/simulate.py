@@ -2,7 +2,7 @@
 
     python -m benchmarks.simulate [--sizes 100,500,1000,2000] [--peers K] [--runs 1] [--json FILE]
 
-For each size N it writes an inventory of N hosts (all at 127.0.0.1:PORT of one simulated SSH
+For each size N it writes an inventory of N hosts (each at its own 127.1.x.y:PORT of one simulated SSH
 server, benchmarks/simserver.py, with distinct data.ipv4 10.x.y.z), runs the real CLI,
 `python -m fleet run mesh -i INV --json OUT --connect-workers 20`, as a child process and measures:
 
@@ -57,14 +57,17 @@ def host_name(i: int, n: int) -> str:
 
 
 def write_inventory(directory: Path, n: int, port: int, keys: Path) -> Path:
-    """hosts.yaml (N hosts at 127.0.0.1:PORT, username = ipv4: the server's hint) and
-    defaults.yaml (prefix, client key, known_hosts with the server's key)."""
+    """hosts.yaml (N hosts, each at its own loopback address on PORT, with the user that tells the
+    server which host it is) and defaults.yaml (prefix, client key, known_hosts with the server's
+    key)."""
+    from benchmarks.simserver import sim_address, sim_user
+
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / "hosts.yaml", "w", encoding="utf-8") as out:
         for i in range(n):
             ipv4 = sim_ipv4(i)
-            out.write(f"{host_name(i, n)}:\n  hostname: 127.0.0.1\n  port: {port}\n"
-                      f"  username: '{ipv4}'\n  data:\n    ipv4: {ipv4}\n")
+            out.write(f"{host_name(i, n)}:\n  hostname: {sim_address(i)}\n  port: {port}\n"
+                      f"  username: {sim_user(ipv4)}\n  data:\n    ipv4: {ipv4}\n")
     (directory / "defaults.yaml").write_text(
         f"data:\n  isatap_prefix: '{PREFIX}'\n"
         "connection_options:\n  asyncssh:\n    extras:\n"
@@ -112,7 +115,7 @@ def _vm_hwm_mb(pid: int) -> float | None:
 class SimServerProcess:
     """benchmarks.simserver as a child: started, and stopped by its PID, whatever happens."""
 
-    def __init__(self, workdir: Path, round_model: str, reply_ms: float) -> None:
+    def __init__(self, workdir: Path, round_model: str, reply_ms: float, addresses: int) -> None:
         self.workdir = workdir
         self.log = open(workdir / "simserver.log", "w", encoding="utf-8")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -121,7 +124,8 @@ class SimServerProcess:
         # is a pipe from us: if this driver dies, the server sees EOF and stops.
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.simserver", "--workdir", str(workdir / "keys"),
-             "--prefix", PREFIX, "--round", round_model, "--reply-ms", f"{reply_ms:g}"],
+             "--prefix", PREFIX, "--round", round_model, "--reply-ms", f"{reply_ms:g}",
+             "--addresses", str(addresses)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, cwd=REPO, env=env,
             start_new_session=True, text=True)
         self.port = 0
@@ -422,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[Run] = []
     interrupted = False
     try:
-        server = SimServerProcess(workdir, options.round, options.reply_ms)
+        server = SimServerProcess(workdir, options.round, options.reply_ms, max(sizes))
         for n in sizes:
             for k in range(options.runs):
                 run = run_fleet(n, options.peers, server, workdir,
