@@ -47,22 +47,24 @@ def _natural(name: str) -> tuple[str, int]:
 def schedule(hosts: Sequence[str], iterations: int) -> list[Faults]:
     """The faults of every iteration, on a fixed cycle of three.
 
-    Iteration 3c kills the sshd of hosts 3c..3c+2 (mod N), which stay down for two iterations
-    and are restarted before iteration 3c+2; iteration 3c+1 also drops every packet the next two
-    hosts send, for that iteration only. A kill is scheduled only if its restart happens within
-    the run, and the last iteration is always clean, so the run ends where it began.
+    Iteration 3c kills the sshd of hosts 3c..3c+2 (mod N-2), which stay down for two iterations
+    and are restarted before iteration 3c+2; iteration 3c+1 also drops every packet the last two
+    hosts send, for that iteration only. The dropping hosts are always the same two and never
+    killed, so that whatever a drop leaves behind on a kept connection (a channel, a task)
+    accumulates instead of vanishing with a later kill. A kill is scheduled only if its restart
+    happens within the run, and the last iteration is always clean, so the run ends where it began.
     """
     n = len(hosts)
     if n < KILL_GROUP + DROP_GROUP + 1:
         raise ValueError(f"the soak needs at least {KILL_GROUP + DROP_GROUP + 1} hosts")
     plan = [Faults() for _ in range(iterations)]
+    killable = n - DROP_GROUP
+    dropped = frozenset(hosts[killable:])
     for start in range(0, iterations, CYCLE):
         if start + 2 > iterations - 1:  # the restart would not happen before the run ends
             break
         cycle = start // CYCLE
-        killed = frozenset(hosts[(KILL_GROUP * cycle + j) % n] for j in range(KILL_GROUP))
-        dropped = frozenset(hosts[(KILL_GROUP * cycle + KILL_GROUP + j) % n]
-                            for j in range(DROP_GROUP))
+        killed = frozenset(hosts[(KILL_GROUP * cycle + j) % killable] for j in range(KILL_GROUP))
         plan[start] = Faults(killed)
         plan[start + 1] = Faults(killed, dropped)
     return plan
