@@ -137,7 +137,8 @@ def run(options: argparse.Namespace, phase_names: list[str]) -> int:
         document: dict[str, Any] = {
             "settings": {k: v for k, v in vars(options).items()}, "kernel_has_sit": has_sit,
             "machine": machine_facts(), "limits": {"count_slope": plan.COUNT_SLOPE_LIMIT,
-                                                   "rss_slope_mb": plan.RSS_SLOPE_LIMIT_MB},
+                                                   "rss_slope_mb": plan.RSS_SLOPE_LIMIT_MB,
+                                                   "ceilings": "0 where the right value is 0"},
             "phases": [{"name": p.name, "rows": p.rows, "problems": {str(k): v for k, v in
                                                                    p.problems.items()},
                         "stopped_early": p.stopped_early,
@@ -149,20 +150,8 @@ def run(options: argparse.Namespace, phase_names: list[str]) -> int:
     return 0 if ok else 1
 
 
-IN_PROCESS_METRICS = {"fds": plan.COUNT_SLOPE_LIMIT, "tcp": plan.COUNT_SLOPE_LIMIT,
-                      "tasks": plan.COUNT_SLOPE_LIMIT, "threads": plan.COUNT_SLOPE_LIMIT,
-                      "sshd_conns": plan.COUNT_SLOPE_LIMIT, "sshd_procs": plan.COUNT_SLOPE_LIMIT,
-                      "resource_warnings": plan.COUNT_SLOPE_LIMIT, "rss_mb": plan.RSS_SLOPE_LIMIT_MB}
-PERSIST_METRICS = {"fds_less_kept": plan.COUNT_SLOPE_LIMIT, "tcp_less_kept": plan.COUNT_SLOPE_LIMIT,
-                   "tasks": plan.COUNT_SLOPE_LIMIT, "channels": plan.COUNT_SLOPE_LIMIT,
-                   "threads": plan.COUNT_SLOPE_LIMIT,
-                   "sshd_conns_less_kept": plan.COUNT_SLOPE_LIMIT,
-                   "rss_mb": plan.RSS_SLOPE_LIMIT_MB}
-
-
 def _verdict(phase: Any) -> plan.Verdict:
-    metrics = IN_PROCESS_METRICS if phase.name == "in-process" else PERSIST_METRICS
-    return plan.Verdict(plan.trends(phase.rows, metrics), tuple(sorted(phase.problems)))
+    return plan.verdict(phase.name, phase.rows, list(phase.problems))
 
 
 if __name__ == "__main__":

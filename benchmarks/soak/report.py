@@ -41,10 +41,12 @@ def render_phase(phase: Any) -> str:
 
 def verdict_lines(phase: Any, verdict: Verdict) -> list[str]:
     lines = [f"{phase.name} trends over iterations {len(phase.rows) // 2}..{len(phase.rows) - 1} "
-             "(least-squares slope per iteration, limit):"]
+             "(least-squares slope per iteration, limit; first -> last):"]
     for t in verdict.trends:
-        lines.append(f"  {t.metric:<22} {t.slope:+.3f} (limit {t.limit:g})  {t.first:g} -> {t.last:g}"
-                     + ("  LEAK" if t.leak else ""))
+        ceiling = "" if t.limit.ceiling is None else f", highest {t.highest:g} (must stay <= " \
+            f"{t.limit.ceiling:g})"
+        lines.append(f"  {t.metric:<22} {t.slope:+.3f} (limit {t.limit.slope:g})  {t.first:g} -> "
+                     f"{t.last:g}{ceiling}" + ("  LEAK" if t.leak else ""))
     for iteration in verdict.unexpected:
         lines.append(f"  iteration {iteration} not as expected:")
         lines += [f"    {p}" for p in _first(phase.problems[iteration], 10)]
