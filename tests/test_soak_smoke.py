@@ -104,3 +104,6 @@ def test_smoke_soak_runs_both_phases_checks_results_and_reports_figures(tmp_path
     kept = [r["kept"] for r in persist["rows"]]
     assert kept == [3, 3, 6]  # every host but the three with a dead sshd is kept
     assert "soak verdict:" in done.stdout and "phase persist" in done.stdout
+    again = subprocess.run([sys.executable, "-m", "benchmarks.soak", "--report", str(report)],
+                           cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert again.returncode == done.returncode and again.stdout == done.stdout

@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host-timeout", type=float, default=60.0)
     parser.add_argument("--count", type=int, default=2, help="pings per pair (default 2)")
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON to FILE")
+    parser.add_argument("--report", metavar="FILE", help="run nothing: print the tables and the "
+                        "verdict of an earlier run's --json FILE, by today's limits")
     return parser
 
 
@@ -64,6 +66,8 @@ def kernel_has_sit() -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     options = build_parser().parse_args(argv)
+    if options.report:
+        return report_of(Path(options.report))
     phases = [p.strip() for p in options.phases.split(",") if p.strip()]
     if not set(phases) <= {"in-process", "persist"} or not phases:
         print("soak: --phases takes in-process and/or persist", file=sys.stderr)
@@ -125,14 +129,8 @@ def run(options: argparse.Namespace, phase_names: list[str]) -> int:
             enter_netns(f"/proc/self/fd/{home}")
             os.close(home)
             state.drops.remove()
-    verdicts = {phase.name: _verdict(phase) for phase in results}
-    for phase in results:
-        print(render_phase(phase))
-        print("\n".join(verdict_lines(phase, verdicts[phase.name])) + "\n")
+    verdicts = conclude(results)
     ok = all(v.ok for v in verdicts.values())
-    print(f"soak verdict: {'PASS' if ok else 'FAIL'}: "
-          + "; ".join(f"{name}: {'leak' if v.leak else 'no leak'}, "
-                      f"{len(v.unexpected)} unexpected iteration(s)" for name, v in verdicts.items()))
     if options.json:
         document: dict[str, Any] = {
             "settings": {k: v for k, v in vars(options).items()}, "kernel_has_sit": has_sit,
@@ -148,6 +146,29 @@ def run(options: argparse.Namespace, phase_names: list[str]) -> int:
             "pass": ok}
         Path(options.json).write_text(json.dumps(document, indent=1) + "\n")
     return 0 if ok else 1
+
+
+def conclude(results: list[Any]) -> dict[str, plan.Verdict]:
+    """Print each phase's table and trends, and the overall verdict; return the verdicts."""
+    verdicts = {phase.name: _verdict(phase) for phase in results}
+    for phase in results:
+        print(render_phase(phase))
+        print("\n".join(verdict_lines(phase, verdicts[phase.name])) + "\n")
+    ok = all(v.ok for v in verdicts.values())
+    print(f"soak verdict: {'PASS' if ok else 'FAIL'}: "
+          + "; ".join(f"{name}: {'leak' if v.leak else 'no leak'}, "
+                      f"{len(v.unexpected)} unexpected iteration(s)" for name, v in verdicts.items()))
+    return verdicts
+
+
+def report_of(path: Path) -> int:
+    """The tables and verdict of a --json file (the figures are kept; the verdict is redone)."""
+    from benchmarks.soak.phases import Phase
+
+    document = json.loads(path.read_text())
+    results = [Phase(p["name"], p["rows"], {int(k): v for k, v in p["problems"].items()},
+                     p.get("stopped_early")) for p in document["phases"]]
+    return 0 if all(v.ok for v in conclude(results).values()) else 1
 
 
 def _verdict(phase: Any) -> plan.Verdict:
