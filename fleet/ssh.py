@@ -137,8 +137,12 @@ class AsyncsshSession:
                 stdout, stderr = await process.communicate()
         except TimeoutError as exc:
             if process is None:
-                raise CommandTimeoutError(name, f"command did not start within {timeout:g} s",
-                                          command=command) from exc
+                # the host did not even answer the channel request: the connection is stalled
+                # (packets dropped, host gone); give it up, so that the next command, here or
+                # through --persist, logs in anew instead of waiting on it again
+                self._connection.close()
+                raise CommandTimeoutError(name, f"command did not start within {timeout:g} s; "
+                                          "the connection was given up", command=command) from exc
             out, err, stopped = await asyncio.shield(self._stop(process, command))
             raise CommandTimeoutError(name, f"command did not finish within {timeout:g} s; {stopped}",
                                       command=command, stdout=_text(out), stderr=_text(err)) from exc

@@ -102,7 +102,9 @@ def test_smoke_soak_runs_both_phases_checks_results_and_reports_figures(tmp_path
     assert in_process["problems"] == {}, in_process["problems"]  # each fault failed as it should
     assert all(r["tcp"] == 0 and r["tasks"] == 0 and r["sshd_conns"] == 0 for r in in_process["rows"])
     kept = [r["kept"] for r in persist["rows"]]
-    assert kept == [3, 3, 6]  # every host but the three with a dead sshd is kept
+    # every host but the three with a dead sshd is kept, and while two drop every packet their
+    # stalled connections are given up (the next run logs in again)
+    assert kept == [3, 1, 6]
     assert "soak verdict:" in done.stdout and "phase persist" in done.stdout
     again = subprocess.run([sys.executable, "-m", "benchmarks.soak", "--report", str(report)],
                            cwd=REPO, capture_output=True, text=True, timeout=60)

@@ -167,7 +167,7 @@ async def _one_run(tasks: Sequence[Any], inventory: Inventory, arguments: Sequen
                        connect_timeout=options.connect_timeout,
                        command_timeout=options.command_timeout, host_timeout=options.host_timeout)
     codes = []
-    async with Runner(AsyncsshTransport(check_host_keys=options.check_host_keys), limits) as runner:
+    async with Runner(AsyncsshTransport(host_key_checking=options.host_key_checking), limits) as runner:
         for task, context in zip(tasks, contexts):
             outcome = await runner.run(task.name, task.run, inventory.hosts, options)
             codes.append(task.report(context, outcome))
