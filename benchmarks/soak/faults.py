@@ -62,8 +62,7 @@ def kill_sshd(bed: NamespaceBed, name: str) -> int:
     left = _wait_gone({listener, *victims})
     if left:
         raise LabError(f"sshd processes of {name} did not die: {left}")
-    if listener in bed._pids:  # gone for good: never signal that PID again at teardown
-        bed._pids.remove(listener)
+    bed.sshd_killed(name)  # gone for good: never signal that PID again at teardown
     return len({listener, *victims})
 
 
@@ -74,16 +73,7 @@ def restart_sshd(bed: NamespaceBed, name: str, timeout: float = 10.0) -> subproc
     assert bed.workdir is not None
     host = next(h for h in bed.hosts if h.name == name)
     hostdir = bed.workdir / name
-    config = hostdir / "sshd_config"
-    with open(hostdir / "sshd.log", "ab") as log:  # the same command line as the bed's
-        process = subprocess.Popen(
-            ["ip", "netns", "exec", host.netns, "unshare", "--mount", "--propagation", "private",
-             "sh", "-c", f'mount -t tmpfs fleet-nsbed /root && exec {SSHD} -D -e -f "$0"',
-             str(config)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-            start_new_session=True)
-    bed._pids.append(process.pid)  # the bed's teardown stops it like the others
-    bed.sshd_pids[name] = process.pid
+    process = bed.restart_sshd(name)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -178,18 +178,38 @@ class NamespaceBed:
             "StrictModes no", "MaxStartups 1000", "MaxSessions 100", "UseDNS no", "PrintMotd no",
             "PrintLastLog no", "LogLevel ERROR", ""]))
         Path("/run/sshd").mkdir(exist_ok=True)
+        self._launch_sshd(host, "wb")
+
+    def _launch_sshd(self, host: BedHost, log_mode: str) -> subprocess.Popen[bytes]:
+        assert self.workdir is not None
+        hostdir = self.workdir / host.name
         # An empty tmpfs over /root: the login shell finds no start-up files to read.
-        process = subprocess.Popen(
-            ["ip", "netns", "exec", host.netns, "unshare", "--mount", "--propagation", "private",
-             "sh", "-c", f'mount -t tmpfs fleet-nsbed /root && exec {SSHD} -D -e -f "$0"', str(config)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(hostdir / "sshd.log", "wb"), start_new_session=True)
+        with open(hostdir / "sshd.log", log_mode) as log:
+            process = subprocess.Popen(
+                ["ip", "netns", "exec", host.netns, "unshare", "--mount", "--propagation", "private",
+                 "sh", "-c", f'mount -t tmpfs fleet-nsbed /root && exec {SSHD} -D -e -f "$0"',
+                 str(hostdir / "sshd_config")],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                start_new_session=True)
         self._pids.append(process.pid)
         self.sshd_pids[host.name] = process.pid
+        return process
 
     def stop_sshd(self, name: str) -> None:
         """Stop one host's sshd (the host itself keeps answering on the network)."""
         _signal(self.sshd_pids[name], signal.SIGTERM)
+
+    def sshd_killed(self, name: str) -> None:
+        """The host's sshd listener was killed from outside: never signal its PID again."""
+        pid = self.sshd_pids.get(name)
+        if pid in self._pids:
+            self._pids.remove(pid)
+
+    def restart_sshd(self, name: str) -> subprocess.Popen[bytes]:
+        """Start a host's sshd again, with the configuration and host key it had; the bed's
+        teardown stops it like the others."""
+        host = next(h for h in self.hosts if h.name == name)
+        return self._launch_sshd(host, "ab")
 
     def known_hosts_lines(self) -> list[str]:
         return [known_hosts_line("127.0.0.1", h.ssh_port, self._host_keys[h.name]) for h in self.hosts]
