@@ -23,6 +23,41 @@ from pathlib import Path
 import asyncssh
 
 
+class ServerSide(asyncssh.SSHServer):
+    """The server's side of one connection: logins, forwarding; it reports to its CommandServer."""
+
+    def __init__(self, server: CommandServer) -> None:
+        self.server = server
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self.server.connections += 1
+        self.server._open.append(conn)
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        return self.server.accept_auth and key.public_data == self.server.client_key.public_data
+
+    def password_auth_supported(self) -> bool:
+        return self.server.password is not None
+
+    def validate_password(self, username: str, password: str) -> bool:
+        self.server.passwords.append(password)
+        return self.server.accept_auth and password == self.server.password
+
+    def connection_requested(self, dest_host: str, dest_port: int, orig_host: str,
+                             orig_port: int) -> bool:
+        self.server.forwarded.append((dest_host, dest_port))
+        if self.server.forwarding == "prohibited":  # as sshd with AllowTcpForwarding no
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
+                                            "port forwarding is disabled")
+        return bool(self.server.forwarding)
+
+
 class CommandServer:
     def __init__(self, workdir: Path, *, path_prefix: Path | None = None, accept_auth: bool = True,
                  max_sessions: int | None = None, password: str | None = None,
@@ -57,39 +92,8 @@ class CommandServer:
         return f"[127.0.0.1]:{self.port} {self.host_key.export_public_key().decode().strip()}\n"
 
     async def start(self) -> CommandServer:
-        server = self
-
-        class Server(asyncssh.SSHServer):
-            def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
-                server.connections += 1
-                server._open.append(conn)
-
-            def begin_auth(self, username: str) -> bool:
-                return True
-
-            def public_key_auth_supported(self) -> bool:
-                return True
-
-            def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-                return server.accept_auth and key.public_data == server.client_key.public_data
-
-            def password_auth_supported(self) -> bool:
-                return server.password is not None
-
-            def validate_password(self, username: str, password: str) -> bool:
-                server.passwords.append(password)
-                return server.accept_auth and password == server.password
-
-            def connection_requested(self, dest_host: str, dest_port: int, orig_host: str,
-                                     orig_port: int) -> bool:
-                server.forwarded.append((dest_host, dest_port))
-                if server.forwarding == "prohibited":  # as sshd with AllowTcpForwarding no
-                    raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
-                                                    "port forwarding is disabled")
-                return bool(server.forwarding)
-
         self._server = await asyncssh.create_server(
-            Server, "127.0.0.1", 0,
+            lambda: ServerSide(self), "127.0.0.1", 0,
             server_host_keys=[(self.host_key, self.host_certificate) if self.host_certificate
                               else self.host_key],
             process_factory=self._handle, encoding=None)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncssh
-from sshserver import CommandServer
+from sshserver import CommandServer, ServerSide
 
 SFTP_VERSION = 3  # no SFTP is served; asyncssh's process wants a version all the same
 
@@ -47,6 +47,24 @@ async def _relay_text(process: asyncssh.SSHServerProcess, child: asyncio.subproc
     await child.wait()
 
 
+class _LimitedSide(ServerSide):
+    """A connection's server side that refuses a session channel past `max_sessions` open."""
+
+    def __init__(self, server: LimitedCommandServer) -> None:
+        super().__init__(server)
+        self.limited = server
+        self.sessions: list[_Session] = []
+
+    def session_requested(self) -> Any:
+        self.sessions = [s for s in self.sessions if s.open]
+        if len(self.sessions) >= self.limited.max_sessions:
+            self.limited.refused += 1
+            return False
+        session = _Session(self.limited._tracked, None, SFTP_VERSION, False)
+        self.sessions.append(session)
+        return session
+
+
 class LimitedCommandServer(CommandServer):
     def __init__(self, workdir: Path, *, max_sessions: int = 10, **kwargs: Any) -> None:
         super().__init__(workdir, **kwargs)
@@ -55,39 +73,10 @@ class LimitedCommandServer(CommandServer):
         self._handlers: set[asyncio.Task] = set()
 
     async def start(self) -> LimitedCommandServer:
-        server = self
-
-        class Server(asyncssh.SSHServer):
-            def __init__(self) -> None:
-                self.sessions: list[_Session] = []
-
-            def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
-                server.connections += 1
-                server._open.append(conn)
-
-            def begin_auth(self, username: str) -> bool:
-                return True
-
-            def public_key_auth_supported(self) -> bool:
-                return True
-
-            def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-                return server.accept_auth and key.public_data == server.client_key.public_data
-
-            def session_requested(self) -> Any:
-                self.sessions = [s for s in self.sessions if s.open]
-                if len(self.sessions) >= server.max_sessions:
-                    server.refused += 1
-                    return False
-                session = _Session(server._tracked, None, SFTP_VERSION, False)
-                self.sessions.append(session)
-                return session
-
         self._server = await asyncssh.create_server(
-            Server, "127.0.0.1", 0, server_host_keys=[self.host_key])
+            lambda: _LimitedSide(self), "127.0.0.1", 0, server_host_keys=[self.host_key])
         self.port = self._server.sockets[0].getsockname()[1]
-        self.known_hosts_path.write_text(
-            f"[127.0.0.1]:{self.port} {self.host_key.export_public_key().decode().strip()}\n")
+        self.known_hosts_path.write_text(self.host_key_line)
         return self
 
     async def _tracked(self, process: asyncssh.SSHServerProcess) -> None:
