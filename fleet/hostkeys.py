@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from fleet.session import DEFAULT_SSH_PORT
+
 HostKeyChecking = Literal["yes", "accept-new", "no"]
 HOST_KEY_CHECKING: tuple[HostKeyChecking, ...] = ("yes", "accept-new", "no")
-DEFAULT_SSH_PORT = 22
 
 
 def host_key_checking(value: str | bool) -> HostKeyChecking:

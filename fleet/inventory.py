@@ -27,12 +27,12 @@ from nornir.core.inventory import Inventory as NornirInventory
 
 from fleet.errors import InventoryError, UsageError
 from fleet.isatap import isatap_address, parse_ipv4, parse_prefix
+from fleet.session import DEFAULT_SSH_PORT
 
 HOSTS_FILE = "hosts.yaml"
 GROUPS_FILE = "groups.yaml"
 DEFAULTS_FILE = "defaults.yaml"
 CONNECTION_PLUGIN = "asyncssh"
-SSH_PORT = 22  # the port asyncssh connects to when the inventory sets none
 
 _ELEMENT_FIELDS = {"hostname", "port", "username", "password", "platform", "groups", "data",
                    "connection_options"}
@@ -597,7 +597,7 @@ def _check_unique_ssh_target(files: InventoryFiles, hosts: Sequence[FleetHost]) 
     """Two names for one SSH target would be two jobs on one machine, racing on its one sit1."""
     seen: dict[tuple[IPv4Address | IPv6Address | str, int, str], FleetHost] = {}
     for host in hosts:
-        port = host.ssh_port or SSH_PORT
+        port = host.ssh_port or DEFAULT_SSH_PORT
         # One address behind two different jump hosts (asyncssh's `tunnel`) is two machines.
         route = repr([host.ssh_options.get(option) for option in _ROUTE_OPTIONS])
         other = seen.setdefault((parse_ssh_hostname(host.ssh_host), port, route), host)

@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 from fleet.terminal import printable
 
+DEFAULT_SSH_PORT = 22  # where SSH connects when neither the inventory nor ~/.ssh/config says
+
 
 class SSHTarget(Protocol):
     """Where and how to log in to one host (a FleetHost, or a ConnectionSpec sent over a socket)."""

@@ -43,7 +43,6 @@ from fleet.errors import (
     SSHSetupError,
 )
 from fleet.hostkeys import (
-    DEFAULT_SSH_PORT,
     HostKeyChecking,
     KnownHostsWriter,
     OfferedKey,
@@ -54,7 +53,7 @@ from fleet.hostkeys import (
     unknown_key_message,
 )
 from fleet.privilege import is_privileged, privileged
-from fleet.session import CommandResult, SSHTarget
+from fleet.session import DEFAULT_SSH_PORT, CommandResult, SSHTarget
 
 # Fast, modern algorithms first (curve25519 key exchange, AES-GCM and ChaCha20-Poly1305), the
 # rest of asyncssh's defaults after them so that any server still works. Host key algorithms are
