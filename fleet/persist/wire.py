@@ -31,7 +31,7 @@ import os
 import socket
 import stat
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,38 +137,36 @@ def prepare_runtime_dir(directory: Path) -> Path:
     return check_runtime_dir(directory)
 
 
-def check_runtime_dir(directory: Path) -> Path:
-    """An existing directory that is ours and private (mode 0700), else PersistRefused.
+def _ours(path: Path, is_kind: Callable[[int], bool], kind: str) -> os.stat_result:
+    """lstat of a path that must be a `kind` owned by this user, else PersistRefused;
     FileNotFoundError when there is none."""
-    try:
-        info = directory.lstat()
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise PersistRefused(f"{directory}: {exc.strerror}") from exc
-    if not stat.S_ISDIR(info.st_mode):
-        raise PersistRefused(f"{directory}: not a directory")
-    if info.st_uid != os.getuid():
-        raise PersistRefused(f"{directory}: owned by uid {info.st_uid}, not by this user")
-    if info.st_mode & 0o077:
-        raise PersistRefused(f"{directory}: mode {stat.S_IMODE(info.st_mode):o}; others could use "
-                           "its socket (chmod 700)")
-    return directory
-
-
-def check_socket(path: Path) -> None:
-    """The daemon's socket file is a socket and ours, else PersistRefused. FileNotFoundError when
-    there is none."""
     try:
         info = path.lstat()
     except FileNotFoundError:
         raise
     except OSError as exc:
         raise PersistRefused(f"{path}: {exc.strerror}") from exc
-    if not stat.S_ISSOCK(info.st_mode):
-        raise PersistRefused(f"{path}: not a socket")
+    if not is_kind(info.st_mode):
+        raise PersistRefused(f"{path}: not a {kind}")
     if info.st_uid != os.getuid():
         raise PersistRefused(f"{path}: owned by uid {info.st_uid}, not by this user")
+    return info
+
+
+def check_runtime_dir(directory: Path) -> Path:
+    """An existing directory that is ours and private (mode 0700), else PersistRefused.
+    FileNotFoundError when there is none."""
+    info = _ours(directory, stat.S_ISDIR, "directory")
+    if info.st_mode & 0o077:
+        raise PersistRefused(f"{directory}: mode {stat.S_IMODE(info.st_mode):o}; others could use "
+                             "its socket (chmod 700)")
+    return directory
+
+
+def check_socket(path: Path) -> None:
+    """The daemon's socket file is a socket and ours, else PersistRefused. FileNotFoundError when
+    there is none."""
+    _ours(path, stat.S_ISSOCK, "socket")
 
 
 def peer_uid(sock: socket.socket) -> int | None:
