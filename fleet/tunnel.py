@@ -296,6 +296,13 @@ def parse_apply(parts: dict[str, str], name: str = TUNNEL_NAME) -> ApplyOutcome:
     return ApplyOutcome(int(applied_text), tuple(undone), tuple(said), parse_state(parts, name))
 
 
+def compared(before: TunnelState, now: TunnelState, name: str = TUNNEL_NAME) -> str:
+    """The state read again after a change, set against the state before it, in words."""
+    if now.same_configuration(before):
+        return f"{name} is as it was (read again): {before.describe()}"
+    return f"{name} is now {now.describe()} (read again), it was {before.describe()}"
+
+
 def failure_account(steps: tuple[Step, ...], before: TunnelState, outcome: ApplyOutcome,
                     name: str = TUNNEL_NAME) -> str:
     """What happened to the host after a failed apply, in words, from the state read afterwards:
@@ -308,12 +315,10 @@ def failure_account(steps: tuple[Step, ...], before: TunnelState, outcome: Apply
     undone = [steps[number - 1].description for number, ok in outcome.undone if ok]
     not_undone = [steps[number - 1].description for number, ok in outcome.undone if not ok]
     irreversible = [s.description for s in done if not s.reversible]
-    if outcome.after.same_configuration(before) or (not before.exists and not outcome.after.exists):
+    if outcome.after.same_configuration(before):
         how = f"undid: {'; '.join(undone)}" if undone else "nothing to undo"
-        return f"failed {where}; rolled back ({how}); {name} is as it was (read again): " \
-               f"{before.describe()}"
-    parts = [f"failed {where}; NOT fully rolled back: {name} is now {outcome.after.describe()}, "
-             f"it was {before.describe()}"]
+        return f"failed {where}; rolled back ({how}); {compared(before, outcome.after, name)}"
+    parts = [f"failed {where}; NOT fully rolled back: {compared(before, outcome.after, name)}"]
     if irreversible:
         parts.append(f"cannot be undone: {'; '.join(irreversible)}")
     if not_undone:

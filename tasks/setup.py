@@ -31,6 +31,7 @@ from fleet.tunnel import (
     StateUnreadable,
     add_tunnel_options,
     apply_script,
+    compared,
     creates_tunnel,
     failure_account,
     ownership,
@@ -125,6 +126,4 @@ async def _state_again(host: HostRun, before: TunnelState) -> str:
         now = parse_state(split_sections(again.stdout))
     except (HostError, StateUnreadable) as exc:
         return f"its state could not be read again ({exc})"
-    if now.same_configuration(before):
-        return f"sit1 is as it was (read again): {before.describe()}"
-    return f"sit1 is now {now.describe()} (read again), it was {before.describe()}"
+    return compared(before, now)
