@@ -29,12 +29,12 @@ def unavailable() -> str | None:
 
 
 def _commands(inventory_dir: Path) -> tuple[list[dict], dict]:
-    from fleet.hostfacts import FACTS_SCRIPT
+    from fleet.core.privilege import privileged
+    from fleet.core.sections import section
     from fleet.inventory import load_inventory
-    from fleet.iproute import ABSENT
-    from fleet.privilege import privileged
-    from fleet.sections import section
-    from fleet.tunnel import DesiredTunnel, apply_script, plan, read_state_script
+    from fleet.tunnel.iproute import ABSENT
+    from fleet.tunnel.plan import DesiredTunnel, apply_script, plan, read_state_script
+    from fleet.tunnel.preflight import FACTS_SCRIPT
 
     inventory = load_inventory(inventory_dir)
     read = "\n".join([section("facts"), FACTS_SCRIPT, read_state_script()])

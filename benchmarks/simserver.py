@@ -3,7 +3,7 @@
 It accepts any number of SSH connections on loopback (real key exchange, real ed25519 host key,
 real public-key authentication with a client key it generates) and answers each command WITHOUT
 RUNNING IT. No shell is started and no packet is sent to any peer: for fleet's mesh probe (the
-script `fleet.probe.MeshProbe.script` builds) it prints what a configured host with fping would
+script `fleet.mesh.probe.MeshProbe.script` builds) it prints what a configured host with fping would
 print:
 
     @@fleet addr
@@ -52,7 +52,7 @@ from pathlib import Path
 
 import asyncssh
 
-from fleet.isatap import isatap_address, link_local_address
+from fleet.tunnel.isatap import isatap_address, link_local_address
 
 DEFAULT_PREFIX = "fd00:5efe:51::/64"
 ROUND_MODELS = ("fixed", "fping", "none")

@@ -17,8 +17,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from fleet import __version__
-from fleet.errors import InventoryError, LabError, TaskError, UsageError
-from fleet.hostkeys import HOST_KEY_CHECKING
+from fleet.catalog import find_tasks
+from fleet.catalog import task as load_task
+from fleet.core.errors import InventoryError, LabError, TaskError, UsageError
+from fleet.core.oslimits import raise_open_file_limit
+from fleet.core.output import write_json, write_json_documents
+from fleet.core.runner import RunLimits, Runner
+from fleet.core.task import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Task,
+    TaskContext,
+)
+from fleet.core.terminal import printable
+from fleet.core.transport import Transport
 from fleet.inventory import (
     DEFAULTS_FILE,
     GROUPS_FILE,
@@ -27,23 +41,9 @@ from fleet.inventory import (
     check_ssh_files,
     load_inventory,
 )
-from fleet.oslimits import raise_open_file_limit
-from fleet.persist import wire
-from fleet.persist.client import PersistentTransport
-from fleet.report import write_json, write_json_documents
-from fleet.runner import RunLimits, Runner
-from fleet.session import Transport
-from fleet.task import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
-    Task,
-    TaskContext,
-    load_task,
-    resolve_tasks,
-)
-from fleet.terminal import printable
+from fleet.ssh.hostkeys import HOST_KEY_CHECKING
+from fleet.ssh.persist import wire
+from fleet.ssh.persist.client import PersistentTransport
 
 if TYPE_CHECKING:
     from fleet.lab import LabInfo
@@ -240,7 +240,7 @@ def select_hosts(options: argparse.Namespace) -> Inventory:
 
 def cmd_inventory(options: argparse.Namespace) -> int:
     inventory = select_hosts(options)
-    from fleet.ssh import effective_port  # the ssh config's Port where the inventory has none
+    from fleet.ssh.transport import effective_port  # the ssh config's Port where the inventory has none
 
     rows = [{"name": h.name, "ssh": f"{h.ssh_host}:{effective_port(h)}", "ipv4": str(h.ipv4),
              "address": str(h.address), "groups": list(h.groups)} for h in inventory.hosts]
@@ -256,11 +256,11 @@ def cmd_inventory(options: argparse.Namespace) -> int:
 
 
 def cmd_tasks(options: argparse.Namespace) -> int:
-    found, notes = resolve_tasks(options.tasks_dir)
+    found, notes = find_tasks(options.tasks_dir)
     _print_notes(list(notes.values()))
-    for name, path in sorted(found.items()):
-        description = load_task(name, options.tasks_dir).description
-        print(f"{name:<12} {description}  [{path}]")
+    for name in sorted(found):
+        task = load_task(name, options.tasks_dir)
+        print(f"{name:<12} {task.description}  [{task.path}]")
     return EXIT_OK
 
 
@@ -285,7 +285,7 @@ def cmd_run(options: argparse.Namespace) -> int:
     if options.persist is None:
         options.persist = _persist_default()  # read here, so a bad value breaks only `run`
     tasks = [load_task(name, options.tasks_dir) for name in options.tasks]
-    notes = resolve_tasks(options.tasks_dir)[1]
+    notes = find_tasks(options.tasks_dir)[1]
     _print_notes([notes[name] for name in dict.fromkeys(options.tasks) if name in notes])
     inventory = select_hosts(options)
     out = sys.stderr if options.json == "-" else sys.stdout
@@ -378,7 +378,7 @@ async def _transport(options: argparse.Namespace) -> Transport:
             return persistent
         except wire.PersistError as exc:
             print(f"fleet: warning: --persist: {exc}; connecting directly", file=sys.stderr)
-    from fleet.ssh import AsyncsshTransport  # imports asyncssh: only when connecting from here
+    from fleet.ssh.transport import AsyncsshTransport  # imports asyncssh: only when connecting from here
 
     return AsyncsshTransport(host_key_checking=options.host_key_checking, on_warning=_warn)
 
@@ -403,7 +403,7 @@ def _persist_default() -> float:
 
 
 def cmd_persist(options: argparse.Namespace) -> int:
-    from fleet.persist import control
+    from fleet.ssh.persist import control
 
     directory = wire.runtime_dir()
     if options.persist_command == "status":

@@ -14,7 +14,7 @@ import time
 import pytest
 from conftest import need_root_and
 
-from fleet.hostfacts import FACTS_SCRIPT, parse_facts
+from fleet.tunnel.preflight import FACTS_SCRIPT, parse_facts
 
 pytestmark = need_root_and("ip", "/usr/sbin/sshd", "ssh-keygen", "ping", "unshare")
 

@@ -1,6 +1,6 @@
 import subprocess
 
-from fleet.hostfacts import FACTS_SCRIPT, parse_facts, preflight_problems
+from fleet.tunnel.preflight import FACTS_SCRIPT, parse_facts, preflight_problems
 
 READY = ("uid=0\nip=/usr/sbin/ip\nping=/usr/bin/ping\nfping=\npython3=\nipv6=1\n"
          "disable_ipv6_all=0\ndisable_ipv6_default=0\nsit=module\nkernel=6.1.0-40-amd64\n")

@@ -3,7 +3,7 @@ from ipaddress import IPv4Address, IPv6Address
 import pytest
 from conftest import REPO, write_inventory
 
-from fleet.errors import InventoryError, UsageError
+from fleet.core.errors import InventoryError, UsageError
 from fleet.inventory import load_inventory
 
 DEFAULTS = "data:\n  isatap_prefix: 'fd00:5efe:1ab::/64'\n"

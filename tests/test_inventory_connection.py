@@ -8,8 +8,8 @@ import pytest
 from conftest import write_inventory
 from nornir.plugins.inventory.simple import SimpleInventory
 
-from fleet.errors import InventoryError
-from fleet.inventory import (
+from fleet.core.errors import InventoryError
+from fleet.inventory.load import (
     InventoryFiles,
     _nornir_inventory,
     _read_yaml,

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from conftest import write_inventory
 
-from fleet.errors import InventoryError
+from fleet.core.errors import InventoryError
 from fleet.inventory import check_ssh_files, load_inventory
 
 DEFAULTS = "data:\n  isatap_prefix: 'fd00:5efe:1ab::/64'\n"

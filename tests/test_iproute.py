@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet.iproute import ABSENT, ParseError, parse_global_ipv6, parse_tunnel
+from fleet.tunnel.iproute import ABSENT, ParseError, parse_global_ipv6, parse_tunnel
 
 GOLDEN = Path(__file__).parent / "golden" / "ip"  # captured from the lab's guests (iproute2 6.1)
 

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from fleet.errors import LabError
+from fleet.core.errors import LabError
 from fleet.lab import (
     LabInfo,
     check_prerequisites,

@@ -4,11 +4,11 @@ from ipaddress import IPv6Interface
 
 import pytest
 
-from fleet.errors import ConnectError
-from fleet.matrix import HostState, PairState, build_mesh, classify, peer_plan, source_report
-from fleet.ping import PingStats
-from fleet.probe import PingOutcome, ProbeParams
-from fleet.report import MeshJson, mesh_to_json, render_mesh
+from fleet.core.errors import ConnectError
+from fleet.mesh.model import HostState, PairState, build_mesh, classify, peer_plan, source_report
+from fleet.mesh.ping import PingStats
+from fleet.mesh.probe import PingOutcome, ProbeParams
+from fleet.mesh.report import MeshJson, mesh_to_json, render_mesh
 
 PARAMS = ProbeParams()
 

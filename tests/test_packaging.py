@@ -39,7 +39,6 @@ def installed(tmp_path_factory):
 def source_modules() -> set[str]:
     found = {str(p.relative_to(REPO).with_suffix("")).replace(os.sep, ".")
              for p in (REPO / "fleet").rglob("*.py")}
-    found |= {f"fleet.builtin_tasks.{p.stem}" for p in (REPO / "tasks").glob("*.py")}
     return found
 
 

@@ -1,6 +1,6 @@
 """Persistent connections (`--persist`): the real background process, real SSH logins.
 
-The daemon is started exactly as the CLI starts it (a detached `python -m fleet.persist.daemon`);
+The daemon is started exactly as the CLI starts it (a detached `python -m fleet.ssh.persist.daemon`);
 the SSH servers are asyncssh's, in-process, counting logins, so reuse is seen, not assumed.
 """
 
@@ -17,10 +17,10 @@ from conftest import write_inventory
 from sshserver import CommandServer
 from sshserver_limits import LimitedCommandServer
 
-from fleet.errors import CommandError, ConnectError
-from fleet.persist import control, wire
-from fleet.persist.client import PersistentTransport
-from fleet.persist.wire import ConnectionSpec, connection_key, parse_persist
+from fleet.core.errors import CommandError, ConnectError
+from fleet.ssh.persist import control, wire
+from fleet.ssh.persist.client import PersistentTransport
+from fleet.ssh.persist.wire import ConnectionSpec, connection_key, parse_persist
 
 DEFAULTS = "data:\n  isatap_prefix: 'fd00:5efe:1ab::/64'\n"
 

@@ -9,8 +9,8 @@ import pytest
 import test_persist as tp
 from sshserver import CommandServer
 
-from fleet.persist import control, wire
-from fleet.persist.client import PersistentTransport
+from fleet.ssh.persist import control, wire
+from fleet.ssh.persist.client import PersistentTransport
 
 persist_dir = tp.persist_dir
 STRANGER = 54321  # a uid that is not ours

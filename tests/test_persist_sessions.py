@@ -11,9 +11,9 @@ import pytest
 import test_persist as tp
 from sshserver_limits import LimitedCommandServer
 
-from fleet.errors import CommandError, CommandTimeoutError, ConnectError
-from fleet.persist.client import PersistentTransport
-from fleet.ssh import AsyncsshTransport
+from fleet.core.errors import CommandError, CommandTimeoutError, ConnectError
+from fleet.ssh.persist.client import PersistentTransport
+from fleet.ssh.transport import AsyncsshTransport
 
 persist_dir = tp.persist_dir
 CAP = 3  # sessions at once per connection (sshd's MaxSessions, 10 by default); stopping a
@@ -170,6 +170,6 @@ def test_a_lost_connection_that_cannot_log_in_again_says_why(tmp_path, persist_d
 
 @pytest.mark.parametrize("policy", ["yes", "accept-new", "no"])
 def test_the_host_key_policy_reaches_the_transport(policy):
-    from fleet.persist.daemon import transport_for_policy
+    from fleet.ssh.persist.daemon import transport_for_policy
 
     assert transport_for_policy(policy).host_key_checking == policy

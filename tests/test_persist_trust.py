@@ -11,10 +11,10 @@ import pytest
 import test_persist as tp
 from sshserver import CommandServer
 
-from fleet.errors import ConnectError
-from fleet.persist import trust
-from fleet.persist.wire import ConnectionSpec, connection_key
-from fleet.ssh import AsyncsshTransport
+from fleet.core.errors import ConnectError
+from fleet.ssh.persist import trust
+from fleet.ssh.persist.wire import ConnectionSpec, connection_key
+from fleet.ssh.transport import AsyncsshTransport
 
 persist_dir = tp.persist_dir
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet.ping import PingStats, failure_reason, parse_ping
+from fleet.mesh.ping import PingStats, failure_reason, parse_ping
 
 GOLDEN = Path(__file__).parent / "golden" / "ping"
 

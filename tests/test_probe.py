@@ -5,8 +5,8 @@ import subprocess
 
 import pytest
 
-from fleet.fping import parse_fping, stats_from_times
-from fleet.probe import METHODS, MeshProbe, ProbeParams
+from fleet.mesh.fping import parse_fping, stats_from_times
+from fleet.mesh.probe import METHODS, MeshProbe, ProbeParams
 
 PROBE = MeshProbe()
 A, B, C = (f"fd00::{i}" for i in (1, 2, 3))

@@ -8,10 +8,10 @@ from conftest import write_inventory
 from nornir_utils.plugins.functions import print_result
 from sshserver import CommandServer
 
-from fleet.errors import AuthError, CommandTimeoutError, ConnectError, PreflightError
+from fleet.core.errors import AuthError, CommandTimeoutError, ConnectError, PreflightError
+from fleet.core.runner import INTERRUPTED, RunLimits, Runner
 from fleet.inventory import load_inventory
-from fleet.runner import INTERRUPTED, RunLimits, Runner
-from fleet.ssh import AsyncsshTransport
+from fleet.ssh.transport import AsyncsshTransport
 
 DEFAULTS = "data:\n  isatap_prefix: 'fd00:5efe:1ab::/64'\n"
 OPTIONS = argparse.Namespace()

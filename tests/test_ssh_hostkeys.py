@@ -9,9 +9,9 @@ import pytest
 from sshserver import CommandServer
 from sshtarget import target_for
 
-from fleet.errors import AuthError, HostKeyChangedError, HostKeyUnknownError, SSHSetupError
-from fleet.hostkeys import host_key_checking, known_hosts_line
-from fleet.ssh import AsyncsshTransport
+from fleet.core.errors import AuthError, HostKeyChangedError, HostKeyUnknownError, SSHSetupError
+from fleet.ssh.hostkeys import host_key_checking, known_hosts_line
+from fleet.ssh.transport import AsyncsshTransport
 
 
 async def connect_and_run(transport, target, command="echo ok"):

@@ -7,8 +7,8 @@ import pytest
 from sshserver import CommandServer
 from sshtarget import Target, target_for
 
-from fleet.errors import AuthError, ConnectError, HostKeyUnknownError
-from fleet.ssh import AsyncsshTransport, Hop, effective_port, parse_jumps
+from fleet.core.errors import AuthError, ConnectError, HostKeyUnknownError
+from fleet.ssh.transport import AsyncsshTransport, Hop, effective_port, parse_jumps
 
 
 @pytest.fixture

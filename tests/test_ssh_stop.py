@@ -6,9 +6,9 @@ import pytest
 from sshserver import CommandServer
 from sshtarget import target_for
 
-from fleet.errors import CommandTimeoutError
-from fleet.privilege import privileged
-from fleet.ssh import AsyncsshTransport, split_marker
+from fleet.core.errors import CommandTimeoutError
+from fleet.core.privilege import privileged
+from fleet.ssh.transport import AsyncsshTransport, split_marker
 
 LATE = 1.5  # the command's background child writes its file this long after starting
 

@@ -5,11 +5,11 @@ import asyncio
 from sshserver import CommandServer
 from sshtarget import target_for
 
-from fleet.errors import CommandError
-from fleet.runner import HostRun, RunLimits
-from fleet.session import CommandResult
-from fleet.ssh import AsyncsshTransport
-from fleet.terminal import printable
+from fleet.core.errors import CommandError
+from fleet.core.runner import HostRun, RunLimits
+from fleet.core.terminal import printable
+from fleet.core.transport import CommandResult
+from fleet.ssh.transport import AsyncsshTransport
 
 
 def test_printable_escapes_controls_but_newline_and_tab():
@@ -52,7 +52,7 @@ def test_a_hosts_escape_sequences_reach_the_error_message_escaped(tmp_path):
 
 
 def test_tables_keep_a_hosts_text_on_its_own_line_and_escaped():
-    from fleet.report import render_host_table
+    from fleet.core.output import render_host_table
 
     text = render_host_table("setup", [("a", "failed", "bad\n\x1b[2Jb  ok  ALL HOSTS OK"),
                                        ("b", "ok", "fine")], {"ok": 1, "failed": 1}, 0.1)

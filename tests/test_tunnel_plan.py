@@ -6,9 +6,9 @@ from ipaddress import IPv4Address, IPv6Interface
 
 import pytest
 
-from fleet.iproute import ABSENT, TunnelState
-from fleet.sections import split_sections
-from fleet.tunnel import (
+from fleet.core.sections import split_sections
+from fleet.tunnel.iproute import ABSENT, TunnelState
+from fleet.tunnel.plan import (
     MARK,
     STALE_STATUS,
     DesiredTunnel,

@@ -58,7 +58,7 @@ def prerequisites() -> list[str]:
 
 
 def kernel_has_sit() -> bool:
-    from fleet.hostfacts import FACTS_SCRIPT, parse_facts
+    from fleet.tunnel.preflight import FACTS_SCRIPT, parse_facts
 
     done = subprocess.run(["sh", "-c", FACTS_SCRIPT], capture_output=True, text=True)
     return parse_facts(done.stdout).sit != "missing"
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         print("soak: cannot run here:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 2
-    from fleet.oslimits import raise_open_file_limit
+    from fleet.core.oslimits import raise_open_file_limit
 
     raise_open_file_limit()
     return run(options, phases)

@@ -1,7 +1,7 @@
 """fleet's persistent-connection daemon, unchanged, with a window for the soak to look through.
 
 `python -m benchmarks.soak.daemon_probe --dir DIR --idle SECONDS --report FILE` runs
-`fleet.persist.daemon.serve(DIR, SECONDS)` exactly as `fleet run --persist` would start it, and on
+`fleet.ssh.persist.daemon.serve(DIR, SECONDS)` exactly as `fleet run --persist` would start it, and on
 SIGUSR1 writes what only the process itself can see to FILE (atomically, with a sequence number):
 its asyncio tasks, and for each kept connection the SSH channels asyncssh still has open on it.
 Started before the first run, it is the daemon every `fleet run --persist` of DIR then uses.
@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fleet.oslimits import raise_open_file_limit
-from fleet.persist import daemon as fleet_daemon
+from fleet.core.oslimits import raise_open_file_limit
+from fleet.ssh.persist import daemon as fleet_daemon
 
 
 def _channels(pooled: Any) -> int | None:

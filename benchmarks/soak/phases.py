@@ -28,12 +28,13 @@ from typing import Any
 
 from benchmarks.soak import faults as bed_faults
 from benchmarks.soak import plan, procfs
+from fleet.catalog import task as load_task
 from fleet.cli import build_parser
+from fleet.core.runner import RunLimits, Runner
+from fleet.core.task import TaskContext
 from fleet.inventory import Inventory, load_inventory
 from fleet.lab.nsbed import SSHD, NamespaceBed
-from fleet.runner import RunLimits, Runner
-from fleet.ssh import AsyncsshTransport
-from fleet.task import TaskContext, load_task
+from fleet.ssh.transport import AsyncsshTransport
 
 TASKS = ("setup", "mesh")
 PERSIST = "10m"

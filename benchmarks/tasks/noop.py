@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nornir.core.task import Result
 
-from fleet.runner import HostRun
+from fleet.core.runner import HostRun
 
 
 async def run(host: HostRun) -> Result:

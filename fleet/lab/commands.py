@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from fleet.errors import LabError
+from fleet.core.errors import LabError
 
 # Commands the lab runs, and the Debian package that provides each one.
 PACKAGE_OF = {

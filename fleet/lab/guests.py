@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleet.errors import LabError
+from fleet.core.errors import LabError
 from fleet.lab.commands import require_command, run
 from fleet.lab.image import GuestImage, write_guest_initrd
 from fleet.lab.plan import GuestPlan

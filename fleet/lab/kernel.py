@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleet.errors import LabError
+from fleet.core.errors import LabError
 from fleet.lab.commands import require_command, run
 
 META_PACKAGE = "linux-image-amd64"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fleet.errors import LabError
+from fleet.core.errors import LabError
 from fleet.lab.commands import require_command, run
 from fleet.lab.plan import LabPlan
 

@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from pathlib import Path
 
-from fleet.errors import LabError
-from fleet.isatap import isatap_address
+from fleet.core.errors import LabError
 from fleet.lab.commands import run
 from fleet.lab.forwarder import ForwarderFiles, start_forwarder
 from fleet.lab.keys import generate_ed25519, known_hosts_line
 from fleet.lab.readiness import wait_for_banners
+from fleet.tunnel.isatap import isatap_address
 
 SUBNET_BASE = IPv4Address("172.31.1.0")
 FIRST_HOST = 10

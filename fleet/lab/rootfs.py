@@ -12,7 +12,7 @@ import re
 import stat
 from pathlib import Path
 
-from fleet.errors import LabError
+from fleet.core.errors import LabError
 from fleet.lab import cpio, guest_files
 from fleet.lab.commands import find_command, require_command, run
 from fleet.lab.kernel import Kernel

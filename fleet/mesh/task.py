@@ -12,13 +12,13 @@ import functools
 
 from nornir.core.task import Result
 
-from fleet.errors import CommandError, PreflightError, UsageError
+from fleet.core.errors import CommandError, PreflightError, UsageError
+from fleet.core.runner import HostRun, RunOutcome
+from fleet.core.task import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, TaskContext, host_error
 from fleet.inventory import FleetHost
-from fleet.matrix import build_mesh, peer_plan, source_report
-from fleet.probe import METHODS, NO_PROBER_STATUS, MeshProbe, ProbeParams
-from fleet.report import MeshJson, render_mesh
-from fleet.runner import HostRun, RunOutcome
-from fleet.task import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, TaskContext, host_error
+from fleet.mesh.model import build_mesh, peer_plan, source_report
+from fleet.mesh.probe import METHODS, NO_PROBER_STATUS, MeshProbe, ProbeParams
+from fleet.mesh.report import MeshJson, render_mesh
 
 PROBE = MeshProbe()
 

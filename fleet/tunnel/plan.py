@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Interface
 
+from fleet.core.sections import section
 from fleet.inventory import FleetHost
-from fleet.iproute import ABSENT, ParseError, TunnelState, parse_tunnel
-from fleet.isatap import ISATAP_PREFIX_LENGTH
-from fleet.sections import section
+from fleet.tunnel.iproute import ABSENT, ParseError, TunnelState, parse_tunnel
+from fleet.tunnel.isatap import ISATAP_PREFIX_LENGTH
 
 TUNNEL_NAME = "sit1"
 TUNNEL_MTU = 1480

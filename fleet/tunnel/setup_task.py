@@ -11,7 +11,7 @@ import argparse
 
 from nornir.core.task import Result
 
-from fleet.errors import (
+from fleet.core.errors import (
     CommandError,
     CommandTimeoutError,
     ForeignTunnelError,
@@ -19,11 +19,10 @@ from fleet.errors import (
     PreflightError,
     PrivilegeError,
 )
-from fleet.hostfacts import FACTS_SCRIPT, parse_facts, preflight_problems
-from fleet.iproute import TunnelState
-from fleet.runner import HostRun
-from fleet.sections import section, split_sections
-from fleet.tunnel import (
+from fleet.core.runner import HostRun
+from fleet.core.sections import section, split_sections
+from fleet.tunnel.iproute import TunnelState
+from fleet.tunnel.plan import (
     STALE_STATUS,
     DesiredTunnel,
     ForeignTunnel,
@@ -40,6 +39,7 @@ from fleet.tunnel import (
     plan,
     read_state_script,
 )
+from fleet.tunnel.preflight import FACTS_SCRIPT, parse_facts, preflight_problems
 
 KERNEL_LACKS_SIT = ("No such device", "Unknown device type")
 

@@ -11,10 +11,10 @@ import argparse
 
 from nornir.core.task import Result
 
-from fleet.errors import CommandError, ForeignTunnelError
-from fleet.runner import HostRun
-from fleet.sections import split_sections
-from fleet.tunnel import (
+from fleet.core.errors import CommandError, ForeignTunnelError
+from fleet.core.runner import HostRun
+from fleet.core.sections import split_sections
+from fleet.tunnel.plan import (
     STALE_STATUS,
     TUNNEL_NAME,
     DesiredTunnel,

@@ -1,7 +1,7 @@
 """Host-key policy, OpenSSH's way: the StrictHostKeyChecking words, the known_hosts file in use,
 its line format, what to tell the user, and appending a newly accepted key safely.
 
-No SSH library here: the transport (fleet/ssh.py) matches keys with asyncssh and asks this module
+No SSH library here: the transport (fleet/ssh/transport.py) matches keys with asyncssh and asks this module
 what the policy says and how to say it.
 
     yes         a key known_hosts does not hold is refused (unknown or changed)
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from fleet.session import DEFAULT_SSH_PORT
+from fleet.core.transport import DEFAULT_SSH_PORT
 
 HostKeyChecking = Literal["yes", "accept-new", "no"]
 HOST_KEY_CHECKING: tuple[HostKeyChecking, ...] = ("yes", "accept-new", "no")

@@ -1,6 +1,6 @@
 """The background process that keeps SSH connections open between runs.
 
-`python -m fleet.persist.daemon --dir DIR --idle SECONDS`, started by the CLI. One event loop owns
+`python -m fleet.ssh.persist.daemon --dir DIR --idle SECONDS`, started by the CLI. One event loop owns
 every pooled connection; the CLI's runs reach them through a Unix socket in DIR (mode 0700; a peer
 of another user is refused). A lock file makes it the only daemon for DIR. It exits SECONDS after
 its last client went away (each client's `hello` sets SECONDS), on `stop`, or on SIGTERM, and closes
@@ -25,10 +25,10 @@ from typing import Any
 
 import asyncssh
 
-from fleet.errors import CommandError, ConnectError, HostError, HostInterrupted
-from fleet.oslimits import raise_open_file_limit
-from fleet.persist import trust, wire
-from fleet.ssh import AsyncsshSession, AsyncsshTransport
+from fleet.core.errors import CommandError, ConnectError, HostError, HostInterrupted
+from fleet.core.oslimits import raise_open_file_limit
+from fleet.ssh.persist import trust, wire
+from fleet.ssh.transport import AsyncsshSession, AsyncsshTransport
 
 TRANSPORTS_KEPT = 32  # trust versions whose parsed files are kept (one per known_hosts edit, say)
 
@@ -340,7 +340,7 @@ async def serve(directory: Path, idle: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fleet.persist.daemon")
+    parser = argparse.ArgumentParser(prog="python -m fleet.ssh.persist.daemon")
     parser.add_argument("--dir", type=Path, required=True)
     parser.add_argument("--idle", type=float, default=60.0)
     options = parser.parse_args(argv)

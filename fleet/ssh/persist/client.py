@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import fleet
-from fleet.errors import (
+from fleet.core.errors import (
     HOST_ERROR_KINDS,
     CommandError,
     CommandTimeoutError,
@@ -30,8 +30,8 @@ from fleet.errors import (
     HostError,
     host_error_from_kind,
 )
-from fleet.persist import trust, wire
-from fleet.session import CommandResult, SSHTarget
+from fleet.core.transport import CommandResult, SSHTarget
+from fleet.ssh.persist import trust, wire
 
 START_TIMEOUT = 10.0  # seconds to wait for a freshly started daemon's socket
 SLACK = 5.0  # the daemon enforces timeouts; the client waits this much longer before giving up
@@ -256,6 +256,7 @@ def _spawn(directory: Path, idle: float) -> subprocess.Popen[bytes]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     with open(directory / wire.LOG_NAME, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "fleet.persist.daemon", "--dir", str(directory), "--idle", f"{idle:g}"],
+            [sys.executable, "-m", "fleet.ssh.persist.daemon", "--dir", str(directory),
+             "--idle", f"{idle:g}"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, cwd="/",
             env=env, start_new_session=True, close_fds=True)

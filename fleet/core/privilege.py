@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import shlex
 
-from fleet.errors import PrivilegeError
-from fleet.session import CommandResult
+from fleet.core.errors import PrivilegeError
+from fleet.core.transport import CommandResult
 
 SUDO_PASSWORD_MARKERS = ("a password is required", "a terminal is required", "no tty present")
 

@@ -10,7 +10,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from fleet.ping import PingStats
+from fleet.mesh.ping import PingStats
 
 _SUMMARY = re.compile(r"^(?P<target>[0-9A-Fa-f:.%\w-]+)\s+:\s+"
                       r"(?P<times>(?:[\d.]+|-)(?:\s+(?:[\d.]+|-))*)\s*$")

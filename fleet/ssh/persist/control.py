@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from fleet.persist import wire
-from fleet.persist.client import reach
+from fleet.ssh.persist import wire
+from fleet.ssh.persist.client import reach
 
 EXIT_REFUSED = 2
 

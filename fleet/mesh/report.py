@@ -8,45 +8,17 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Protocol, TextIO
+from collections.abc import Iterable, Iterator
+from typing import Any, TextIO
 
-from fleet.matrix import STATES, HostState, Mesh, PairState
-from fleet.terminal import one_line, printable
+from fleet.core.output import columns
+from fleet.core.terminal import one_line, printable
+from fleet.mesh.model import STATES, HostState, Mesh, PairState
 
 SYMBOLS = {PairState.OK: ".", PairState.LOSSY: "~", PairState.UNREACHABLE: "X", PairState.ERROR: "E"}
 LEGEND = "legend: . ok   ~ lossy   X unreachable   E error (could not tell)   - self   (blank: not probed)"
 GRID_MAX_HOSTS = 60       # above this the matrix is summarised per host instead of drawn
 PROBLEM_LINES_MAX = 40
-
-
-class JsonDocument(Protocol):
-    def write_json(self, stream: TextIO) -> None: ...
-
-
-def write_json(document: Any, stream: TextIO) -> None:
-    """Write a JSON document: a plain value, a JsonDocument (streamed) or a list of either."""
-    if hasattr(document, "write_json"):
-        document.write_json(stream)
-    else:
-        json.dump(document, stream, indent=2)
-    stream.write("\n")
-
-
-def write_json_documents(documents: Sequence[Any], stream: TextIO) -> None:
-    """One document as it is, several as {"tasks": [...]}."""
-    if len(documents) == 1:
-        write_json(documents[0], stream)
-        return
-    stream.write('{"tasks": [\n')
-    for i, document in enumerate(documents):
-        if i:
-            stream.write(",\n")
-        if hasattr(document, "write_json"):
-            document.write_json(stream)
-        else:
-            json.dump(document, stream, indent=2)
-    stream.write("\n]}\n")
 
 
 class MeshJson:
@@ -130,7 +102,7 @@ def render_mesh(mesh: Mesh) -> str:
     if len(mesh.hosts) <= GRID_MAX_HOSTS:
         lines += _matrix_lines(mesh)
         lines += ["", LEGEND, "", "hosts:"]
-        lines += _columns([[f"{i}", h.name, str(h.ipv4), str(h.address), h.state.value,
+        lines += columns([[f"{i}", h.name, str(h.ipv4), str(h.address), h.state.value,
                             one_line(h.error or "")] for i, h in enumerate(mesh.hosts, 1)], indent=2)
     else:
         lines += _host_summary_lines(mesh)
@@ -191,7 +163,7 @@ def _host_summary_lines(mesh: Mesh) -> list[str]:
     fine = n - (len(rows) - 1)
     lines = [f"{fine} of {n} hosts have every pair ok, both ways" + (":" if len(rows) > 1 else ".")]
     if len(rows) > 1:
-        lines += ["the others:"] + _columns(rows, indent=2)
+        lines += ["the others:"] + columns(rows, indent=2)
     return lines
 
 
@@ -276,20 +248,3 @@ def _median_ms(values: Iterable[float]) -> float:
     return 0.0
 
 
-def _columns(rows: Sequence[Sequence[str]], indent: int = 0) -> list[str]:
-    if not rows:
-        return []
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [(" " * indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths))).rstrip()
-            for row in rows]
-
-
-def render_host_table(task: str, rows: Iterable[tuple[str, str, str]], counts: Mapping[str, int],
-                      elapsed: float, *, interrupted: bool = False) -> str:
-    """Per-host lines (name, status, detail) and a recap, for tasks like setup and teardown."""
-    lines = _columns([[name, status, one_line(detail)] for name, status, detail in rows])
-    recap = ", ".join(f"{n} {status}" for status, n in counts.items())
-    total = sum(counts.values())
-    tail = "; INTERRUPTED" if interrupted else ""
-    lines.append(f"{task}: {total} host{'s' if total != 1 else ''}: {recap} ({elapsed:.1f} s){tail}")
-    return "\n".join(lines)

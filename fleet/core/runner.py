@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from nornir.core.task import AggregatedResult, MultiResult, Result
 
-from fleet.errors import (
+from fleet.core.errors import (
     CommandError,
     ConnectError,
     HostError,
@@ -27,9 +27,9 @@ from fleet.errors import (
     error_kind,
     failure_reason,
 )
+from fleet.core.privilege import check_privilege, privileged
+from fleet.core.transport import CommandResult, Session, Transport
 from fleet.inventory import FleetHost
-from fleet.privilege import check_privilege, privileged
-from fleet.session import CommandResult, Session, Transport
 
 INTERRUPTED = "interrupted before this host finished"
 

@@ -4,7 +4,7 @@
 answer back into one PingOutcome per peer. The method is chosen on the host, cheapest first:
 
     fping    one process for every peer (`fping -6 -C`), when the host has fping
-    python   fleet's own single-process ICMPv6 prober (fleet/remote/icmp_prober.py), with python3
+    python   fleet's own single-process ICMPv6 prober (fleet/mesh/icmp_prober.py), with python3
     ping     iputils `ping -6`, one process per peer, at most `parallel` at once
 
 `--probe` forces one; the report names the method each host used.
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from importlib import resources
 from ipaddress import IPv6Address, IPv6Interface
 
-from fleet.fping import parse_fping
-from fleet.ping import PingStats, failure_reason, parse_ping
-from fleet.sections import section, split_sections
-from fleet.tunnel import TUNNEL_NAME
+from fleet.core.sections import section, split_sections
+from fleet.mesh.fping import parse_fping
+from fleet.mesh.ping import PingStats, failure_reason, parse_ping
+from fleet.tunnel.plan import TUNNEL_NAME
 
 METHODS = ("auto", "fping", "python", "ping")
 NO_PROBER_STATUS = 4
@@ -97,7 +97,7 @@ def _lanes(targets: Sequence[str], count: int) -> list[list[str]]:
 
 
 def _prober_program() -> str:
-    return resources.files("fleet.remote").joinpath("icmp_prober.py").read_text(encoding="utf-8")
+    return resources.files("fleet.mesh").joinpath("icmp_prober.py").read_text(encoding="utf-8")
 
 
 class MeshProbe:

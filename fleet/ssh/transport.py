@@ -7,7 +7,7 @@ runner.
 
 What it adds to asyncssh:
 
-- host keys checked by an OpenSSH-style policy (fleet/hostkeys.py), decided on the key asyncssh
+- host keys checked by an OpenSSH-style policy (fleet/ssh/hostkeys.py), decided on the key asyncssh
   received in the handshake: asyncssh trusts what known_hosts holds (keys, @cert-authority, revoked
   entries) and asks `_HostKeyPolicy.validate_host_public_key` about any other key;
 - the user's ~/.ssh/config applies (Port, User, IdentityFile, ProxyJump ...) wherever the
@@ -32,8 +32,7 @@ from typing import Any
 
 import asyncssh
 
-from fleet import hostkeys
-from fleet.errors import (
+from fleet.core.errors import (
     AuthError,
     CommandError,
     CommandTimeoutError,
@@ -42,7 +41,10 @@ from fleet.errors import (
     HostKeyUnknownError,
     SSHSetupError,
 )
-from fleet.hostkeys import (
+from fleet.core.privilege import is_privileged, privileged
+from fleet.core.transport import DEFAULT_SSH_PORT, CommandResult, SSHTarget
+from fleet.ssh import hostkeys
+from fleet.ssh.hostkeys import (
     HostKeyChecking,
     KnownHostsWriter,
     OfferedKey,
@@ -52,8 +54,6 @@ from fleet.hostkeys import (
     known_hosts_line,
     unknown_key_message,
 )
-from fleet.privilege import is_privileged, privileged
-from fleet.session import DEFAULT_SSH_PORT, CommandResult, SSHTarget
 
 # Fast, modern algorithms first (curve25519 key exchange, AES-GCM and ChaCha20-Poly1305), the
 # rest of asyncssh's defaults after them so that any server still works. Host key algorithms are

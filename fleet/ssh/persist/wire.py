@@ -18,7 +18,7 @@ Every path in `target.ssh_options` is absolute (resolved by the CLI with its HOM
 directory) and `trust` fingerprints each trust file the login reads (see trust.py).
 
 A failed request answers {"ok": false, "kind": KIND, "error": "..."} with KIND a HostError kind
-(fleet.errors: `auth`, `host-key-unknown`, `timeout`, `command` ...) or `usage` for a request the
+(fleet.core.errors: `auth`, `host-key-unknown`, `timeout`, `command` ...) or `usage` for a request the
 daemon cannot read, plus the failure's fields: `via` for a login, `command`, `exit_status`,
 `stdout`, `stderr` for a command.
 """
@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fleet.persist.trust import TrustFile, digest, host_key_policy
+from fleet.ssh.persist.trust import TrustFile, digest, host_key_policy
 
 VERSION = 2  # 2: trust fingerprints, host_key_checking, HostError kinds
 SOCKET_NAME = "persist.sock"

@@ -25,9 +25,9 @@ from nornir.core.configuration import Config
 from nornir.core.inventory import ConnectionOptions, Defaults, Group, Groups, Host, Hosts, ParentGroups
 from nornir.core.inventory import Inventory as NornirInventory
 
-from fleet.errors import InventoryError, UsageError
-from fleet.isatap import isatap_address, parse_ipv4, parse_prefix
-from fleet.session import DEFAULT_SSH_PORT
+from fleet.core.errors import InventoryError, UsageError
+from fleet.core.transport import DEFAULT_SSH_PORT
+from fleet.tunnel.isatap import isatap_address, parse_ipv4, parse_prefix
 
 HOSTS_FILE = "hosts.yaml"
 GROUPS_FILE = "groups.yaml"

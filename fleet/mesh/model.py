@@ -19,10 +19,10 @@ from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address, IPv6Interface
 from itertools import chain
 
-from fleet.errors import error_kind, failure_reason
+from fleet.core.errors import error_kind, failure_reason
 from fleet.inventory import FleetHost
-from fleet.isatap import ISATAP_PREFIX_LENGTH
-from fleet.probe import PingOutcome, ProbeParams
+from fleet.mesh.probe import PingOutcome, ProbeParams
+from fleet.tunnel.isatap import ISATAP_PREFIX_LENGTH
 
 NAN = float("nan")
 
@@ -148,7 +148,7 @@ class MeshHost:
     error: str | None = None
     probe: str | None = None
     notes: tuple[str, ...] = ()
-    error_kind: str | None = None  # why it could not probe, as fleet.errors names it
+    error_kind: str | None = None  # why it could not probe, as fleet.core.errors names it
 
 
 def peer_plan(count: int, peers: int | None) -> list[array]:

@@ -23,16 +23,16 @@ import importlib.util
 import inspect
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
-from fleet.errors import TaskError, error_kind, failure_reason
+from fleet.core.errors import TaskError, error_kind, failure_reason
+from fleet.core.output import render_host_table
+from fleet.core.runner import RunOutcome
 from fleet.inventory import FleetHost
-from fleet.report import render_host_table
-from fleet.runner import RunOutcome
 
 TASK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -85,15 +85,8 @@ class Task:
         return int(hook(context, outcome))
 
 
-def builtin_tasks_dir() -> Path:
-    spec = importlib.util.find_spec("fleet.builtin_tasks")
-    if spec is not None and spec.submodule_search_locations:
-        return Path(list(spec.submodule_search_locations)[0])
-    return Path(__file__).resolve().parent.parent / "tasks"
-
-
 def search_path(extra: Sequence[Path] = ()) -> list[Path]:
-    dirs = [*extra, Path.cwd() / "tasks", builtin_tasks_dir()]
+    dirs = [*extra, Path.cwd() / "tasks"]
     unique: list[Path] = []
     for d in dirs:
         if d.is_dir() and d.resolve() not in [u.resolve() for u in unique]:
@@ -105,49 +98,62 @@ def _tasks_in(directory: Path) -> dict[str, Path]:
     return {path.stem: path for path in sorted(directory.glob("*.py")) if TASK_NAME.match(path.stem)}
 
 
-def resolve_tasks(extra: Sequence[Path] = ()) -> tuple[dict[str, Path], dict[str, str]]:
-    """Every task name and the file it comes from, and for some names a note: a file that was
-    passed over, or one that overrides a built-in.
+TaskSource = Path | str  # a task file, or the module name of a built-in task
+
+
+def resolve_tasks(extra: Sequence[Path] = (), builtins: Mapping[str, str] | None = None,
+                  ) -> tuple[dict[str, TaskSource], dict[str, str]]:
+    """Every task name and where it comes from (a file, or a built-in's module name), and for some
+    names a note: a file that was passed over, or one that overrides a built-in.
 
     A `--tasks-dir` comes first and may override a built-in (the notes say so). ./tasks adds
     tasks but never replaces a built-in: a `tasks/setup.py` that happens to lie in the working
     directory must not run in place of fleet's own setup unnoticed.
     """
-    builtin_dir = builtin_tasks_dir()
-    builtins = _tasks_in(builtin_dir) if builtin_dir.is_dir() else {}
-    found: dict[str, Path] = {}
+    builtins = dict(builtins or {})
+    found: dict[str, TaskSource] = {}
     notes: dict[str, str] = {}
     for directory in search_path(extra):
         explicit = any(directory.resolve() == Path(d).resolve() for d in extra)
-        is_builtin_dir = directory.resolve() == builtin_dir.resolve()
         for name, path in _tasks_in(directory).items():
             if name in found:
                 continue
-            if name in builtins and not is_builtin_dir:
+            if name in builtins:
                 if not explicit:
                     notes[name] = (f"{path} ignored: {name!r} is a built-in task (to run this "
                                    f"file instead, pass --tasks-dir {directory})")
                     continue
                 notes[name] = f"task {name!r} from {path} overrides the built-in"
             found[name] = path
+    for name, module in builtins.items():
+        found.setdefault(name, module)
     return found, notes
 
 
-def available_tasks(extra: Sequence[Path] = ()) -> dict[str, Path]:
-    """Every task name on the search path and the file it comes from."""
-    return resolve_tasks(extra)[0]
+def available_tasks(extra: Sequence[Path] = (), builtins: Mapping[str, str] | None = None,
+                    ) -> dict[str, TaskSource]:
+    """Every task name on the search path and where it comes from."""
+    return resolve_tasks(extra, builtins)[0]
 
 
-def load_task(name: str, extra: Sequence[Path] = ()) -> Task:
+def load_task(name: str, extra: Sequence[Path] = (), builtins: Mapping[str, str] | None = None) -> Task:
     if not TASK_NAME.match(name):
         raise TaskError(f"invalid task name {name!r}: letters, digits, '-' and '_' only")
-    tasks = available_tasks(extra)
+    tasks = available_tasks(extra, builtins)
     if name not in tasks:
         where = ", ".join(str(d) for d in search_path(extra)) or "no tasks directory"
         known = ", ".join(sorted(tasks)) or "none"
-        raise TaskError(f"no task {name!r} (searched {where}; available: {known})")
-    path = tasks[name]
-    module_name = f"fleet._loaded_tasks.{name.replace('-', '_')}"
+        raise TaskError(f"no task {name!r} (searched {where} and the built-ins; available: {known})")
+    source = tasks[name]
+    module = _import_task(source) if isinstance(source, Path) else importlib.import_module(source)
+    if not inspect.iscoroutinefunction(getattr(module, "run", None)):
+        raise TaskError(f"{source}: a task must define `async def run(host)`")
+    return Task(name, Path(module.__file__ or source), module)
+
+
+def _import_task(path: Path) -> ModuleType:
+    """A task file loaded by its path: no generic package name is installed or imported."""
+    module_name = f"fleet._loaded_tasks.{path.stem.replace('-', '_')}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise TaskError(f"{path}: cannot be loaded as a Python module")
@@ -158,9 +164,7 @@ def load_task(name: str, extra: Sequence[Path] = ()) -> Task:
     except Exception as exc:
         del sys.modules[module_name]
         raise TaskError(f"{path}: failed to load: {type(exc).__name__}: {exc}") from exc
-    if not inspect.iscoroutinefunction(getattr(module, "run", None)):
-        raise TaskError(f"{path}: a task must define `async def run(host)`")
-    return Task(name, path, module)
+    return module
 
 
 def host_error(result: Any) -> str:
@@ -170,7 +174,7 @@ def host_error(result: Any) -> str:
 
 
 def host_error_kind(result: Any) -> str | None:
-    """The kind of a failed Nornir Result's failure (fleet.errors), None when it did not fail."""
+    """The kind of a failed Nornir Result's failure (fleet.core.errors), None when it did not fail."""
     if not result.failed:
         return None
     return error_kind(getattr(result, "exception", None)) or "error"

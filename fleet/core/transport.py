@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from fleet.terminal import printable
+from fleet.core.terminal import printable
 
 DEFAULT_SSH_PORT = 22  # where SSH connects when neither the inventory nor ~/.ssh/config says
 

@@ -1,0 +1,22 @@
+"""The inventory: Nornir's hosts, groups and defaults files, loaded and validated into FleetHosts.
+
+`load_inventory(directory)` reads and checks every file before any host is touched; errors name
+the file, the host and the field.
+"""
+
+from fleet.inventory.load import (
+    DEFAULTS_FILE,
+    GROUPS_FILE,
+    HOSTS_FILE,
+    FleetHost,
+    Inventory,
+    InventoryFiles,
+    Source,
+    check_ssh_files,
+    check_username,
+    load_inventory,
+    parse_ssh_hostname,
+)
+
+__all__ = ["DEFAULTS_FILE", "GROUPS_FILE", "HOSTS_FILE", "FleetHost", "Inventory", "InventoryFiles",
+           "Source", "check_ssh_files", "check_username", "load_inventory", "parse_ssh_hostname"]

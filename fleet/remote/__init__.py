@@ -1,1 +1,0 @@
-"""Programs that fleet sends to hosts to run there (read as text, never imported on the control side)."""
