@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import os
 import signal
 import sys
@@ -16,34 +17,25 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from fleet import __version__
+from fleet import __version__, api
 from fleet.catalog import find_tasks
 from fleet.catalog import task as load_task
+from fleet.cli_options import TaskOptions
 from fleet.core.errors import InventoryError, LabError, TaskError, UsageError
 from fleet.core.oslimits import raise_open_file_limit
 from fleet.core.output import write_json, write_json_documents
-from fleet.core.runner import RunLimits, Runner
-from fleet.core.task import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
-    Task,
-    TaskContext,
-)
+from fleet.core.results import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from fleet.core.runner import RunLimits
+from fleet.core.task import Task
 from fleet.core.terminal import printable
-from fleet.core.transport import Transport
 from fleet.inventory import (
     DEFAULTS_FILE,
     GROUPS_FILE,
     HOSTS_FILE,
     Inventory,
-    check_ssh_files,
-    load_inventory,
 )
 from fleet.ssh.hostkeys import HOST_KEY_CHECKING
 from fleet.ssh.persist import wire
-from fleet.ssh.persist.client import PersistentTransport
 
 if TYPE_CHECKING:
     from fleet.lab import LabInfo
@@ -122,8 +114,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                      "`fleet persist status|stop` shows or closes them")
 
 
-def build_parser(task_names: Sequence[str] = (),
-                 tasks_dirs: Sequence[Path] = ()) -> argparse.ArgumentParser:
+def build_parser(tasks: Sequence[Task] = ()) -> tuple[argparse.ArgumentParser, TaskOptions]:
+    """The whole command line, with the options of `tasks` added to `run`."""
     parser = argparse.ArgumentParser(
         prog="fleet", description="Configure ISATAP (IPv6 over IPv4) tunnels on a fleet of Linux "
         "hosts over SSH and measure the full IPv6 mesh between them.",
@@ -137,11 +129,9 @@ def build_parser(task_names: Sequence[str] = (),
                               "own tasks/NAME.py) on every selected host, over shared connections.")
     run.add_argument("tasks", nargs="+", metavar="TASK", help="task names, run in order")
     add_run_options(run)
-    for name in task_names:
-        try:
-            load_task(name, tasks_dirs).add_arguments(run)
-        except (TaskError, argparse.ArgumentError):
-            pass  # reported properly once the tasks are loaded for real
+    task_options = TaskOptions(run)
+    for task in tasks:
+        task_options.add(task)
 
     inventory = commands.add_parser("inventory", help="list the hosts and their ISATAP addresses")
     add_inventory_options(inventory)
@@ -175,14 +165,15 @@ def build_parser(task_names: Sequence[str] = (),
                                                  "(exit 1 when nothing runs)")
     persist_status.add_argument("--json", action="store_true")
     persist_commands.add_parser("stop", help="close every kept connection and stop the process")
-    return parser
+    return parser, task_options
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        task_names, tasks_dirs = _task_names(argv)
-        options = build_parser(task_names, tasks_dirs).parse_args(argv)
+        tasks = _tasks_named(argv)
+        parser, task_options = build_parser(tasks)
+        options = parser.parse_args(argv)
         if options.command == "inventory":
             return cmd_inventory(options)
         if options.command == "tasks":
@@ -191,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_lab(options)
         if options.command == "persist":
             return cmd_persist(options)
-        return cmd_run(options)
+        return cmd_run(options, task_options)
     except (InventoryError, UsageError, TaskError) as exc:
         print(f"fleet: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -205,37 +196,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
 
 
-_VALUE_OPTIONS = {"-i", "--inventory", "-l", "--limit", "-g", "--groups", "--json", "--tasks-dir",
-                  "-w", "--workers", "--connect-workers", "--connect-timeout", "--command-timeout",
-                  "--host-timeout", "--count", "--interval", "--timeout", "--parallel",
-                  "--probe", "--peers", "--persist"}
+def _tasks_named(argv: Sequence[str]) -> list[Task]:
+    """The tasks named after `run`, loaded before the full parser exists (they add options).
 
-
-def _task_names(argv: Sequence[str]) -> tuple[list[str], list[Path]]:
-    """The task names after `run` and the --tasks-dir values, found before the full parser
-    exists (tasks add options)."""
+    A parser of fleet run's own options reads the command line first; among what it takes for
+    task names, the names of no task are values of task options not added yet (the full parser
+    reads them right) or unknown names (loading them later says so).
+    """
     if not argv or argv[0] != "run":
-        return [], []
-    names, dirs, tokens = [], [], iter(argv[1:])
-    for token in tokens:
-        if token == "--":
-            names += list(tokens)
-        elif token.startswith("--tasks-dir="):
-            dirs.append(Path(token.partition("=")[2]))
-        elif token in _VALUE_OPTIONS:
-            value = next(tokens, None)
-            if token == "--tasks-dir" and value is not None:
-                dirs.append(Path(value))
-        elif not token.startswith("-"):
-            names.append(token)
-    return names, dirs
+        return []
+    first = argparse.ArgumentParser(prog="fleet run", add_help=False)
+    first.add_argument("tasks", nargs="*")
+    add_run_options(first)
+    with contextlib.redirect_stderr(io.StringIO()):  # the full parser reports the errors
+        try:
+            seen, _ = first.parse_known_intermixed_args(argv[1:])
+        except SystemExit:
+            return []
+    found = find_tasks(seen.tasks_dir)[0]
+    return [load_task(name, seen.tasks_dir) for name in dict.fromkeys(seen.tasks) if name in found]
 
 
 def select_hosts(options: argparse.Namespace) -> Inventory:
-    inventory = load_inventory(options.inventory).select(options.limit, options.groups)
-    if not inventory.hosts:
-        raise UsageError("no host matches --limit/--groups")
-    return inventory
+    return api.select(options.inventory, options.limit, options.groups)
 
 
 def cmd_inventory(options: argparse.Namespace) -> int:
@@ -280,7 +263,7 @@ def _json_target(path: str | None) -> Iterator[TextIO | None]:
             yield stream
 
 
-def cmd_run(options: argparse.Namespace) -> int:
+def cmd_run(options: argparse.Namespace, task_options: TaskOptions) -> int:
     raise_open_file_limit()
     if options.persist is None:
         options.persist = _persist_default()  # read here, so a bad value breaks only `run`
@@ -288,25 +271,20 @@ def cmd_run(options: argparse.Namespace) -> int:
     notes = find_tasks(options.tasks_dir)[1]
     _print_notes([notes[name] for name in dict.fromkeys(options.tasks) if name in notes])
     inventory = select_hosts(options)
-    out = sys.stderr if options.json == "-" else sys.stdout
-    contexts = [TaskContext(task.name, inventory.hosts, options, out=out) for task in tasks]
-    for task, context in zip(tasks, contexts):
-        task.prepare(context)  # every check before any host is touched
+    params = {task.name: task_options.params(task, options) for task in tasks}
+    prepared = api.prepare(tasks, inventory, params=params, dry_run=options.dry_run,
+                           host_key_checking=options.host_key_checking)  # before any host is touched
     if options.json not in (None, "-"):
         _refuse_to_overwrite_the_inventory(Path(options.json), inventory)
         try:
             Path(options.json).open("a", encoding="utf-8").close()
         except OSError as exc:
             raise UsageError(f"--json {options.json}: {exc.strerror}") from None
-    check_ssh_files(inventory, allow_missing_known_hosts=options.host_key_checking != "yes")
-    codes = asyncio.run(_run_tasks(tasks, contexts, inventory, options))
-    documents = [doc for context in contexts for doc in context.json_documents]
+    outcome = asyncio.run(_execute(prepared, options))
     with _json_target(options.json) as stream:
-        if stream is not None and documents:
-            write_json_documents(documents, stream)
-    if EXIT_INTERRUPTED in codes:
-        return EXIT_INTERRUPTED
-    return max(codes, default=EXIT_OK)
+        if stream is not None and outcome.tasks:
+            write_json_documents(outcome.json_documents(), stream)
+    return outcome.exit_code
 
 
 def _refuse_to_overwrite_the_inventory(report: Path, inventory: Inventory) -> None:
@@ -325,11 +303,16 @@ def _refuse_to_overwrite_the_inventory(report: Path, inventory: Inventory) -> No
                              "report elsewhere")
 
 
-async def _run_tasks(tasks: Sequence[Task], contexts: Sequence[TaskContext], inventory: Inventory,
-                     options: argparse.Namespace) -> list[int]:
-    limits = RunLimits(workers=options.workers, connect_workers=options.connect_workers,
-                       connect_timeout=options.connect_timeout,
-                       command_timeout=options.command_timeout, host_timeout=options.host_timeout)
+def run_limits(options: argparse.Namespace) -> RunLimits:
+    return RunLimits(workers=options.workers, connect_workers=options.connect_workers,
+                     connect_timeout=options.connect_timeout, command_timeout=options.command_timeout,
+                     host_timeout=options.host_timeout)
+
+
+async def _execute(prepared: api.PreparedRun, options: argparse.Namespace) -> api.Outcome:
+    """The run on one event loop: Ctrl-C or TERM stops it (hosts not finished are reported as
+    interrupted; a second Ctrl-C stops at once); each task's report is printed as it ends."""
+    limits = run_limits(options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -339,52 +322,37 @@ async def _run_tasks(tasks: Sequence[Task], contexts: Sequence[TaskContext], inv
 
     loop.add_signal_handler(signal.SIGINT, interrupted)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    codes: list[int] = []
-    transport = await _transport(options)
+    out = sys.stderr if options.json == "-" else sys.stdout
+    progress = _ProgressLine(sys.stderr) if options.progress and sys.stderr.isatty() else None
+
+    def task_done(outcome: api.TaskOutcome) -> None:
+        if progress is not None:
+            progress.clear()
+        if options.verbose:
+            from nornir_utils.plugins.functions import print_result
+            print_result(outcome.results)
+        print(outcome.report.render(), file=out, flush=True)
+
+    transport = await api.open_transport(host_key_checking=options.host_key_checking,
+                                         persist=options.persist, on_warning=_warn)
     try:
-        async with Runner(transport, limits) as runner:
-            for task, context in zip(tasks, contexts):
-                progress = _ProgressLine(task.name, sys.stderr) if options.progress and \
-                    sys.stderr.isatty() else None
-                outcome = await runner.run(task.name, task.run, inventory.hosts, options,
-                                           stop=stop, progress=progress)
-                if progress is not None:
-                    progress.clear()
-                if options.verbose:
-                    from nornir_utils.plugins.functions import print_result
-                    print_result(outcome.results)
-                codes.append(task.report(context, outcome))
-                if outcome.interrupted:
-                    break
+        return await api.execute(prepared, transport, limits=limits, stop=stop, progress=progress,
+                                 on_task_done=task_done)
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
-        if isinstance(transport, PersistentTransport):
-            await transport.aclose()
-            if options.verbose:
-                print(f"fleet: --persist: {transport.reused} connection(s) reused from earlier runs; "
-                      f"all kept {options.persist:g} s (`fleet persist status`)", file=sys.stderr)
-    return codes
-
-
-async def _transport(options: argparse.Namespace) -> Transport:
-    """Kept connections with --persist (falling back to direct ones, with a warning, when the
-    background process cannot be used), otherwise a fresh connection per host for this run."""
-    if options.persist > 0:
-        persistent = PersistentTransport(persist=options.persist,
-                                         host_key_checking=options.host_key_checking)
-        try:
-            await persistent.start()
-            return persistent
-        except wire.PersistError as exc:
-            print(f"fleet: warning: --persist: {exc}; connecting directly", file=sys.stderr)
-    from fleet.ssh.transport import AsyncsshTransport  # imports asyncssh: only when connecting from here
-
-    return AsyncsshTransport(host_key_checking=options.host_key_checking, on_warning=_warn)
+        await transport.close()
+        reused = getattr(transport, "reused", None)
+        if options.verbose and reused is not None:
+            print(f"fleet: --persist: {reused} connection(s) reused from earlier runs; "
+                  f"all kept {options.persist:g} s (`fleet persist status`)", file=sys.stderr)
 
 
 def _warn(host: str, text: str) -> None:
-    print(f"fleet: WARNING: {host}: {printable(text)}", file=sys.stderr, flush=True)
+    """A host's warning (a changed key accepted under --host-key-checking no) stands out; the
+    run's own (--persist falling back) is a plain warning."""
+    line = f"WARNING: {host}: {text}" if host else f"warning: {text}"
+    print(f"fleet: {printable(line)}", file=sys.stderr, flush=True)
 
 
 def _persist(value: str) -> float:
@@ -414,12 +382,14 @@ def cmd_persist(options: argparse.Namespace) -> int:
 class _ProgressLine:
     """`[setup] 12/100 hosts, 1 failed, last h12` rewritten in place on a terminal."""
 
-    def __init__(self, task: str, stream: TextIO) -> None:
-        self._task, self._stream, self._failed = task, stream, 0
+    def __init__(self, stream: TextIO) -> None:
+        self._stream, self._task, self._failed = stream, "", 0
 
-    def __call__(self, done: int, total: int, host: str, failed: bool) -> None:
+    def __call__(self, task: str, done: int, total: int, host: str, failed: bool) -> None:
+        if task != self._task:
+            self._task, self._failed = task, 0
         self._failed += failed
-        self._stream.write(f"\r\033[K[{self._task}] {done}/{total} hosts, {self._failed} failed, "
+        self._stream.write(f"\r\033[K[{task}] {done}/{total} hosts, {self._failed} failed, "
                            f"last {host}")
         self._stream.flush()
 

@@ -129,7 +129,7 @@ async def _one_run(directory, host, command, *, persist=30.0, check_host_keys=Tr
         session = await transport.connect(host, timeout=5)
         return session.reused, await session.run(command, timeout=timeout)
     finally:
-        await transport.aclose()
+        await transport.close()
 
 
 def test_a_second_run_reuses_the_login_of_the_first(tmp_path, persist_dir):
@@ -228,7 +228,7 @@ def test_an_interrupted_run_does_not_break_the_kept_connection(tmp_path, persist
         with pytest.raises(asyncio.CancelledError):
             await running
         result = await session.run("echo still here", timeout=10)
-        await transport.aclose()
+        await transport.close()
         await server.close()
         return result
 

@@ -31,7 +31,7 @@ def test_commands_that_time_out_do_not_use_up_the_hosts_sessions(tmp_path, persi
             with pytest.raises(CommandTimeoutError):
                 await session.run("sleep 30", timeout=0.3)
         result = await session.run("echo healthy", timeout=10)
-        await transport.aclose()
+        await transport.close()
         refused, logins = server.refused, server.connections
         await server.close()
         return result, refused, logins
@@ -60,12 +60,12 @@ def test_commands_given_up_by_their_client_do_not_use_up_the_hosts_sessions(tmp_
             running = asyncio.create_task((await leaving.connect(host, timeout=5)).run("sleep 30",
                                                                                         timeout=60))
             await asyncio.sleep(0.3)
-            await leaving.aclose()
+            await leaving.close()
             with contextlib.suppress(CommandError):
                 await running
         await asyncio.sleep(0.2)
         result = await session.run("echo healthy", timeout=10)
-        await transport.aclose()
+        await transport.close()
         refused, logins = server.refused, server.connections
         await server.close()
         return result, refused, logins
@@ -88,7 +88,7 @@ def test_a_channel_refused_by_a_full_host_is_the_hosts_command_error(tmp_path, p
         with pytest.raises(CommandError) as caught:
             await session.run("true", timeout=10)
         await busy
-        await transport.aclose()
+        await transport.close()
         await server.close()
         return caught.value
 
@@ -157,7 +157,7 @@ def test_a_lost_connection_that_cannot_log_in_again_says_why(tmp_path, persist_d
         await asyncio.sleep(0.3)
         with pytest.raises(ConnectError) as kept:
             await session.run("true", timeout=10)
-        await transport.aclose()
+        await transport.close()
         with pytest.raises(ConnectError) as direct:
             await _direct(host, "true")
         await server.close()

@@ -1,6 +1,5 @@
 """The runner against real SSH servers (asyncssh's, in-process, on loopback)."""
 
-import argparse
 import asyncio
 import socket
 
@@ -14,7 +13,6 @@ from fleet.inventory import load_inventory
 from fleet.ssh.transport import AsyncsshTransport
 
 DEFAULTS = "data:\n  isatap_prefix: 'fd00:5efe:1ab::/64'\n"
-OPTIONS = argparse.Namespace()
 
 
 def closed_port() -> int:
@@ -49,7 +47,7 @@ def test_one_host_failing_never_stops_the_others(tmp_path, capsys):
                        "  data: {ipv4: 10.0.0.9}\n")
         inventory = inventory_for(tmp_path, entries)
         async with Runner(AsyncsshTransport()) as runner:
-            outcome = await runner.run("echo", echo_name, inventory.hosts, OPTIONS)
+            outcome = await runner.run("echo", echo_name, inventory.hosts)
         for s in good:
             await s.close()
         return outcome
@@ -74,7 +72,7 @@ def test_unknown_host_key_is_refused(tmp_path):
         server.known_hosts_path.write_text("")  # nobody vouches for this host's key
         inventory = inventory_for(tmp_path / str(check), [server.inventory_entry("a", "10.0.0.1")])
         async with Runner(AsyncsshTransport(check_host_keys=check)) as runner:
-            outcome = await runner.run("echo", echo_name, inventory.hosts, OPTIONS)
+            outcome = await runner.run("echo", echo_name, inventory.hosts)
         await server.close()
         return outcome.results["a"][0]
 
@@ -94,7 +92,7 @@ def test_command_timeout_is_a_host_error(tmp_path):
         (server,) = await servers(tmp_path, 1)
         inventory = inventory_for(tmp_path, [server.inventory_entry("a", "10.0.0.1")])
         async with Runner(AsyncsshTransport()) as runner:
-            outcome = await runner.run("slow", slow, inventory.hosts, OPTIONS)
+            outcome = await runner.run("slow", slow, inventory.hosts)
         await server.close()
         return outcome.results["a"][0]
 
@@ -114,7 +112,7 @@ def test_after_a_command_timeout_the_host_s_connection_is_kept(tmp_path):
         (server,) = await servers(tmp_path, 1)
         inventory = inventory_for(tmp_path, [server.inventory_entry("a", "10.0.0.1")])
         async with Runner(AsyncsshTransport()) as runner:
-            outcome = await runner.run("t", task, inventory.hosts, OPTIONS)
+            outcome = await runner.run("t", task, inventory.hosts)
         await server.close()
         return outcome.results["a"][0], server.connections
 
@@ -135,7 +133,7 @@ def test_host_timeout_and_a_crashing_task_stay_with_their_host(tmp_path):
         inventory = inventory_for(tmp_path, [s.inventory_entry(n, f"10.0.0.{i + 1}") for i, (s, n)
                                              in enumerate(zip(ss, ["sleepy", "buggy", "fine"]))])
         async with Runner(AsyncsshTransport(), RunLimits(host_timeout=0.5)) as runner:
-            outcome = await runner.run("t", task, inventory.hosts, OPTIONS)
+            outcome = await runner.run("t", task, inventory.hosts)
         for s in ss:
             await s.close()
         return outcome.results
@@ -153,7 +151,7 @@ def test_tasks_in_one_run_share_connections(tmp_path):
                                              for i, s in enumerate(ss)])
         async with Runner(AsyncsshTransport()) as runner:
             for _ in range(3):
-                outcome = await runner.run("echo", echo_name, inventory.hosts, OPTIONS)
+                outcome = await runner.run("echo", echo_name, inventory.hosts)
                 assert not outcome.results.failed
         counts = [s.connections for s in ss]
         for s in ss:
@@ -183,7 +181,7 @@ def test_handshakes_in_flight_are_bounded(tmp_path):
 
         transport.connect = counting_connect
         async with Runner(transport, RunLimits(connect_workers=2)) as runner:
-            outcome = await runner.run("echo", echo_name, inventory.hosts, OPTIONS)
+            outcome = await runner.run("echo", echo_name, inventory.hosts)
         for s in ss:
             await s.close()
         return peak, outcome
@@ -205,7 +203,7 @@ def test_stop_interrupts_and_keeps_what_finished(tmp_path):
         stop = asyncio.Event()
         asyncio.get_running_loop().call_later(1.5, stop.set)
         async with Runner(AsyncsshTransport()) as runner:
-            outcome = await runner.run("t", task, inventory.hosts, OPTIONS, stop=stop)
+            outcome = await runner.run("t", task, inventory.hosts, stop=stop)
         for s in ss:
             await s.close()
         return outcome
@@ -232,7 +230,7 @@ def test_sudo_that_wants_a_password_is_a_clear_host_error(tmp_path):
         (server,) = await servers(tmp_path, 1, path_prefix=fake)
         inventory = inventory_for(tmp_path, [server.inventory_entry("a", "10.0.0.1")])
         async with Runner(AsyncsshTransport()) as runner:
-            outcome = await runner.run("t", task, inventory.hosts, OPTIONS)
+            outcome = await runner.run("t", task, inventory.hosts)
         await server.close()
         return outcome.results["a"][0], server.commands
 
@@ -247,7 +245,7 @@ def test_wrong_credentials_say_authentication(tmp_path):
         (server,) = await servers(tmp_path, 1, accept_auth=False)
         inventory = inventory_for(tmp_path, [server.inventory_entry("a", "10.0.0.1")])
         async with Runner(AsyncsshTransport()) as runner:
-            outcome = await runner.run("echo", echo_name, inventory.hosts, OPTIONS)
+            outcome = await runner.run("echo", echo_name, inventory.hosts)
         await server.close()
         return outcome.results["a"][0]
 

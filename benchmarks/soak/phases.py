@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import io
 import json
 import os
 import signal
@@ -28,10 +27,9 @@ from typing import Any
 
 from benchmarks.soak import faults as bed_faults
 from benchmarks.soak import plan, procfs
+from fleet import api
 from fleet.catalog import task as load_task
-from fleet.cli import build_parser
-from fleet.core.runner import RunLimits, Runner
-from fleet.core.task import TaskContext
+from fleet.cli import build_parser, run_limits
 from fleet.inventory import Inventory, load_inventory
 from fleet.lab.nsbed import SSHD, NamespaceBed
 from fleet.ssh.transport import AsyncsshTransport
@@ -158,23 +156,19 @@ class _ResourceWarnings:
 
 async def _one_run(tasks: Sequence[Any], inventory: Inventory, arguments: Sequence[str]) \
         -> tuple[list[dict[str, Any]], int]:
-    """One `fleet run setup mesh` as the CLI does it, on a fresh transport and runner."""
-    options = build_parser(list(TASKS)).parse_args([*arguments, "--persist", "0"])
-    out = io.StringIO()
-    contexts = [TaskContext(task.name, inventory.hosts, options, out=out, err=out) for task in tasks]
-    for task, context in zip(tasks, contexts):
-        task.prepare(context)
-    limits = RunLimits(workers=options.workers, connect_workers=options.connect_workers,
-                       connect_timeout=options.connect_timeout,
-                       command_timeout=options.command_timeout, host_timeout=options.host_timeout)
-    codes = []
-    async with Runner(AsyncsshTransport(host_key_checking=options.host_key_checking), limits) as runner:
-        for task, context in zip(tasks, contexts):
-            outcome = await runner.run(task.name, task.run, inventory.hosts, options)
-            codes.append(task.report(context, outcome))
-    documents = [d.as_dict() if hasattr(d, "as_dict") else d
-                 for context in contexts for d in context.json_documents]
-    return documents, max(codes)
+    """One `fleet run setup mesh` as the CLI does it (its parser, fleet.api), on a fresh
+    transport and runner, inside this process."""
+    parser, task_options = build_parser(tasks)
+    options = parser.parse_args([*arguments, "--persist", "0"])
+    params = {task.name: task_options.params(task, options) for task in tasks}
+    prepared = api.prepare(tasks, inventory, params=params, host_key_checking=options.host_key_checking)
+    transport = AsyncsshTransport(host_key_checking=options.host_key_checking)
+    try:
+        outcome = await api.execute(prepared, transport, limits=run_limits(options))
+    finally:
+        await transport.close()
+    documents = [d.as_dict() if hasattr(d, "as_dict") else d for d in outcome.json_documents()]
+    return documents, outcome.exit_code
 
 
 async def in_process(settings: Settings, state: BedState, arguments: Callable[[bool], list[str]]) -> Phase:

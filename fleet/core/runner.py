@@ -9,12 +9,12 @@ several tasks in one invocation talk to each host over the same connection.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import logging
+import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from nornir.core.task import AggregatedResult, MultiResult, Result
 
@@ -24,12 +24,10 @@ from fleet.core.errors import (
     HostError,
     HostInterrupted,
     HostTimeoutError,
-    error_kind,
-    failure_reason,
 )
 from fleet.core.privilege import check_privilege, privileged
-from fleet.core.transport import CommandResult, Session, Transport
-from fleet.inventory import FleetHost
+from fleet.core.results import RunOutcome, failed_result
+from fleet.core.transport import CommandResult, RunTarget, Session, Transport
 
 INTERRUPTED = "interrupted before this host finished"
 
@@ -60,7 +58,7 @@ class ConnectionPool:
         self._failures: dict[str, ConnectError] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def session(self, host: FleetHost) -> Session:
+    async def session(self, host: RunTarget) -> Session:
         lock = self._locks.setdefault(host.name, asyncio.Lock())
         async with lock:
             if host.name in self._failures:
@@ -78,7 +76,7 @@ class ConnectionPool:
                         raise
             return self._sessions[host.name]
 
-    async def discard(self, host: FleetHost) -> None:
+    async def discard(self, host: RunTarget) -> None:
         """Close and forget a host's session (after it timed out or broke)."""
         session = self._sessions.pop(host.name, None)
         if session is not None:
@@ -89,16 +87,21 @@ class ConnectionPool:
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
 
 
-class HostRun:
-    """What a task sees of one host while it runs there."""
+H = TypeVar("H", bound=RunTarget)
 
-    def __init__(self, host: FleetHost, fleet: Sequence[FleetHost], options: argparse.Namespace,
-                 pool: ConnectionPool, limits: RunLimits, task_name: str) -> None:
+
+class HostRun(Generic[H]):
+    """What a task sees of one host while it runs there: the host, every selected host, the
+    task's typed parameters, whether this is a dry run, and the limits."""
+
+    def __init__(self, host: H, fleet: Sequence[H], params: Any, pool: ConnectionPool,
+                 limits: RunLimits, task_name: str, *, dry_run: bool = False) -> None:
         self.host = host
         self.fleet = fleet
-        self.options = options
+        self.params = params
         self.limits = limits
         self.task_name = task_name
+        self.dry_run = dry_run
         self._pool = pool
 
     @property
@@ -106,8 +109,9 @@ class HostRun:
         return self.host.name
 
     @property
-    def dry_run(self) -> bool:
-        return bool(getattr(self.options, "dry_run", False))
+    def options(self) -> Any:
+        """The task's parameters (the name tasks written before typed parameters use)."""
+        return self.params
 
     async def run(self, command: str, *, as_root: bool = False, timeout: float | None = None,
                   check: bool = False) -> CommandResult:
@@ -126,29 +130,37 @@ class HostRun:
 
     def result(self, result: object = None, *, changed: bool = False, failed: bool = False,
                diff: str = "", exception: BaseException | None = None) -> Result:
-        """A Nornir Result for this host. A failure without a result of its own carries its kind
-        and reason as the result, at ERROR level, as Nornir's own failed tasks do (so that
-        nornir-utils' print_result shows why, not an empty block)."""
-        severity = logging.INFO
-        if failed:
-            severity = logging.ERROR
-            if result is None and exception is not None:
-                result = f"{error_kind(exception)}: {failure_reason(exception)}"
+        """A Nornir Result for this host; a failure without a result of its own carries its
+        kind and reason (fleet.core.results.failed_result)."""
+        if failed and exception is not None:
+            return failed_result(self.host.nornir_host, self.task_name, exception, result)
         return Result(host=self.host.nornir_host, result=result, changed=changed, failed=failed,
-                      diff=diff, exception=exception, name=self.task_name, severity_level=severity)
+                      diff=diff, exception=exception, name=self.task_name)
 
 
-HostTask = Callable[[HostRun], Awaitable[Result]]
-Progress = Callable[[int, int, str, bool], None]
+HostTask = Callable[[HostRun[Any]], Awaitable[Result]]
 
 
-@dataclass
-class RunOutcome:
-    """The results of one task on every selected host, and whether the run was interrupted."""
+def host_task(run: Callable[[HostRun[Any]], Awaitable[Result]]) -> HostTask:
+    """Mark `async def run(host)` as a fleet task that refuses anything but a HostRun.
 
-    results: AggregatedResult
-    interrupted: bool
-    elapsed: float
+    A Nornir runner calls a task function with its own Task object and takes whatever comes back
+    as the result: an un-awaited coroutine would be a success that did nothing. This wrapper
+    raises instead, so Nornir records a failed Result that says what to use.
+    """
+    @functools.wraps(run)
+    def checked(host: HostRun[Any]) -> Awaitable[Result]:
+        if not isinstance(host, HostRun):
+            raise TypeError(
+                f"{run.__module__}.{run.__qualname__} is an async fleet task: it runs on fleet's "
+                f"event loop, given a fleet HostRun, not a {type(host).__name__}. From a Nornir "
+                "script use the functions of fleet.nornir (nr.run(task=fleet.nornir.setup)), "
+                "or fleet.run() for the whole fleet on one event loop")
+        return run(host)
+
+    checked.__fleet_host_task__ = True  # type: ignore[attr-defined]  # fleet.core.task.is_host_task
+    return checked
+Progress = Callable[[int, int, str, bool], None]  # hosts done, hosts in all, the last host, it failed
 
 
 class Runner:
@@ -164,20 +176,20 @@ class Runner:
     async def __aexit__(self, *exc_info: object) -> None:
         await self._pool.close()
 
-    async def run(self, name: str, task: HostTask, hosts: Sequence[FleetHost],
-                  options: argparse.Namespace, *, stop: asyncio.Event | None = None,
+    async def run(self, name: str, task: HostTask, hosts: Sequence[RunTarget], *,
+                  params: Any = None, dry_run: bool = False, stop: asyncio.Event | None = None,
                   progress: Progress | None = None) -> RunOutcome:
-        """Run `task` on every host. When `stop` is set, unfinished hosts are cancelled and
-        reported as interrupted; what finished is kept."""
+        """Run `task` on every host with the task's `params`. When `stop` is set, unfinished
+        hosts are cancelled and reported as interrupted; what finished is kept."""
         started = time.monotonic()
         results = AggregatedResult(name)
         slots = asyncio.Semaphore(self.limits.workers)
         done = 0
 
-        async def one(host: FleetHost) -> None:
+        async def one(host: RunTarget) -> None:
             nonlocal done
             async with slots:
-                result = await self._run_host(name, task, host, hosts, options)
+                result = await self._run_host(name, task, host, hosts, params, dry_run)
             multi = MultiResult(name)
             multi.append(result)
             results[host.name] = multi
@@ -203,9 +215,7 @@ class Runner:
             if host.name not in results:
                 multi = MultiResult(name)
                 stopped = HostInterrupted(host.name, INTERRUPTED)
-                multi.append(Result(host=host.nornir_host, failed=True, name=name,
-                                    result=f"{stopped.kind}: {stopped.reason}", exception=stopped,
-                                    severity_level=logging.ERROR))
+                multi.append(failed_result(host.nornir_host, name, stopped))
                 results[host.name] = multi
         return RunOutcome(results, interrupted, time.monotonic() - started)
 
@@ -227,9 +237,9 @@ class Runner:
         finally:
             stopper.cancel()
 
-    async def _run_host(self, name: str, task: HostTask, host: FleetHost,
-                        fleet: Sequence[FleetHost], options: argparse.Namespace) -> Result:
-        run = HostRun(host, fleet, options, self._pool, self.limits, name)
+    async def _run_host(self, name: str, task: HostTask, host: RunTarget,
+                        fleet: Sequence[RunTarget], params: Any, dry_run: bool) -> Result:
+        run = HostRun(host, fleet, params, self._pool, self.limits, name, dry_run=dry_run)
         try:
             async with asyncio.timeout(self.limits.host_timeout):
                 result = await task(run)

@@ -1,58 +1,58 @@
-"""Tasks: the Python files that `fleet run NAME` runs.
+"""Tasks: what `fleet run NAME` and `fleet.run(["NAME"])` run.
 
-A task is a file NAME.py in a tasks directory. It defines
+A task is a module (a built-in, or a file NAME.py in a tasks directory). It defines
 
     async def run(host: HostRun) -> nornir Result     required: the work on one host
-    def add_arguments(parser) -> None                 optional: the task's own options
-    def prepare(context: TaskContext) -> None         optional: check options before any host is
-                                                      touched (raise UsageError)
-    def report(context: TaskContext, outcome: RunOutcome) -> int
-                                                      optional: print the outcome, return the exit
-                                                      code (default: a line per host)
+    Params                                            optional: a frozen dataclass of the task's
+                                                      parameters (fleet.core.params.option fields
+                                                      become command-line options)
+    def add_arguments(parser) -> None                 optional, instead of Params: argparse options
+                                                      (their values reach the task as host.params)
+    def prepare(context: TaskContext) -> None         optional: check the parameters against the
+                                                      hosts before any host is touched (raise
+                                                      UsageError)
+    def report(context: TaskContext, outcome: RunOutcome) -> Report
+                                                      optional: the outcome as a Report (default:
+                                                      a line per host, fleet.core.results)
 
 and its docstring's first line describes it. Directories are searched in order: each
-`--tasks-dir`, then ./tasks, then the tasks that ship with fleet; ./tasks never replaces a built-in
-task (a --tasks-dir may, and is then named). Tasks are loaded from their file path, so no generic
+`--tasks-dir`, then ./tasks, then the built-ins; ./tasks never replaces a built-in task (a
+--tasks-dir may, and is then named). Task files are loaded from their path, so no generic
 package name is installed or imported.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
+import importlib
 import importlib.util
 import inspect
 import re
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import types
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TextIO
+from typing import Any
 
-from fleet.core.errors import TaskError, error_kind, failure_reason
-from fleet.core.output import render_host_table
-from fleet.core.runner import RunOutcome
-from fleet.inventory import FleetHost
+from fleet.core import params as task_params
+from fleet.core.errors import TaskError, UsageError
+from fleet.core.results import Report, RunOutcome, hosts_report
+from fleet.core.runner import HostTask
+from fleet.core.transport import RunTarget
 
 TASK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-@dataclass
+@dataclass(frozen=True)
 class TaskContext:
     """What a task's prepare() and report() see of the run."""
 
     name: str
-    hosts: Sequence[FleetHost]
-    options: argparse.Namespace
-    out: TextIO = field(default_factory=lambda: sys.stdout)
-    err: TextIO = field(default_factory=lambda: sys.stderr)
-    json_documents: list[Any] = field(default_factory=list)
-
-    def emit_json(self, document: Any) -> None:
-        """Hand the task's JSON report to the CLI, which writes it where --json says: a plain
-        value, or an object with `write_json(stream)` that streams itself."""
-        self.json_documents.append(document)
+    hosts: Sequence[RunTarget]
+    params: Any
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,31 @@ class Task:
         doc = inspect.getdoc(self.module) or ""
         return doc.splitlines()[0] if doc else ""
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        hook = getattr(self.module, "add_arguments", None)
-        if hook is not None:
-            hook(parser)
+    @property
+    def params_class(self) -> type | None:
+        """The task's Params dataclass, None for a task without one."""
+        found = getattr(self.module, "Params", None)
+        return found if isinstance(found, type) and dataclasses.is_dataclass(found) else None
+
+    @property
+    def argument_hook(self) -> Callable[[Any], None] | None:
+        """An argparse `add_arguments(parser)` of a task without Params (the command line's)."""
+        return getattr(self.module, "add_arguments", None) if self.params_class is None else None
+
+    def make_params(self, given: Any = None) -> Any:
+        """The task's parameters from what a caller gave: a Params instance, a mapping of its
+        fields, or None for the defaults. A task without Params gets a plain namespace."""
+        cls = self.params_class
+        try:
+            if cls is not None:
+                return task_params.coerce(cls, given)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"task {self.name!r}: {exc}") from None
+        if given is None or isinstance(given, types.SimpleNamespace):
+            return given or types.SimpleNamespace()
+        if isinstance(given, Mapping):
+            return types.SimpleNamespace(**given)
+        return given
 
     def prepare(self, context: TaskContext) -> None:
         hook = getattr(self.module, "prepare", None)
@@ -77,12 +98,19 @@ class Task:
             hook(context)
 
     @property
-    def run(self) -> Any:
-        return self.module.run
+    def run(self) -> HostTask:
+        run: HostTask = self.module.run
+        return run
 
-    def report(self, context: TaskContext, outcome: RunOutcome) -> int:
-        hook = getattr(self.module, "report", None) or default_report
-        return int(hook(context, outcome))
+    def report(self, context: TaskContext, outcome: RunOutcome) -> Report:
+        hook = getattr(self.module, "report", None)
+        if hook is None:
+            return hosts_report(context.name, [h.name for h in context.hosts], outcome)
+        report: Report = hook(context, outcome)
+        if isinstance(report, int) or not hasattr(report, "exit_code"):
+            raise TaskError(f"{self.path}: report() must return a Report (see fleet.core.results), "
+                            f"not {type(report).__name__}")
+        return report
 
 
 def search_path(extra: Sequence[Path] = ()) -> list[Path]:
@@ -146,7 +174,7 @@ def load_task(name: str, extra: Sequence[Path] = (), builtins: Mapping[str, str]
         raise TaskError(f"no task {name!r} (searched {where} and the built-ins; available: {known})")
     source = tasks[name]
     module = _import_task(source) if isinstance(source, Path) else importlib.import_module(source)
-    if not inspect.iscoroutinefunction(getattr(module, "run", None)):
+    if not is_host_task(getattr(module, "run", None)):
         raise TaskError(f"{source}: a task must define `async def run(host)`")
     return Task(name, Path(module.__file__ or source), module)
 
@@ -167,46 +195,10 @@ def _import_task(path: Path) -> ModuleType:
     return module
 
 
-def host_error(result: Any) -> str:
-    """The reason a failed Nornir Result failed, in one line."""
-    exc = getattr(result, "exception", None)
-    return failure_reason(exc) if exc is not None else str(result.result)
+def is_host_task(run: object) -> bool:
+    """An `async def run(host)`, or one wrapped by fleet.core.runner.host_task."""
+    return inspect.iscoroutinefunction(run) or bool(getattr(run, "__fleet_host_task__", False))
 
 
-def host_error_kind(result: Any) -> str | None:
-    """The kind of a failed Nornir Result's failure (fleet.core.errors), None when it did not fail."""
-    if not result.failed:
-        return None
-    return error_kind(getattr(result, "exception", None)) or "error"
-
-
-def default_report(context: TaskContext, outcome: RunOutcome) -> int:
-    """One line per host (ok / changed / failed and why) and a recap."""
-    rows, counts = [], {"ok": 0, "changed": 0, "failed": 0}
-    documents = []
-    for host in context.hosts:
-        result = outcome.results[host.name][0]
-        if result.failed:
-            status, detail = "failed", f"{host_error_kind(result)}: {host_error(result)}"
-        else:
-            status = "changed" if result.changed else "ok"
-            detail = result.result.get("summary", "") if isinstance(result.result, dict) else \
-                str(result.result or "")
-        counts[status] += 1
-        rows.append((host.name, status, detail))
-        documents.append({"name": host.name, "status": status, "changed": bool(result.changed),
-                          "failed": bool(result.failed),
-                          "error": host_error(result) if result.failed else None,
-                          "error_kind": host_error_kind(result),
-                          "result": result.result if isinstance(result.result, dict) else None})
-    print(render_host_table(context.name, rows, counts, outcome.elapsed,
-                            interrupted=outcome.interrupted), file=context.out)
-    context.emit_json({"task": context.name, "hosts": documents, "summary": {
-        "hosts": len(context.hosts), **counts}, "interrupted": outcome.interrupted})
-    if outcome.interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_FAILED if counts["failed"] else EXIT_OK
-
-
-__all__ = ["Task", "TaskContext", "available_tasks", "default_report", "host_error",
-           "host_error_kind", "load_task"]
+__all__ = ["Task", "TaskContext", "TaskSource", "available_tasks", "is_host_task", "load_task",
+           "resolve_tasks"]

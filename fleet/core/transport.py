@@ -32,6 +32,13 @@ class SSHTarget(Protocol):
     def ssh_options(self) -> Mapping[str, Any]: ...
 
 
+class RunTarget(SSHTarget, Protocol):
+    """A host the runner works on: where to log in, and the Nornir host its Results belong to."""
+
+    @property
+    def nornir_host(self) -> Any: ...
+
+
 @dataclass(frozen=True)
 class CommandResult:
     """What one remote command did."""
@@ -62,6 +69,9 @@ class Session(Protocol):
 
 
 class Transport(Protocol):
-    """Opens sessions to hosts."""
+    """Opens sessions to hosts; `close()` releases what the transport holds itself (sessions are
+    closed by whoever opened them). The caller that made a transport closes it."""
 
     async def connect(self, host: SSHTarget, *, timeout: float) -> Session: ...
+
+    async def close(self) -> None: ...

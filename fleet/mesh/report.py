@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
 from fleet.core.output import columns
+from fleet.core.results import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from fleet.core.terminal import one_line, printable
 from fleet.mesh.model import STATES, HostState, Mesh, PairState
 
@@ -89,6 +90,27 @@ class MeshJson:
         stream = io.StringIO()
         self.write_json(stream)
         return json.loads(stream.getvalue())
+
+
+class MeshReport:
+    """A mesh run's report: the model, the table, the JSON document and the exit code."""
+
+    def __init__(self, mesh: Mesh, *, interrupted: bool, elapsed: float) -> None:
+        self.mesh = mesh
+        self.interrupted = interrupted
+        self.elapsed = elapsed
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        return EXIT_OK if self.mesh.all_ok else EXIT_FAILED
+
+    def render(self) -> str:
+        return render_mesh(self.mesh)
+
+    def to_json(self) -> MeshJson:
+        return MeshJson(self.mesh, interrupted=self.interrupted, elapsed_s=round(self.elapsed, 3))
 
 
 def mesh_to_json(mesh: Mesh) -> dict[str, Any]:

@@ -6,52 +6,50 @@ prober, else parallel ping -6); loss and round-trip times per directed pair.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import functools
+from dataclasses import dataclass
 
 from nornir.core.task import Result
 
-from fleet.core.errors import CommandError, PreflightError, UsageError
-from fleet.core.runner import HostRun, RunOutcome
-from fleet.core.task import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, TaskContext, host_error
+from fleet.core.errors import CommandError, PreflightError
+from fleet.core.params import option
+from fleet.core.results import RunOutcome, host_error
+from fleet.core.runner import HostRun, host_task
+from fleet.core.task import TaskContext
 from fleet.inventory import FleetHost
 from fleet.mesh.model import build_mesh, peer_plan, source_report
 from fleet.mesh.probe import METHODS, NO_PROBER_STATUS, MeshProbe, ProbeParams
-from fleet.mesh.report import MeshJson, render_mesh
+from fleet.mesh.report import MeshReport
 
 PROBE = MeshProbe()
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("mesh")
-    group.add_argument("--count", type=int, default=3, help="pings per pair (default 3)")
-    group.add_argument("--interval", type=float, default=0.2,
-                       help="seconds between pings of one pair (default 0.2)")
-    group.add_argument("--timeout", type=float, default=1.0,
-                       help="seconds to wait for each reply (default 1)")
-    group.add_argument("--parallel", type=int, default=16,
-                       help="peers one source pings at once with the ping method (default 16)")
-    group.add_argument("--probe", choices=METHODS, default="auto",
-                       help="fping, python (fleet's own prober), ping, or auto: the first the "
-                            "host has, in that order (default)")
-    group.add_argument("--peers", type=int, default=None, metavar="K",
-                       help="sampled mesh: each host probes K peers and is probed by K others "
-                            "(default: every other host)")
+@dataclass(frozen=True)
+class MeshParams:
+    """How the mesh is probed."""
+
+    count: int = option(3, help="pings per pair (default 3)")
+    interval: float = option(0.2, help="seconds between pings of one pair (default 0.2)")
+    timeout: float = option(1.0, help="seconds to wait for each reply (default 1)")
+    parallel: int = option(16, help="peers one source pings at once with the ping method (default 16)")
+    probe: str = option("auto", choices=METHODS, help="fping, python (fleet's own prober), ping, or "
+                        "auto: the first the host has, in that order (default)")
+    peers: int | None = option(None, metavar="K", help="sampled mesh: each host probes K peers and "
+                               "is probed by K others (default: every other host)")
+
+    def __post_init__(self) -> None:
+        self.probe_params  # noqa: B018  # its checks
+        if self.peers is not None and self.peers < 1:
+            raise ValueError("--peers must be at least 1")
+
+    @property
+    def probe_params(self) -> ProbeParams:
+        return ProbeParams(count=self.count, interval=self.interval, timeout=self.timeout,
+                           parallel=self.parallel, method=self.probe)
 
 
-def params(options: argparse.Namespace) -> ProbeParams:
-    return ProbeParams(count=options.count, interval=options.interval, timeout=options.timeout,
-                       parallel=options.parallel, method=options.probe)
-
-
-def prepare(context: TaskContext) -> None:
-    try:
-        params(context.options)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if context.options.peers is not None and context.options.peers < 1:
-        raise UsageError("--peers must be at least 1")
+Params = MeshParams
 
 
 @functools.lru_cache(maxsize=4)
@@ -59,15 +57,16 @@ def _plan(count: int, peers: int | None) -> list[list[int]]:
     return peer_plan(count, peers)
 
 
-def _targets(host: HostRun) -> tuple[int, list[tuple[int, FleetHost]]]:
+def _targets(host: HostRun[FleetHost]) -> tuple[int, list[tuple[int, FleetHost]]]:
     index = next(i for i, h in enumerate(host.fleet) if h.name == host.name)
-    plan = _plan(len(host.fleet), host.options.peers)
+    plan = _plan(len(host.fleet), host.params.peers)
     return index, [(j, host.fleet[j]) for j in plan[index]]
 
 
-async def run(host: HostRun) -> Result:
+@host_task
+async def run(host: HostRun[FleetHost]) -> Result:
     index, peers = _targets(host)
-    probe_params = params(host.options)
+    probe_params = host.params.probe_params
     addresses = [peer.address_text for _, peer in peers]
     script = PROBE.script(addresses, probe_params)
     budget = max(host.limits.command_timeout, probe_params.expected_seconds(len(peers)) * 2 + 10)
@@ -94,17 +93,13 @@ async def run(host: HostRun) -> Result:
     return host.result(report)
 
 
-def report(context: TaskContext, outcome: RunOutcome) -> int:
+def report(context: TaskContext, outcome: RunOutcome) -> MeshReport:
     reports = {}
     for host in context.hosts:
         result = outcome.results[host.name][0]
         reports[host.name] = (result.exception or host_error(result)) if result.failed \
             else result.result
-    mesh = build_mesh(context.hosts, reports, params(context.options),
-                      _plan(len(context.hosts), context.options.peers), context.options.peers)
-    print(render_mesh(mesh), file=context.out)
-    context.emit_json(MeshJson(mesh, interrupted=outcome.interrupted,
-                               elapsed_s=round(outcome.elapsed, 3)))
-    if outcome.interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_OK if mesh.all_ok else EXIT_FAILED
+    params: MeshParams = context.params
+    mesh = build_mesh(context.hosts, reports, params.probe_params,
+                      _plan(len(context.hosts), params.peers), params.peers)
+    return MeshReport(mesh, interrupted=outcome.interrupted, elapsed=outcome.elapsed)

@@ -405,6 +405,9 @@ class AsyncsshTransport:
             options["known_hosts"] = self._known_hosts_files(host.name, files)
         return options
 
+    async def close(self) -> None:
+        """Nothing to release: each session is closed by whoever opened it (the runner's pool)."""
+
     async def connect(self, host: SSHTarget, *, timeout: float) -> AsyncsshSession:
         options = self.connect_options(host, timeout=timeout)
         files = known_hosts_files(host.ssh_options)

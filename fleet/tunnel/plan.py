@@ -19,12 +19,12 @@ caller can say what was rolled back after reading it, not before.
 
 from __future__ import annotations
 
-import argparse
 import shlex
 from dataclasses import dataclass
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Interface
 
+from fleet.core.params import option
 from fleet.core.sections import section
 from fleet.inventory import FleetHost
 from fleet.tunnel.iproute import ABSENT, ParseError, TunnelState, parse_tunnel
@@ -164,14 +164,13 @@ def creates_tunnel(steps: tuple[Step, ...]) -> bool:
     return any(step.argv[:3] == ("ip", "tunnel", "add") for step in steps)
 
 
-def add_tunnel_options(parser: argparse.ArgumentParser) -> None:
-    """`--replace`, shared by setup and teardown (added once whichever task comes first)."""
-    if "--replace" in parser._option_string_actions:
-        return
-    parser.add_argument("--replace", action="store_true",
-                        help=f"setup and teardown: also replace (setup) or remove (teardown) a "
-                             f"{TUNNEL_NAME} that fleet did not make; by default it is refused "
-                             "and left untouched")
+@dataclass(frozen=True)
+class TunnelParams:
+    """The parameters of setup and teardown (one class, so the two share `--replace`)."""
+
+    replace: bool = option(False, help=f"setup and teardown: also replace (setup) or remove "
+                           f"(teardown) a {TUNNEL_NAME} that fleet did not make; by default it is "
+                           "refused and left untouched")
 
 
 # -- reading the state ---------------------------------------------------------------------------

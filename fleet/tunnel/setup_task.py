@@ -7,8 +7,6 @@ other sit1 is refused and left untouched unless --replace is given.
 
 from __future__ import annotations
 
-import argparse
-
 from nornir.core.task import Result
 
 from fleet.core.errors import (
@@ -19,8 +17,9 @@ from fleet.core.errors import (
     PreflightError,
     PrivilegeError,
 )
-from fleet.core.runner import HostRun
+from fleet.core.runner import HostRun, host_task
 from fleet.core.sections import section, split_sections
+from fleet.inventory import FleetHost
 from fleet.tunnel.iproute import TunnelState
 from fleet.tunnel.plan import (
     STALE_STATUS,
@@ -28,7 +27,7 @@ from fleet.tunnel.plan import (
     ForeignTunnel,
     Ownership,
     StateUnreadable,
-    add_tunnel_options,
+    TunnelParams,
     apply_script,
     compared,
     creates_tunnel,
@@ -44,11 +43,11 @@ from fleet.tunnel.preflight import FACTS_SCRIPT, parse_facts, preflight_problems
 KERNEL_LACKS_SIT = ("No such device", "Unknown device type")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_tunnel_options(parser)
+Params = TunnelParams
 
 
-async def run(host: HostRun) -> Result:
+@host_task
+async def run(host: HostRun[FleetHost]) -> Result:
     desired = DesiredTunnel.for_host(host.host)
     probe = await host.run("\n".join([section("facts"), FACTS_SCRIPT, read_state_script()]),
                            check=True)
@@ -56,7 +55,7 @@ async def run(host: HostRun) -> Result:
     facts = parse_facts(parts.get("facts", ""))
     try:
         before = parse_state(parts)
-        steps = plan(before, desired, replace=bool(getattr(host.options, "replace", False)))
+        steps = plan(before, desired, replace=host.params.replace)
     except StateUnreadable as exc:
         raise CommandError(host.name, str(exc), command=probe.command, stdout=probe.stdout) from None
     except ForeignTunnel as exc:

@@ -7,37 +7,35 @@ would adopt) is removed; any other sit1 is refused and left untouched unless --r
 
 from __future__ import annotations
 
-import argparse
-
 from nornir.core.task import Result
 
 from fleet.core.errors import CommandError, ForeignTunnelError
-from fleet.core.runner import HostRun
+from fleet.core.runner import HostRun, host_task
 from fleet.core.sections import split_sections
+from fleet.inventory import FleetHost
 from fleet.tunnel.plan import (
     STALE_STATUS,
     TUNNEL_NAME,
     DesiredTunnel,
     ForeignTunnel,
     StateUnreadable,
-    add_tunnel_options,
+    TunnelParams,
     parse_state,
     read_state_script,
     removal,
     remove_script,
 )
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_tunnel_options(parser)
+Params = TunnelParams
 
 
-async def run(host: HostRun) -> Result:
+@host_task
+async def run(host: HostRun[FleetHost]) -> Result:
     desired = DesiredTunnel.for_host(host.host)
     probe = await host.run(read_state_script(), check=True)
     try:
         before = parse_state(split_sections(probe.stdout))
-        step = removal(before, desired, replace=bool(getattr(host.options, "replace", False)))
+        step = removal(before, desired, replace=host.params.replace)
     except StateUnreadable as exc:
         raise CommandError(host.name, str(exc), command=probe.command, stdout=probe.stdout) from None
     except ForeignTunnel as exc:

@@ -199,7 +199,8 @@ class PersistentTransport:
         self.reused += bool(reply.get("reused"))
         return PersistentSession(host, self._link, str(reply["key"]), bool(reply.get("reused")))
 
-    async def aclose(self) -> None:
+    async def close(self) -> None:
+        """Close the link to the background process; the connections it keeps stay open."""
         if self._link is not None:
             await self._link.close()
             self._link = None

@@ -1,0 +1,171 @@
+"""fleet as a library: fleet.run_async against real SSH servers (asyncssh's, in-process), typed
+parameters and outcomes, and every check done before any host is touched."""
+
+import asyncio
+
+import pytest
+from conftest import write_inventory
+from sshserver import CommandServer
+
+import fleet
+from fleet import api
+from fleet.core.errors import UsageError
+from fleet.core.results import HostsReport
+from fleet.core.runner import RunLimits
+from fleet.mesh.report import MeshReport
+from fleet.mesh.task import MeshParams
+
+HELLO = ('"""Say hello."""\n'
+         "from dataclasses import dataclass\n"
+         "from fleet.core.params import option\n"
+         "@dataclass(frozen=True)\n"
+         "class Params:\n"
+         "    greeting: str = option('hi', help='what to say')\n"
+         "    def __post_init__(self):\n"
+         "        if not self.greeting.isalpha():\n"
+         "            raise ValueError('--greeting must be letters only')\n"
+         "async def run(host):\n"
+         "    out = await host.run('echo ' + host.params.greeting + ' from $0', check=True)\n"
+         "    return host.result({'summary': out.stdout.strip()}, changed=host.name == 'b')\n")
+
+
+async def servers(tmp_path, count):
+    started = []
+    for i in range(count):
+        d = tmp_path / f"s{i}"
+        d.mkdir()
+        started.append(await CommandServer(d).start())
+    for server in started:
+        server.known_hosts_path.write_text(server.host_key_line)
+    return started
+
+
+def inventory_of(tmp_path, started):
+    entries = "".join(s.inventory_entry(n, f"10.0.0.{i + 1}")
+                      for i, (n, s) in enumerate(zip("abc", started)))
+    return write_inventory(tmp_path / "inv", entries,
+                           defaults="data:\n  isatap_prefix: 'fd00:5efe:1ab::/64'\n")
+
+
+@pytest.fixture
+def tasks_dir(tmp_path):
+    directory = tmp_path / "tasks"
+    directory.mkdir()
+    (directory / "hello.py").write_text(HELLO)
+    return directory
+
+
+def test_run_gives_typed_outcomes_per_task_and_host(tmp_path, tasks_dir):
+    async def scenario():
+        started = await servers(tmp_path, 2)
+        try:
+            return await fleet.run_async(["hello"], inventory_of(tmp_path, started),
+                                         params={"hello": {"greeting": "hey"}},
+                                         tasks_dirs=[tasks_dir], limits=RunLimits(workers=1))
+        finally:
+            for s in started:
+                await s.close()
+
+    outcome = asyncio.run(scenario())
+    assert isinstance(outcome, api.Outcome) and outcome.exit_code == 0 and not outcome.interrupted
+    hello = outcome["hello"]
+    assert isinstance(hello.report, HostsReport)
+    assert [(h.name, h.status, h.detail) for h in hello.report.hosts] == [
+        ("a", "ok", "hey from /bin/sh"), ("b", "changed", "hey from /bin/sh")]
+    assert hello.results["b"][0].changed and not hello.results.failed
+    assert hello.report.to_json()["summary"] == {"hosts": 2, "ok": 1, "changed": 1, "failed": 0}
+    assert "hello: 2 hosts: 1 ok, 1 changed, 0 failed" in hello.report.render()
+
+
+def test_a_failing_host_is_data_and_sets_the_exit_code(tmp_path, tasks_dir):
+    async def scenario():
+        started = await servers(tmp_path, 2)
+        started[1].accept_auth = False
+        try:
+            return await fleet.run_async(["hello"], inventory_of(tmp_path, started),
+                                         tasks_dirs=[tasks_dir])
+        finally:
+            for s in started:
+                await s.close()
+
+    outcome = asyncio.run(scenario())
+    report = outcome["hello"].report
+    assert outcome.exit_code == 1
+    assert report["a"].status == "ok" and report["b"].failed and report["b"].error_kind == "auth"
+
+
+def test_every_check_comes_before_any_host_is_touched(tmp_path, tasks_dir):
+    async def scenario():
+        started = await servers(tmp_path, 1)
+        inventory = inventory_of(tmp_path, started)
+        problems = []
+        for tasks, params in ((["hello"], {"hello": {"greeting": "h i"}}),
+                              (["hello"], {"hello": {"volume": 3}}),
+                              (["hello"], {"mesh": {"count": 2}}),
+                              (["mesh"], {"mesh": MeshParams} )):
+            with pytest.raises(UsageError) as caught:
+                await fleet.run_async(tasks, inventory, params=params, tasks_dirs=[tasks_dir])
+            problems.append(str(caught.value))
+        with pytest.raises(ValueError):
+            MeshParams(count=0)
+        await started[0].close()
+        return problems, started[0].connections
+
+    problems, logins = asyncio.run(scenario())
+    assert problems[0] == "task 'hello': --greeting must be letters only"
+    assert "unknown parameter(s) volume" in problems[1]
+    assert problems[2] == "params for mesh: not among the tasks run"
+    assert "expected MeshParams or a mapping" in problems[3]
+    assert logins == 0
+
+
+FPING = """#!/bin/sh
+# A stand-in fping -C: the first peer answers every ping, the others never do.
+count=1; first=1
+while [ $# -gt 0 ]; do
+  case "$1" in -C) count=$2; shift 2 ;; -p|-i|-t|-B|-r) shift 2 ;; -*) shift ;;
+  *) if [ $first = 1 ]; then times=$(yes 0.5 | head -n "$count" | tr '\\n' ' ');
+     else times=$(yes - | head -n "$count" | tr '\\n' ' '); fi
+     echo "$1 : $times" >&2; first=0; shift ;; esac
+done
+exit 1
+"""
+
+
+def test_the_mesh_report_is_the_model(tmp_path):
+    # Three hosts whose fping (a stand-in: no packet leaves) reaches only its first peer.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "fping").write_text(FPING)
+    (bin_dir / "fping").chmod(0o755)
+
+    async def scenario():
+        started = []
+        for i in range(3):
+            d = tmp_path / f"s{i}"
+            d.mkdir()
+            started.append(await CommandServer(d, path_prefix=bin_dir).start())
+            started[-1].known_hosts_path.write_text(started[-1].host_key_line)
+        try:
+            return await fleet.run_async(["mesh"], inventory_of(tmp_path, started),
+                                         params={"mesh": MeshParams(count=2, probe="fping")})
+        finally:
+            for s in started:
+                await s.close()
+
+    outcome = asyncio.run(scenario())
+    report = outcome["mesh"].report
+    assert isinstance(report, MeshReport)
+    mesh = report.mesh
+    assert [h.name for h in mesh.hosts] == ["a", "b", "c"] and mesh.pair_count == 6
+    states = {(mesh.row(i).src, mesh.row(i).dst): mesh.row(i).state.value
+              for i in range(mesh.pair_count)}
+    # Unanswered pairs from a source whose sit1 lacks its address (this machine has no sit1)
+    # are errors, not "unreachable": the source could not have reached anyone.
+    assert states == {("a", "b"): "ok", ("a", "c"): "error", ("b", "a"): "ok",
+                      ("b", "c"): "error", ("c", "a"): "ok", ("c", "b"): "error"}
+    assert "source not configured: sit1 does not carry" in mesh.row(1).error
+    assert [h.state.value for h in mesh.hosts] == ["unconfigured"] * 3
+    assert outcome.exit_code == report.exit_code == 1
+    assert report.to_json().as_dict()["summary"] == {"hosts": 3, "pairs": 6, "ok": 3, "lossy": 0,
+                                                      "unreachable": 0, "error": 3}

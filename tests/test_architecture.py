@@ -1,0 +1,56 @@
+"""The arrows between packages: the generic core imports no feature, and loading the command line
+or one task loads no other feature's code."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CORE = REPO / "fleet" / "core"
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_the_core_imports_nothing_of_fleet_outside_the_core():
+    offenders = {}
+    for path in sorted(CORE.rglob("*.py")):
+        outside = {m for m in imported_modules(path)
+                   if m == "fleet" or (m.startswith("fleet.") and not m.startswith("fleet.core"))}
+        if outside:
+            offenders[str(path.relative_to(REPO))] = sorted(outside)
+    assert not offenders, offenders
+    assert len(list(CORE.glob("*.py"))) >= 8  # the scan saw the core's modules
+
+
+def loaded_after(statement: str) -> set[str]:
+    code = f"import sys\n{statement}\nprint('\\n'.join(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                          timeout=60, check=True)
+    return set(done.stdout.split())
+
+
+def test_the_command_line_loads_no_feature_and_no_ssh_library_until_a_run_needs_them():
+    loaded = loaded_after("import fleet.cli")
+    assert "fleet.cli" in loaded
+    for feature in ("fleet.mesh", "fleet.tunnel.setup_task", "fleet.lab", "asyncssh",
+                    "fleet.ssh.transport"):
+        assert feature not in loaded, feature
+
+
+def test_loading_one_task_loads_no_other_feature():
+    loaded = loaded_after("from fleet.catalog import task\ntask('teardown')")
+    assert "fleet.tunnel.teardown_task" in loaded
+    assert not {m for m in loaded if m.startswith("fleet.mesh")}
+    loaded = loaded_after("from fleet.catalog import task\ntask('mesh')")
+    assert "fleet.mesh.task" in loaded
+    assert "fleet.tunnel.setup_task" not in loaded and "fleet.tunnel.teardown_task" not in loaded
