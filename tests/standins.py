@@ -3,11 +3,13 @@
 `StandInHost(root)` lays out, under `root`:
 
     bin/            stand-in commands, put first on the scripts' PATH:
-                    ip     keeps sit1's state in files (below), logs every call to `calls`, fails
+                    ip     keeps sit1's state in files (below) and in proc/net/if_inet6, logs every
+                           call to `calls`, fails
                            the calls that contain a line of `fail` and sleeps 30 s in those that
                            contain the text of `hang`
                     sudo   runs `sudo -n CMD...` as CMD (the login user is root already), or
-                           refuses as sudo does when it wants a password (`refuse_sudo()`)
+                           refuses as sudo does when it wants a password (`refuse_sudo()`);
+                           logs each call's first line to `sudo-calls`
                     id     says uid `uid` (1000 unless `write_uid` says otherwise), so that
                            fleet's `as_root` goes through sudo
                     uname  says kernel FAKE_KERNEL, which has no /lib/modules entry
@@ -17,7 +19,7 @@
     sys/class/net/  sysfs: sit1/ifindex while sit1 exists
     sys/module/sit  the sit module is loaded (`sit=False`: the kernel lacks it)
     proc/net/if_inet6, proc/sys/net/ipv6/conf/{all,default}/disable_ipv6
-                    IPv6 on, as the kernel shows it (if_inet6 is written by `write`)
+                    IPv6 on, as the kernel shows it (if_inet6: sit1's addresses)
 
 and the state files of sit1 (`mtu`, `up`, `alias`, `addrs`, `local`, `remote`, `isatap`, `kind`).
 The scripts read /sys and /proc literally: `paths` maps those paths to this tree, and
@@ -27,6 +29,7 @@ The scripts read /sys and /proc literally: `paths` maps those paths to this tree
 from __future__ import annotations
 
 import subprocess
+import sys
 from ipaddress import IPv6Interface
 from pathlib import Path
 
@@ -52,13 +55,15 @@ case "$*" in
                  mkdir -p $r/sys/class/net/sit1; echo 9 > $r/sys/class/net/sit1/ifindex
                  echo 1480 > $r/mtu; echo 0 > $r/up; : > $r/alias; : > $r/addrs; echo sit > $r/kind
                  echo "$7" > $r/local; echo any > $r/remote; echo true > $r/isatap;;
-  "link del sit1") rm -rf $r/sys/class/net/sit1;;
+  "link del sit1") rm -rf $r/sys/class/net/sit1; : > $r/proc/net/if_inet6;;
   "link set dev sit1 alias "*) echo -n "$6" > $r/alias;;
   "link set dev sit1 mtu "*) echo "$6" > $r/mtu;;
   "link set dev sit1 up") echo 1 > $r/up;;
   "link set dev sit1 down") echo 0 > $r/up;;
-  "addr replace "*|"addr add "*) grep -qx "$3" $r/addrs || echo "$3" >> $r/addrs;;
-  "addr del "*) grep -vx "$3" $r/addrs > $r/addrs.new; mv $r/addrs.new $r/addrs;;
+  "addr replace "*|"addr add "*) grep -qx "$3" $r/addrs || echo "$3" >> $r/addrs
+                                 PYTHON -c 'INET6' $r < $r/addrs > $r/proc/net/if_inet6;;
+  "addr del "*) grep -vx "$3" $r/addrs > $r/addrs.new; mv $r/addrs.new $r/addrs
+                PYTHON -c 'INET6' $r < $r/addrs > $r/proc/net/if_inet6;;
   "-j -d link show dev sit1")
     [ -d $r/sys/class/net/sit1 ] || { echo 'Device "sit1" does not exist.' >&2; exit 1; }
     flags='["NOARP"]'; [ "$(cat $r/up)" = 1 ] && flags='["NOARP","UP"]'
@@ -76,7 +81,17 @@ esac
 exit 0
 """
 
+# /proc/net/if_inet6 from the addresses on stdin (the ip stand-in keeps it as the kernel would)
+INET6_PROGRAM = ('import ipaddress, sys; '
+                 'index = int(open(sys.argv[1] + "/sys/class/net/sit1/ifindex").read()); '
+                 '[print(ipaddress.IPv6Interface(a).ip.exploded.replace(":", ""), format(index, "02x"), '
+                 'format(ipaddress.IPv6Interface(a).network.prefixlen, "02x"), "00 80     sit1") '
+                 'for a in sys.stdin.read().split()]')
+
 SUDO_STAND_IN = r"""#!/bin/sh
+nl='
+'
+all="$*"; echo "${all%%"$nl"*}" >> ROOT/sudo-calls
 if [ -s ROOT/refuse-sudo ]; then echo "sudo: a password is required" >&2; exit 1; fi
 [ "$1" = -n ] && shift
 exec "$@"
@@ -151,7 +166,9 @@ class StandInHost:
         for name in ("fail", "unreachable", "lossy", "refuse-sudo"):
             (root / name).write_text("")
         self.write_uid(1000)
-        commands = {"ip": IP_STAND_IN.replace("LINKJSON", LINK_JSON), "sudo": SUDO_STAND_IN,
+        ip = IP_STAND_IN.replace("LINKJSON", LINK_JSON).replace("PYTHON", sys.executable) \
+            .replace("INET6", INET6_PROGRAM)
+        commands = {"ip": ip, "sudo": SUDO_STAND_IN,
                     "id": ID_STAND_IN, "uname": UNAME_STAND_IN}
         if fping:
             commands["fping"] = FPING_STAND_IN
@@ -210,3 +227,13 @@ class StandInHost:
 
     def calls(self) -> list[str]:
         return self.log.read_text().splitlines() if self.log.exists() else []
+
+    def changing_calls(self) -> list[str]:
+        """The calls of `ip` that are not reads (`ip -j ...`)."""
+        return [call for call in self.calls() if not call.startswith("-j ")]
+
+    def privileged_calls(self) -> list[str]:
+        """What sudo was asked to run, leaving out the preflight's `sudo -n true`."""
+        path = self.root / "sudo-calls"
+        calls = path.read_text().splitlines() if path.exists() else []
+        return [call for call in calls if call != "-n true"]
