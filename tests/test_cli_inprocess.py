@@ -80,4 +80,4 @@ def test_json_to_stdout_puts_the_table_on_stderr(inprocess_fleet):
     assert done.code == 0, done.err
     report = json.loads(done.out)
     assert report["task"] == "setup" and report["hosts"][0]["status"] == "changed"
-    assert "h1  changed  would create sit1" in done.err and "would create" not in done.out
+    assert "h1  changed  would create sit1" in done.err and "changed  would" not in done.out
