@@ -48,3 +48,15 @@ def pytest_sessionfinish(session, exitstatus):
         reporter.write_line(f"CI=true: {skipped} test(s) skipped; in CI everything must run",
                             red=True)
         session.exitstatus = 1
+
+
+@pytest.fixture
+def inprocess_fleet(tmp_path, capsys):
+    """An InProcessFleet (tests/inprocess.py): SSH hosts with stand-ins, and the CLI run here."""
+    from inprocess import InProcessFleet
+
+    fleet = InProcessFleet(tmp_path, capsys)
+    try:
+        yield fleet
+    finally:
+        fleet.close()

@@ -10,6 +10,12 @@ command is NOT stopped when the client closes its channel: whoever started it mu
 MaxSessions). `password` turns on password authentication (what clients sent is in `passwords`);
 `forwarding` lets clients open direct-tcpip channels through it (a jump host); "prohibited" refuses
 them as sshd does with AllowTcpForwarding no.
+
+Test-side seams for stand-in hosts (tests/standins.py), never needed by fleet itself: `paths`
+maps literal paths to others, rewritten in each command before it runs (the scripts read
+/sys/class/net, /proc/net/if_inet6 ... literally; the map points them at a stand-in tree, as a
+mount namespace would), and `search_path` replaces the server's own PATH (a host without ping,
+fping or python3), `path_prefix` still coming first.
 """
 
 from __future__ import annotations
@@ -17,10 +23,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
+from collections.abc import Mapping
 from pathlib import Path
 
 import asyncssh
+
+
+def rewrite_paths(command: str, paths: Mapping[str, str]) -> str:
+    """`command` with each literal occurrence of a key of `paths` replaced by its value, all in one
+    pass (a replacement is never rewritten again)."""
+    if not paths:
+        return command
+    pattern = re.compile("|".join(re.escape(path) for path in sorted(paths, key=len, reverse=True)))
+    return pattern.sub(lambda found: paths[found.group(0)], command)
 
 
 class ServerSide(asyncssh.SSHServer):
@@ -61,9 +78,12 @@ class ServerSide(asyncssh.SSHServer):
 class CommandServer:
     def __init__(self, workdir: Path, *, path_prefix: Path | None = None, accept_auth: bool = True,
                  max_sessions: int | None = None, password: str | None = None,
-                 forwarding: bool | str = False) -> None:
+                 forwarding: bool | str = False, paths: Mapping[str, str] | None = None,
+                 search_path: str | None = None) -> None:
         self.workdir = workdir
         self.path_prefix = path_prefix
+        self.paths = dict(paths or {})
+        self.search_path = search_path
         self.accept_auth = accept_auth
         self.max_sessions = max_sessions
         self.password = password
@@ -115,7 +135,10 @@ class CommandServer:
         if isinstance(command, bytes):
             command = command.decode()
         self.commands.append(command)
+        command = rewrite_paths(command, self.paths)
         env = dict(os.environ)
+        if self.search_path is not None:
+            env["PATH"] = self.search_path
         if self.path_prefix is not None:
             env["PATH"] = f"{self.path_prefix}:{env['PATH']}"
         child = await asyncio.create_subprocess_exec(

@@ -1,6 +1,7 @@
 import io
 import json
 from ipaddress import IPv6Interface
+from pathlib import Path
 
 import pytest
 
@@ -84,25 +85,41 @@ def test_asymmetric_pair_is_diagnosed(make_hosts):
     assert "h2 -> h1 ok but h1 -> h2 unreachable (asymmetric" in text
 
 
-def test_json_schema_and_streaming_agree(make_hosts):
-    hosts = make_hosts({"h1": "172.31.0.11", "h2": "172.31.0.12"})
-    reports = {"h1": full_report(hosts, 0, h2={"received": 2}), "h2": full_report(hosts, 1)}
-    mesh = mesh_of(hosts, reports)
-    document = mesh_to_json(mesh)
+GOLDEN = Path(__file__).parent / "golden" / "mesh_report.json"
+
+
+def golden_mesh(make_hosts):
+    """3 hosts: h1 -> h2 ok, h1 -> h3 unreachable, h2 -> h1 lossy, h2 -> h3 ok, h3 could not probe."""
+    hosts = make_hosts({"h1": "172.31.0.11", "h2": "172.31.0.12", "h3": "172.31.0.13"})
+    reports = {"h1": full_report(hosts, 0, h3={"received": 0}),
+               "h2": full_report(hosts, 1, h1={"received": 2}),
+               "h3": ConnectError("h3", "cannot connect to 127.0.0.1:2203: Connection refused")}
+    return mesh_of(hosts, reports)
+
+
+def test_mesh_json_report_matches_the_golden_file(make_hosts):
+    # tests/golden/mesh_report.json was checked field by field against the README's
+    # "JSON reports" section; a change here is a change of the documented format
     stream = io.StringIO()
-    MeshJson(mesh).write_json(stream)
-    assert json.loads(stream.getvalue()) == json.loads(json.dumps(document))
-    assert set(document) >= {"hosts", "pairs", "summary", "probe"}
-    assert document["hosts"][0] == {"name": "h1", "ipv4": "172.31.0.11",
-                                    "address": "fd00:5efe:1ab::5efe:ac1f:b", "state": "ok",
-                                    "error": None, "error_kind": None, "probe": "fping", "notes": []}
-    pair = document["pairs"][0]
-    assert pair == {"src": "h1", "dst": "h2", "state": "lossy", "sent": 3, "received": 2,
-                    "loss_pct": 33.3, "rtt_min_ms": 0.1, "rtt_avg_ms": 0.2, "rtt_max_ms": 0.3,
-                    "rtt_mdev_ms": 0.05, "error": None}
-    assert document["summary"] == {"hosts": 2, "pairs": 2, "ok": 1, "lossy": 1, "unreachable": 0,
-                                   "error": 0}
-    assert document["probe"]["method"] == "fping"
+    MeshJson(golden_mesh(make_hosts), interrupted=False, elapsed_s=1.5).write_json(stream)
+    assert json.loads(stream.getvalue()) == json.loads(GOLDEN.read_text())
+    assert stream.getvalue().rstrip("\n") == GOLDEN.read_text().rstrip("\n")
+
+
+def test_streamed_json_of_more_pairs_than_one_batch_parses(make_hosts):
+    hosts = make_hosts({f"h{i}": f"172.31.{i // 200}.{i % 200 + 10}" for i in range(101)})
+    reports = {h.name: full_report(hosts, i, **({"h7": {"received": 0}} if i == 3 else {}))
+               for i, h in enumerate(hosts)}
+    mesh = mesh_of(hosts, reports)
+    assert mesh.pair_count == 10_100  # the writer batches by 10,000
+    stream = io.StringIO()
+    MeshJson(mesh, interrupted=False, elapsed_s=2.0).write_json(stream)
+    document = json.loads(stream.getvalue())
+    assert len(document["pairs"]) == 10_100
+    assert [(p["src"], p["dst"]) for p in document["pairs"][:2]] == [("h0", "h1"), ("h0", "h2")]
+    assert document["pairs"][-1]["src"] == "h100" and document["pairs"][-1]["dst"] == "h99"
+    assert sum(p["state"] == "unreachable" for p in document["pairs"]) == 1
+    assert document["summary"]["pairs"] == 10_100 and document["elapsed_s"] == 2.0
 
 
 def test_the_matrix_stays_readable_for_many_hosts(make_hosts):

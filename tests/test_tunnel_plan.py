@@ -5,6 +5,7 @@ import subprocess
 from ipaddress import IPv4Address, IPv6Interface
 
 import pytest
+from standins import StandInHost as Host
 
 from fleet.core.sections import split_sections
 from fleet.tunnel.iproute import ABSENT, TunnelState
@@ -133,79 +134,6 @@ def test_removal_takes_only_fleets_or_an_adoptable_tunnel():
 
 # -- the scripts, run by /bin/sh ------------------------------------------------------------------
 
-LINK_JSON = ('[{"ifindex":IDX,"ifname":"sit1","flags":FLAGS,"mtu":MTU,"ifalias":"ALIAS",'
-             '"linkinfo":{"info_kind":"sit","info_data":{"proto":"ip6ip","remote":"any",'
-             '"local":"172.31.0.11","isatap":true}}}]')
-
-
-class Host:
-    """A stand-in host for the scripts: a sysfs tree under tmp_path and an `ip` that keeps
-    sit1's state in files, logs every call and fails the calls listed in `fail`."""
-
-    def __init__(self, tmp_path, state: TunnelState | None = None) -> None:
-        self.root = tmp_path
-        self.net = tmp_path / "class" / "net"
-        self.net.mkdir(parents=True)
-        self.log = tmp_path / "calls"
-        self.fail = tmp_path / "fail"
-        self.fail.write_text("")
-        (tmp_path / "ip").write_text(IP_STAND_IN.replace("ROOT", str(tmp_path))
-                                   .replace("LINKJSON", LINK_JSON))
-        (tmp_path / "ip").chmod(0o755)
-        if state is not None and state.exists:
-            self.write(state)
-
-    def write(self, state: TunnelState) -> None:
-        dev = self.net / "sit1"
-        dev.mkdir(exist_ok=True)
-        (dev / "ifindex").write_text(f"{state.ifindex}\n")
-        (self.root / "mtu").write_text(str(state.mtu))
-        (self.root / "up").write_text("1" if state.up else "0")
-        (self.root / "alias").write_text(state.alias or "")
-        (self.root / "addrs").write_text("".join(f"{a}\n" for a in state.addresses))
-
-    def run(self, script: str) -> subprocess.CompletedProcess:
-        script = script.replace("/sys/class/net", str(self.net))
-        return subprocess.run(["sh", "-c", script], capture_output=True, text=True,
-                              env={"PATH": f"{self.root}:/usr/bin:/bin"})
-
-    def calls(self) -> list[str]:
-        return self.log.read_text().splitlines() if self.log.exists() else []
-
-
-IP_STAND_IN = r"""#!/bin/sh
-r=ROOT
-echo "$*" >> $r/calls
-while read -r pattern; do
-  case "$*" in *"$pattern"*) [ -n "$pattern" ] && { echo "RTNETLINK answers: refused" >&2; exit 2; };; esac
-done < $r/fail
-[ -s $r/hang ] && case "$*" in *"$(cat $r/hang)"*) sleep 30;; esac
-case "$*" in
-  "tunnel add"*) mkdir -p $r/class/net/sit1; echo 9 > $r/class/net/sit1/ifindex
-                 echo 1480 > $r/mtu; echo 0 > $r/up; : > $r/alias; : > $r/addrs;;
-  "link del sit1") rm -rf $r/class/net/sit1;;
-  "link set dev sit1 alias "*) echo -n "$6" > $r/alias;;
-  "link set dev sit1 mtu "*) echo "$6" > $r/mtu;;
-  "link set dev sit1 up") echo 1 > $r/up;;
-  "link set dev sit1 down") echo 0 > $r/up;;
-  "addr replace "*|"addr add "*) grep -qx "$3" $r/addrs || echo "$3" >> $r/addrs;;
-  "addr del "*) grep -vx "$3" $r/addrs > $r/addrs.new; mv $r/addrs.new $r/addrs;;
-  "-j -d link show dev sit1")
-    [ -d $r/class/net/sit1 ] || { echo 'Device "sit1" does not exist.' >&2; exit 1; }
-    flags='["NOARP"]'; [ "$(cat $r/up)" = 1 ] && flags='["NOARP","UP"]'
-    echo 'LINKJSON' | sed -e "s/IDX/$(cat $r/class/net/sit1/ifindex)/" -e "s/FLAGS/$flags/" \
-      -e "s/MTU/$(cat $r/mtu)/" -e "s/ALIAS/$(cat $r/alias)/";;
-  "-j addr show dev sit1")
-    printf '[{"ifname":"sit1","addr_info":['; sep=
-    while read -r a; do
-      printf '%s{"family":"inet6","local":"%s","prefixlen":%s}' "$sep" "${a%/*}" "${a#*/}"; sep=,
-    done < $r/addrs
-    echo ']}]';;
-esac
-exit 0
-"""
-
-
 def state_of(host: Host) -> TunnelState:
     return parse_state(split_sections(host.run(read_state_script()).stdout))
 
@@ -308,9 +236,9 @@ def test_an_apply_stopped_midway_undoes_its_steps_even_with_nobody_reading(tmp_p
     before = drift(addresses=(stale,), mtu=1400)
     host = Host(tmp_path, before)
     (tmp_path / "hang").write_text("mtu 1480")
-    script = apply_script(plan(before, DESIRED), before).replace("/sys/class/net", str(host.net))
+    script = host.rewrite(apply_script(plan(before, DESIRED), before))
     running = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={"PATH": f"{tmp_path}:/usr/bin:/bin"}, start_new_session=True)
+                               env={"PATH": f"{host.bin}:/usr/bin:/bin"}, start_new_session=True)
     try:
         for _ in range(200):
             if any("mtu 1480" in call for call in host.calls()):
