@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from fleet import __version__, api
 from fleet.catalog import find_tasks
@@ -23,7 +23,7 @@ from fleet.catalog import task as load_task
 from fleet.cli_options import TaskOptions
 from fleet.core.errors import InventoryError, LabError, TaskError, UsageError
 from fleet.core.oslimits import raise_open_file_limit
-from fleet.core.output import write_json, write_json_documents
+from fleet.core.output import columns, write_json, write_json_documents
 from fleet.core.results import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from fleet.core.runner import RunLimits
 from fleet.core.task import Task
@@ -137,8 +137,8 @@ def build_parser(tasks: Sequence[Task] = ()) -> tuple[argparse.ArgumentParser, T
     add_inventory_options(inventory)
     inventory.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    tasks = commands.add_parser("tasks", help="list the tasks `fleet run` can run")
-    tasks.add_argument("--tasks-dir", type=Path, action="append", default=[], metavar="DIR")
+    listing = commands.add_parser("tasks", help="list the tasks `fleet run` can run")
+    listing.add_argument("--tasks-dir", type=Path, action="append", default=[], metavar="DIR")
 
     lab = commands.add_parser("lab", help="a local test bed of QEMU guests with real kernels",
                               description="N small QEMU guests with a kernel that has ISATAP, "
@@ -225,16 +225,15 @@ def cmd_inventory(options: argparse.Namespace) -> int:
     inventory = select_hosts(options)
     from fleet.ssh.transport import effective_port  # the ssh config's Port where the inventory has none
 
-    rows = [{"name": h.name, "ssh": f"{h.ssh_host}:{effective_port(h)}", "ipv4": str(h.ipv4),
-             "address": str(h.address), "groups": list(h.groups)} for h in inventory.hosts]
+    rows: list[dict[str, Any]] = [
+        {"name": h.name, "ssh": f"{h.ssh_host}:{effective_port(h)}", "ipv4": str(h.ipv4),
+         "address": str(h.address), "groups": list(h.groups)} for h in inventory.hosts]
     if options.json:
         write_json({"hosts": rows}, sys.stdout)
         return EXIT_OK
     table = [["NAME", "SSH", "IPV4", "ISATAP ADDRESS", "GROUPS"]] + [
         [r["name"], r["ssh"], r["ipv4"], r["address"], ",".join(r["groups"])] for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    print("\n".join(columns(table)))
     return EXIT_OK
 
 
@@ -414,10 +413,11 @@ def cmd_lab(options: argparse.Namespace) -> int:
               + (f" --workdir {_relative(workdir)}" if workdir != DEFAULT_LAB_DIR.resolve() else ""))
         return EXIT_OK
     if options.lab_command == "status":
-        info = lab.status(workdir=workdir)
-        if info is None:
+        found = lab.status(workdir=workdir)
+        if found is None:
             print(f"no lab in {_relative(workdir)}", file=sys.stderr)
             return EXIT_FAILED
+        info = found
         if options.json:
             write_json({"name": info.name, "netns": info.netns,
                         "inventory": str(info.inventory_dir),

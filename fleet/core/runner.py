@@ -227,9 +227,9 @@ class Runner:
         if stop is None:
             await asyncio.wait(jobs)
             return
-        stopper = asyncio.ensure_future(stop.wait())
+        stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
         try:
-            remaining: set[asyncio.Future[object]] = set(jobs)
+            remaining: set[asyncio.Future[Any]] = set(jobs)
             while remaining and not stopper.done():
                 _, remaining = await asyncio.wait(remaining | {stopper},
                                                   return_when=asyncio.FIRST_COMPLETED)
@@ -252,7 +252,7 @@ class Runner:
         except Exception as exc:  # a failure belongs to one host, even a bug in a task
             return run.result(failed=True, exception=HostError(
                 host.name, f"{name} crashed: {type(exc).__name__}: {exc}"))
-        result.name = name
+        result.name = name  # type: ignore[assignment]  # nornir annotates Result.name as None
         if result.host is None:
             result.host = host.nornir_host
         return result
