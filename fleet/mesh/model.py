@@ -165,7 +165,7 @@ class MeshHost:
     error_kind: str | None = None  # why it could not probe, as fleet.core.errors names it
 
 
-def peer_plan(count: int, peers: int | None) -> list[array]:
+def peer_plan(count: int, peers: int | None) -> list[array[int]]:
     """Which hosts each host probes. Every other host by default; with `peers` = K < count - 1, K
     peers at evenly spread offsets (a circulant graph), so every host is also probed by exactly K
     others and each covers near and far neighbours in inventory order (as in Pingmesh)."""
