@@ -61,19 +61,15 @@ def write_inventory(directory: Path, n: int, port: int, keys: Path) -> Path:
     server which host it is) and defaults.yaml (prefix, client key, known_hosts with the server's
     key)."""
     from benchmarks.simserver import sim_address, sim_user
+    from fleet.inventory import write_inventory as write_nornir_inventory
 
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / "hosts.yaml", "w", encoding="utf-8") as out:
-        for i in range(n):
-            ipv4 = sim_ipv4(i)
-            out.write(f"{host_name(i, n)}:\n  hostname: {sim_address(i)}\n  port: {port}\n"
-                      f"  username: {sim_user(ipv4)}\n  data:\n    ipv4: {ipv4}\n")
-    (directory / "defaults.yaml").write_text(
-        f"data:\n  isatap_prefix: '{PREFIX}'\n"
-        "connection_options:\n  asyncssh:\n    extras:\n"
-        f"      client_keys: ['{keys / 'client_key'}']\n"
-        f"      known_hosts: '{keys / 'known_hosts'}'\n", encoding="utf-8")
-    return directory
+    hosts = {host_name(i, n): {"hostname": sim_address(i), "port": port, "username": sim_user(ipv4),
+                               "data": {"ipv4": ipv4}}
+             for i, ipv4 in ((i, sim_ipv4(i)) for i in range(n))}
+    return write_nornir_inventory(directory, hosts, {
+        "data": {"isatap_prefix": PREFIX},
+        "connection_options": {"asyncssh": {"extras": {
+            "client_keys": [str(keys / "client_key")], "known_hosts": str(keys / "known_hosts")}}}})
 
 
 def loadavg() -> tuple[float, float, float]:

@@ -1,3 +1,4 @@
+import dataclasses
 import io
 import json
 from ipaddress import IPv6Interface
@@ -166,3 +167,24 @@ def test_sampled_mesh_states_its_coverage(make_hosts):
     assert mesh.pair_count == 30 and mesh.all_ok
     assert "sampled: 3 peers per host (33.3% of pairs)" in render_mesh(mesh)
     assert mesh_to_json(mesh)["coverage"] == {"peers_per_host": 3, "pairs": 30, "fraction": 0.3333}
+
+
+def test_streamed_pairs_are_the_pairs_of_the_model_across_batches(make_hosts):
+    """Every pair object of the JSON report has a Pair's fields and values, past the writer's
+    batches, with loss and RTTs as the parser gave them and errors escaped."""
+    hosts = make_hosts({f"h{i}": f"172.31.{i // 200}.{i % 200 + 10}" for i in range(70)})
+    special = {"h5": {"received": 1}, "h6": {"received": 0}, "h7": {"error": 'said "no"\n\\'}}
+    reports = {h.name: full_report(hosts, i, **special) for i, h in enumerate(hosts)}
+    mesh = mesh_of(hosts, reports)
+    assert mesh.pair_count > 4096
+    pairs = mesh_to_json(mesh)["pairs"]
+    assert pairs == [{**dataclasses.asdict(p), "state": p.state.value} for p in mesh.pairs]
+    by_pair = {(p["src"], p["dst"]): p for p in pairs}
+    lossy = {"src": "h69", "dst": "h5", "state": "lossy", "sent": 3, "received": 1, "loss_pct": 66.7,
+             "rtt_min_ms": 0.1, "rtt_avg_ms": 0.2, "rtt_max_ms": 0.3, "rtt_mdev_ms": 0.05, "error": None}
+    assert by_pair["h69", "h5"] == lossy and list(by_pair["h69", "h5"]) == list(lossy)  # in order
+    assert by_pair["h69", "h6"]["loss_pct"] == 100.0 and by_pair["h69", "h6"]["rtt_avg_ms"] is None
+    assert by_pair["h69", "h7"] == {"src": "h69", "dst": "h7", "state": "error", "sent": 0,
+                                    "received": 0, "loss_pct": None, "rtt_min_ms": None,
+                                    "rtt_avg_ms": None, "rtt_max_ms": None, "rtt_mdev_ms": None,
+                                    "error": 'said "no"\n\\'}

@@ -8,6 +8,7 @@ host; no inventory, no Nornir, no reporting.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from benchmarks.jobs import BED_JOBS
@@ -41,25 +42,31 @@ async def connect(spec: dict, host: dict, connecting: asyncio.Semaphore, timeout
             kex_algs=["curve25519-sha256"], agent_path=None), timeout)
 
 
-async def _one(spec: dict, host: dict, connecting: asyncio.Semaphore) -> tuple[str, dict]:
-    try:
-        conn = await connect(spec, host, connecting, 30)
-        async with conn:
-            done = await conn.run(host["command"], check=False, timeout=120)
-        return host["name"], {"exit": done.exit_status, "output": str(done.stdout) + str(done.stderr),
-                              "error": None}
-    except Exception as exc:  # a failure belongs to one host
-        return host["name"], {"exit": None, "output": None, "error": f"{type(exc).__name__}: {exc}"}
+async def _one(spec: dict, host: dict, connecting: asyncio.Semaphore) -> dict:
+    conn = await connect(spec, host, connecting, 30)
+    async with conn:
+        done = await conn.run(host["command"], check=False, timeout=120)
+    return {"exit": done.exit_status, "output": str(done.stdout) + str(done.stderr), "error": None}
 
 
-async def _all(spec: dict) -> dict:
-    connecting = asyncio.Semaphore(spec["connecting"])
-    return dict(await asyncio.gather(*(_one(spec, h, connecting) for h in spec["hosts"])))
+async def on_every_host(spec: dict, one: Callable[[dict, dict, asyncio.Semaphore], Awaitable[dict]],
+                        connecting: int) -> dict:
+    """`one(spec, host, handshakes)` on every host of the spec at once, at most `connecting`
+    handshakes in flight: host name -> its result, or the error that stopped it."""
+    handshakes = asyncio.Semaphore(connecting)
+
+    async def guarded(host: dict) -> tuple[str, dict]:
+        try:
+            return host["name"], await one(spec, host, handshakes)
+        except Exception as exc:  # a failure belongs to one host
+            return host["name"], {"exit": None, "output": None, "error": f"{type(exc).__name__}: {exc}"}
+
+    return dict(await asyncio.gather(*(guarded(h) for h in spec["hosts"])))
 
 
 def main() -> None:
     spec = load_spec()
-    write_results(spec, asyncio.run(_all(spec)))
+    write_results(spec, asyncio.run(on_every_host(spec, _one, spec["connecting"])))
 
 
 if __name__ == "__main__":

@@ -12,34 +12,25 @@ from __future__ import annotations
 import asyncio
 
 from benchmarks.peers import load_spec, write_results
-from benchmarks.peers.asyncssh_baseline import connect
+from benchmarks.peers.asyncssh_baseline import connect, on_every_host
 
 CONNECTING = 20
 
 
-async def _one(spec: dict, host: dict, connecting: asyncio.Semaphore) -> tuple[str, dict]:
-    try:
-        conn = await connect(spec, host, connecting, 60)
-        async with conn:
-            read = await conn.run(host["read"], check=False, timeout=120)
-            if read.exit_status != 0:
-                return host["name"], {"exit": read.exit_status, "output": str(read.stderr),
-                                      "error": "reading the state failed"}
-            applied = await conn.run(host["apply"], check=False, timeout=120)
-        return host["name"], {"exit": applied.exit_status, "output": str(applied.stdout),
-                              "error": None if applied.exit_status == 0 else str(applied.stderr)[-300:]}
-    except Exception as exc:  # a failure belongs to one host
-        return host["name"], {"exit": None, "output": None, "error": f"{type(exc).__name__}: {exc}"}
-
-
-async def _all(spec: dict) -> dict:
-    connecting = asyncio.Semaphore(CONNECTING)
-    return dict(await asyncio.gather(*(_one(spec, h, connecting) for h in spec["hosts"])))
+async def _one(spec: dict, host: dict, connecting: asyncio.Semaphore) -> dict:
+    conn = await connect(spec, host, connecting, 60)
+    async with conn:
+        read = await conn.run(host["read"], check=False, timeout=120)
+        if read.exit_status != 0:
+            return {"exit": read.exit_status, "output": str(read.stderr), "error": "reading the state failed"}
+        applied = await conn.run(host["apply"], check=False, timeout=120)
+    return {"exit": applied.exit_status, "output": str(applied.stdout),
+            "error": None if applied.exit_status == 0 else str(applied.stderr)[-300:]}
 
 
 def main() -> None:
     spec = load_spec()
-    write_results(spec, asyncio.run(_all(spec)))
+    write_results(spec, asyncio.run(on_every_host(spec, _one, CONNECTING)))
 
 
 if __name__ == "__main__":

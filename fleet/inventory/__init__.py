@@ -1,7 +1,7 @@
 """The inventory: Nornir's hosts, groups and defaults files, loaded and validated into FleetHosts.
 
 `load_inventory(directory)` reads and checks every file before any host is touched; errors name
-the file, the host and the field.
+the file, the host and the field. `write_inventory` writes one that it reads back.
 """
 
 from fleet.inventory.load import (
@@ -17,6 +17,8 @@ from fleet.inventory.load import (
     load_inventory,
     parse_ssh_hostname,
 )
+from fleet.inventory.write import write_inventory
 
 __all__ = ["DEFAULTS_FILE", "GROUPS_FILE", "HOSTS_FILE", "FleetHost", "Inventory", "InventoryFiles",
-           "Source", "check_ssh_files", "check_username", "load_inventory", "parse_ssh_hostname"]
+           "Source", "check_ssh_files", "check_username", "load_inventory", "parse_ssh_hostname",
+           "write_inventory"]

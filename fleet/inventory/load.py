@@ -9,6 +9,7 @@ connection field is checked on the value the host really ends up with after that
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import re
 import socket
@@ -21,7 +22,7 @@ from typing import Any
 
 import ruamel.yaml
 from nornir.core import Nornir
-from nornir.core.configuration import Config
+from nornir.core.configuration import Config, LoggingConfig
 from nornir.core.inventory import ConnectionOptions, Defaults, Group, Groups, Host, Hosts, ParentGroups
 from nornir.core.inventory import Inventory as NornirInventory
 
@@ -77,7 +78,7 @@ class Source:
 
     file: str
     field: str
-    value: Any = field(repr=False)
+    value: Any = dataclasses.field(repr=False)  # `field` in here is the attribute above
     note: str = ""
 
 
@@ -233,7 +234,7 @@ def load_inventory(directory: Path | str) -> Inventory:
     # Nornir's own inventory objects, built from the files as read and checked above (read once:
     # what was checked is what is used). Not InitNornir: that would import every installed
     # connection plugin (paramiko, netmiko ...) and, unless told not to, write ./nornir.log.
-    nornir = Nornir(inventory=_nornir_inventory(files), config=Config(logging={"enabled": False}))
+    nornir = Nornir(inventory=_nornir_inventory(files), config=Config(logging=LoggingConfig(enabled=False)))
     hosts = tuple(_fleet_host(files, host) for host in nornir.inventory.hosts.values())
     _check_unique_ipv4(directory / HOSTS_FILE, hosts)
     _check_unique_ssh_target(files, hosts)

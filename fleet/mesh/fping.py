@@ -10,7 +10,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from fleet.mesh.ping import PingStats
+from fleet.mesh.ping import RTT_DECIMALS, PingStats
 
 _SUMMARY = re.compile(r"^(?P<target>[0-9A-Fa-f:.%\w-]+)\s+:\s+"
                       r"(?P<times>(?:[\d.]+|-)(?:\s+(?:[\d.]+|-))*)\s*$")
@@ -25,7 +25,8 @@ def stats_from_times(times: Sequence[float | None]) -> PingStats:
     mean = sum(replies) / len(replies)
     mdev = math.sqrt(max(0.0, sum(t * t for t in replies) / len(replies) - mean * mean))
     return PingStats(sent=len(times), received=len(replies), rtt_min_ms=min(replies),
-                     rtt_avg_ms=round(mean, 3), rtt_max_ms=max(replies), rtt_mdev_ms=round(mdev, 3))
+                     rtt_avg_ms=round(mean, RTT_DECIMALS), rtt_max_ms=max(replies),
+                     rtt_mdev_ms=round(mdev, RTT_DECIMALS))
 
 
 def parse_fping(output: str) -> tuple[dict[str, PingStats], dict[str, str]]:

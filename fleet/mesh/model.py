@@ -9,22 +9,24 @@ Pairs are stored in columns (`array`s, about 30 bytes a pair), not as one object
 
 from __future__ import annotations
 
-import math
 from array import array
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address, IPv6Interface
 from itertools import chain
+from typing import Any
 
 from fleet.core.errors import error_kind, failure_reason
 from fleet.inventory import FleetHost
+from fleet.mesh.ping import RTT_DECIMALS, loss_pct
 from fleet.mesh.probe import PingOutcome, ProbeParams
 from fleet.tunnel.isatap import ISATAP_PREFIX_LENGTH
 
 NAN = float("nan")
+_CHUNK = 4096  # rows whose RTTs are converted at once
 
 
 class PairState(StrEnum):
@@ -45,6 +47,9 @@ class HostState(StrEnum):
 
 @dataclass(frozen=True)
 class Pair:
+    """One directed pair as reported: its fields, in this order, are the JSON report's pair objects
+    (`PAIR_FIELDS`)."""
+
     src: str
     dst: str
     state: PairState
@@ -56,6 +61,19 @@ class Pair:
     rtt_max_ms: float | None = None
     rtt_mdev_ms: float | None = None
     error: str | None = None
+
+
+PAIR_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Pair))
+
+
+def rtts_ms(values: Iterable[float]) -> list[float | None]:
+    """Stored RTTs (NaN: no reply) as reported: milliseconds to the microsecond, or None."""
+    return [None if v != v else round(v, RTT_DECIMALS) for v in values]
+
+
+def pair_loss_pct(state: PairState, sent: int, received: int) -> float | None:
+    """A pair's loss in percent; None when it could not tell (an error, or nothing sent)."""
+    return None if state is PairState.ERROR or sent == 0 else loss_pct(sent, received)
 
 
 def classify(outcome: PingOutcome) -> PairState:
@@ -124,10 +142,6 @@ class PairColumns:
         self.errors[row] = error
 
 
-def _ms(value: float) -> float | None:
-    return None if math.isnan(value) else round(value, 3)
-
-
 @dataclass(frozen=True)
 class SourceReport:
     """What one source host reported: the method it used, the addresses on its tunnel, and its
@@ -151,7 +165,7 @@ class MeshHost:
     error_kind: str | None = None  # why it could not probe, as fleet.core.errors names it
 
 
-def peer_plan(count: int, peers: int | None) -> list[array]:
+def peer_plan(count: int, peers: int | None) -> list[array[int]]:
     """Which hosts each host probes. Every other host by default; with `peers` = K < count - 1, K
     peers at evenly spread offsets (a circulant graph), so every host is also probed by exactly K
     others and each covers near and far neighbours in inventory order (as in Pingmesh)."""
@@ -206,19 +220,32 @@ class Mesh:
         return self.columns.state.count(0) == self.pair_count and all(
             h.state is not HostState.ERROR for h in self.hosts)
 
+    def value_columns(self, start: int = 0, stop: int | None = None) -> tuple[list[Any], ...]:
+        """Rows `start` to `stop` as one list per field of a Pair, in PAIR_FIELDS order, read
+        straight from the columns: what a writer of millions of pairs renders a column at a time."""
+        c, stop = self.columns, len(self.columns) if stop is None else stop
+        names = [h.name for h in self.hosts]
+        states = list(map(STATES.__getitem__, c.state[start:stop]))
+        sent, received = c.sent[start:stop].tolist(), c.received[start:stop].tolist()
+        rtt = rtts_ms(c.rtt[4 * start:4 * stop])
+        return (list(map(names.__getitem__, c.src[start:stop])),
+                list(map(names.__getitem__, c.dst[start:stop])),
+                states, sent, received, list(map(pair_loss_pct, states, sent, received)),
+                rtt[0::4], rtt[1::4], rtt[2::4], rtt[3::4],
+                list(map(c.errors.get, range(start, stop))))
+
+    def row_values(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[Any, ...]]:
+        """Rows `start` to `stop` as tuples of a Pair's values (PAIR_FIELDS order)."""
+        stop = self.pair_count if stop is None else stop
+        for begin in range(start, stop, _CHUNK):
+            yield from zip(*self.value_columns(begin, min(stop, begin + _CHUNK)))
+
     def row(self, i: int) -> Pair:
-        c, names = self.columns, self.hosts
-        rtt = c.rtt[4 * i:4 * i + 4]
-        state = STATES[c.state[i]]
-        sent, received = c.sent[i], c.received[i]
-        loss = None if state is PairState.ERROR or sent == 0 else round(
-            100.0 * (sent - min(received, sent)) / sent, 1)
-        return Pair(names[c.src[i]].name, names[c.dst[i]].name, state, sent, received, loss,
-                    _ms(rtt[0]), _ms(rtt[1]), _ms(rtt[2]), _ms(rtt[3]), c.errors.get(i))
+        return Pair(*next(self.row_values(i, i + 1)))
 
     @property
     def pairs(self) -> Iterator[Pair]:
-        return (self.row(i) for i in range(self.pair_count))
+        return (Pair(*values) for values in self.row_values())
 
     def find(self, src: int, dst: int) -> int | None:
         """The row of pair (src, dst) by host index, or None when it was not probed."""

@@ -9,6 +9,9 @@ _TRANSMITTED = re.compile(
     r"(?P<sent>\d+) packets transmitted, (?P<received>\d+) (?:packets )?received"
     r"(?:, \+(?P<duplicates>\d+) duplicates)?(?:, \+(?P<corrupted>\d+) corrupted)?"
     r"(?:, \+(?P<errors>\d+) errors)?")
+RTT_DECIMALS = 3  # RTTs are kept and shown to the microsecond
+LOSS_DECIMALS = 1
+
 _RTT = re.compile(r"(?:rtt|round-trip) min/avg/max(?:/(?:mdev|stddev))? = "
                   r"(?P<min>[\d.]+)/(?P<avg>[\d.]+)/(?P<max>[\d.]+)(?:/(?P<mdev>[\d.]+))? ms")
 
@@ -27,9 +30,13 @@ class PingStats:
 
     @property
     def loss_pct(self) -> float:
-        if self.sent == 0:
-            return 100.0
-        return round(100.0 * (self.sent - min(self.received, self.sent)) / self.sent, 1)
+        return 100.0 if self.sent == 0 else loss_pct(self.sent, self.received)
+
+
+def loss_pct(sent: int, received: int) -> float:
+    """The share of `sent` probes that got no reply, in percent (duplicate replies do not make it
+    negative). `sent` must be positive."""
+    return round(100.0 * (sent - min(received, sent)) / sent, LOSS_DECIMALS)
 
 
 def parse_ping(output: str) -> PingStats | None:

@@ -354,8 +354,8 @@ class AsyncsshTransport:
         if isinstance(known, tuple):
             if self.host_key_checking == "no":
                 return asyncssh.import_known_hosts("")
-            file, exc = known
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            file, error = known
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
             raise SSHSetupError(name, f"cannot read known_hosts file {file}: {reason}")
         return known
 
