@@ -85,7 +85,7 @@ def mesh_report(nr: Nornir, results: AggregatedResult, *, elapsed: float | None 
                          "nr.run unless on_failed=True)")
     firsts = {h.name: results[h.name][0] for h in hosts}
     recorded = {p for r in firsts.values() if (p := getattr(r, "fleet_params", None)) is not None}
-    if len(recorded) != 1:
+    if len(recorded) != 1 or not isinstance(next(iter(recorded)), mesh_task.MeshParams):
         raise UsageError("these are not the results of one nr.run(task=fleet.nornir.mesh_probe)")
     (params,) = recorded
     copied = AggregatedResult(results.name)
