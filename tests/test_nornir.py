@@ -223,3 +223,21 @@ def test_the_installed_package_registers_the_plugin_by_entry_point(installed_ven
     where, address = done.stdout.split()
     assert where.startswith(str(installed_venv.parent.parent))  # the installed copy
     assert address == "fd00:5efe:1ab::5efe:a00:1"  # the default inventory_dir, ./inventory
+
+
+def test_nornir_loading_every_plugin_loads_nothing_else_of_fleet(tmp_path):
+    # InitNornir imports every installed inventory plugin, whoever calls it and with whichever
+    # plugin: fleet's must cost nothing (and never fail) for a script that uses SimpleInventory.
+    write_inventory(tmp_path / "inv", "a:\n  hostname: 10.0.0.1\n")
+    code = ("import sys\n"
+            "from nornir import InitNornir\n"
+            "from nornir.core.plugins.inventory import InventoryPluginRegister\n"
+            "from fleet.nornir.inventory import FleetInventory\n"
+            "InventoryPluginRegister.register('FleetInventory', FleetInventory)\n"
+            "InitNornir(inventory={'plugin': 'SimpleInventory', 'options': "
+            "{'host_file': 'inv/hosts.yaml'}}, logging={'enabled': False})\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('fleet'))))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["fleet", "fleet.nornir", "fleet.nornir.inventory"]
