@@ -60,3 +60,25 @@ def inprocess_fleet(tmp_path, capsys):
         yield fleet
     finally:
         fleet.close()
+
+
+@pytest.fixture(scope="session")
+def installed_venv(tmp_path_factory):
+    """A wheel built from the tree, installed into a fresh venv (dependencies from this
+    interpreter's site-packages): what users get, entry points included. Returns its python."""
+    import subprocess
+    import sys
+
+    work = tmp_path_factory.mktemp("venv")
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                            str(work / "dist"), str(REPO)], capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stdout + built.stderr
+    (wheel,) = (work / "dist").glob("fleet_isatap-*.whl")
+    venv = work / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True,
+                   timeout=120)
+    done = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--no-deps", "--force-reinstall",
+                           str(wheel)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return venv / "bin" / "python"

@@ -178,10 +178,14 @@ class Runner:
 
     async def run(self, name: str, task: HostTask, hosts: Sequence[RunTarget], *,
                   params: Any = None, dry_run: bool = False, stop: asyncio.Event | None = None,
-                  progress: Progress | None = None) -> RunOutcome:
+                  progress: Progress | None = None,
+                  fleet: Sequence[RunTarget] | None = None) -> RunOutcome:
         """Run `task` on every host with the task's `params`. When `stop` is set, unfinished
-        hosts are cancelled and reported as interrupted; what finished is kept."""
+        hosts are cancelled and reported as interrupted; what finished is kept. `fleet` is what
+        each host's task sees as `host.fleet` (default: `hosts`), for running on some hosts of a
+        larger fleet (one host's share of a mesh)."""
         started = time.monotonic()
+        seen = hosts if fleet is None else fleet
         results = AggregatedResult(name)
         slots = asyncio.Semaphore(self.limits.workers)
         done = 0
@@ -189,7 +193,7 @@ class Runner:
         async def one(host: RunTarget) -> None:
             nonlocal done
             async with slots:
-                result = await self._run_host(name, task, host, hosts, params, dry_run)
+                result = await self._run_host(name, task, host, seen, params, dry_run)
             multi = MultiResult(name)
             multi.append(result)
             results[host.name] = multi

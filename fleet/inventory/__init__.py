@@ -11,6 +11,7 @@ from fleet.inventory.load import (
     FleetHost,
     Inventory,
     InventoryFiles,
+    LoadedHost,
     Source,
     check_ssh_files,
     check_username,
@@ -20,5 +21,5 @@ from fleet.inventory.load import (
 from fleet.inventory.write import write_inventory
 
 __all__ = ["DEFAULTS_FILE", "GROUPS_FILE", "HOSTS_FILE", "FleetHost", "Inventory", "InventoryFiles",
-           "Source", "check_ssh_files", "check_username", "load_inventory", "parse_ssh_hostname",
-           "write_inventory"]
+           "LoadedHost", "Source", "check_ssh_files", "check_username", "load_inventory",
+           "parse_ssh_hostname", "write_inventory"]

@@ -25,6 +25,7 @@ from nornir.core import Nornir
 from nornir.core.configuration import Config, LoggingConfig
 from nornir.core.inventory import ConnectionOptions, Defaults, Group, Groups, Host, Hosts, ParentGroups
 from nornir.core.inventory import Inventory as NornirInventory
+from nornir.plugins.runners import ThreadedRunner
 
 from fleet.core.errors import InventoryError, UsageError
 from fleet.core.transport import DEFAULT_SSH_PORT
@@ -69,6 +70,15 @@ class FleetHost:
     def __post_init__(self) -> None:
         object.__setattr__(self, "address", isatap_address(self.prefix, self.ipv4))
         object.__setattr__(self, "address_text", str(self.address))
+
+
+class LoadedHost(Host):
+    """A Nornir Host built by `load_inventory`: it carries its validated FleetHost and the
+    Inventory it was loaded in, so code that is handed only the Nornir host (a Nornir task,
+    fleet.nornir) finds what was validated without reading or checking the files again.
+    Nornir's filters keep these objects, so a filtered Nornir object's hosts carry them too."""
+
+    __slots__ = ("fleet_host", "fleet_inventory")
 
 
 @dataclass(frozen=True)
@@ -234,11 +244,17 @@ def load_inventory(directory: Path | str) -> Inventory:
     # Nornir's own inventory objects, built from the files as read and checked above (read once:
     # what was checked is what is used). Not InitNornir: that would import every installed
     # connection plugin (paramiko, netmiko ...) and, unless told not to, write ./nornir.log.
-    nornir = Nornir(inventory=_nornir_inventory(files), config=Config(logging=LoggingConfig(enabled=False)))
+    # Nornir's own threaded runner, so that `inventory.nornir.run(task=...)` works as usual.
+    nornir = Nornir(inventory=_nornir_inventory(files),
+                    config=Config(logging=LoggingConfig(enabled=False)), runner=ThreadedRunner())
     hosts = tuple(_fleet_host(files, host) for host in nornir.inventory.hosts.values())
     _check_unique_ipv4(directory / HOSTS_FILE, hosts)
     _check_unique_ssh_target(files, hosts)
-    return Inventory(directory, hosts, nornir, files)
+    inventory = Inventory(directory, hosts, nornir, files)
+    for host in hosts:
+        host.nornir_host.fleet_host = host  # type: ignore[attr-defined]  # a LoadedHost
+        host.nornir_host.fleet_inventory = inventory  # type: ignore[attr-defined]
+    return inventory
 
 
 def _read_yaml(path: Path, *, required: bool) -> dict[str, Any]:
@@ -358,8 +374,8 @@ def _nornir_inventory(files: InventoryFiles) -> NornirInventory:
                      for name, element in files.groups.items()})
     for name, group in groups.items():
         group.groups = ParentGroups(groups[parent] for parent in files.groups[name].get("groups") or ())
-    hosts = Hosts({name: Host(name=name, defaults=defaults, **attributes(element),
-                              groups=ParentGroups(groups[g] for g in element.get("groups") or ()))
+    hosts = Hosts({name: LoadedHost(name=name, defaults=defaults, **attributes(element),
+                                    groups=ParentGroups(groups[g] for g in element.get("groups") or ()))
                    for name, element in files.hosts.items()})
     return NornirInventory(hosts=hosts, groups=groups, defaults=defaults)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nornir.core.task import Result
@@ -53,7 +55,7 @@ Params = MeshParams
 
 
 @functools.lru_cache(maxsize=4)
-def _plan(count: int, peers: int | None) -> list[list[int]]:
+def _plan(count: int, peers: int | None) -> list[array[int]]:
     return peer_plan(count, peers)
 
 
@@ -100,6 +102,7 @@ def report(context: TaskContext, outcome: RunOutcome) -> MeshReport:
         reports[host.name] = (result.exception or host_error(result)) if result.failed \
             else result.result
     params: MeshParams = context.params
-    mesh = build_mesh(context.hosts, reports, params.probe_params,
+    hosts: Sequence[FleetHost] = context.hosts  # type: ignore[assignment]  # mesh runs on FleetHosts
+    mesh = build_mesh(hosts, reports, params.probe_params,
                       _plan(len(context.hosts), params.peers), params.peers)
     return MeshReport(mesh, interrupted=outcome.interrupted, elapsed=outcome.elapsed)
