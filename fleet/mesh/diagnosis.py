@@ -276,7 +276,7 @@ def _unconfigured_findings(hosts: Sequence[HostLike]) -> list[Finding]:
         text = f"{unconfigured[0].name}: {unconfigured[0].error} (measured all the same)"
     else:
         text = (f"{len(unconfigured)} hosts' sit1 lacks their ISATAP address (measured all the "
-                f"same; nothing reaches them over the tunnel): {names([h.name for h in unconfigured])}; "
+                f"same): {names([h.name for h in unconfigured])}; "
                 "run `fleet run setup`")
     return [Finding("unconfigured", tuple(h.name for h in unconfigured), text)]
 
