@@ -133,10 +133,9 @@ def test_a_source_that_cannot_probe_names_its_error_kind_once_for_its_whole_row(
 def test_sources_that_cannot_probe_are_grouped_by_error_kind():
     hosts = [HostRecord("a", HostState.ERROR, "Permission denied", "auth"),
              HostRecord("b", HostState.ERROR, "refused", "unreachable"),
-             HostRecord("c", HostState.ERROR, "Permission denied", "auth"),
+             ("c", HostState.ERROR, "Permission denied", "auth"),  # plain tuples do too
              HostRecord("d", HostState.OK)]
-    pairs = [PairRecord(s, d, ERROR if s < 3 else OK, None if s < 3 else 0.0)
-             for s in range(4) for d in range(4) if s != d]
+    pairs = [(s, d, ERROR if s < 3 else OK) for s in range(4) for d in range(4) if s != d]
     findings = diagnose(hosts, pairs)
     assert [(f.kind, f.hosts) for f in findings] == [("source-cannot-probe", ("a", "c")),
                                                      ("source-cannot-probe", ("b",))]
@@ -236,6 +235,7 @@ def test_lossy_names_the_worst_pairs_only():
     assert finding.kind == "lossy" and finding.pairs == lossy
     worst = finding.text.split("worst by loss: ")[1].split(", ")
     assert len(worst) == 5 and all(w.endswith(" 40%") for w in worst)
+    assert len(finding.hosts) == 8  # the data names every host of a lossy pair, the text 5 pairs
 
 
 def test_nothing_answering_anywhere_is_one_all_failing_finding():

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 from fleet.mesh.model import STATES, HostState, Mesh, PairState, pair_loss_pct
 
@@ -101,18 +101,25 @@ class PairTable:
         return len(self.state)
 
 
-def diagnose(hosts: Sequence[HostLike], pairs: Iterable[PairRecord]) -> list[Finding]:
-    """The findings of a mesh given as plain records (`pairs[i].src` indexes `hosts`)."""
+def diagnose(hosts: Sequence[HostLike | tuple[str, HostState, str | None, str | None]],
+             pairs: Iterable[PairRecord | tuple[Any, ...]]) -> list[Finding]:
+    """The findings of a mesh given as plain records: hosts as MeshHosts, HostRecords or
+    (name, state, error, error_kind) tuples; pairs as PairRecords or tuples in its field order
+    (the trailing ones may be left out), `src` and `dst` indexing `hosts`."""
+    records = [cast(HostLike, h) if hasattr(h, "state") else HostRecord(*h) for h in hosts]
     src, dst, state, underlay, mtu = array("I"), array("I"), array("B"), array("b"), array("b")
     loss: list[float | None] = []
+    codes: dict[PairState | None, int] = {None: NOT_MEASURED}
+    codes.update((s, i) for i, s in enumerate(STATES))
     for p in pairs:
-        src.append(p.src)
-        dst.append(p.dst)
-        state.append(STATES.index(p.state))
-        loss.append(p.loss_pct)
-        underlay.append(NOT_MEASURED if p.underlay is None else STATES.index(p.underlay))
-        mtu.append(NOT_MEASURED if p.mtu_ok is None else int(p.mtu_ok))
-    return diagnose_table(hosts, PairTable(
+        record = p if isinstance(p, PairRecord) else PairRecord(*p)
+        src.append(record.src)
+        dst.append(record.dst)
+        state.append(codes[record.state])
+        loss.append(record.loss_pct)
+        underlay.append(codes[record.underlay])
+        mtu.append(NOT_MEASURED if record.mtu_ok is None else int(record.mtu_ok))
+    return diagnose_table(records, PairTable(
         src, dst, state, loss.__getitem__,
         underlay if underlay.count(NOT_MEASURED) < len(underlay) else None,
         mtu if mtu.count(NOT_MEASURED) < len(mtu) else None))
@@ -489,4 +496,4 @@ def _lossy_findings(hosts: Sequence[HostLike], table: PairTable, rows: Sequence[
     top, times = involved.most_common(1)[0]
     if len(rows) > 2 and times == len(rows):
         text += f"; every one to or from {hosts[top].name}: check its link and load"
-    return [Finding("lossy", _hosts_of(hosts, table, worst), text, len(rows))]
+    return [Finding("lossy", tuple(hosts[i].name for i, _ in involved.most_common()), text, len(rows))]
