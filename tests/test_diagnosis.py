@@ -1,6 +1,7 @@
 """The diagnosis of a mesh: each kind of finding on small synthetic meshes, aggregation of whole
 rows, columns and meshes into one finding, readability at 1,000 hosts, speed at 2,000."""
 
+import dataclasses
 import io
 import json
 import re
@@ -336,3 +337,22 @@ def test_two_thousand_hosts_are_diagnosed_in_seconds():
     elapsed = time.perf_counter() - start
     assert kinds(findings) == ["tunnel-blocked", "lossy"] and findings[0].hosts == ("h5",)
     assert elapsed < 15, f"{elapsed:.1f} s for {mesh.pair_count} pairs"
+
+
+def test_a_probers_note_is_shown_but_is_no_finding():
+    mesh = mesh_of(3)
+    mesh.hosts = (dataclasses.replace(mesh.hosts[0], notes=("fping failed: exit 3",)),
+                  *mesh.hosts[1:])
+    text = render_mesh(mesh)
+    assert text.startswith("mesh ALL OK") and "diagnosis" not in text
+    assert "notes:\n  h0: fping failed: exit 3; probed with fping" in text
+
+
+def test_in_a_sampled_mesh_a_failure_without_its_reverse_pair_is_unreachable_not_asymmetric():
+    columns = PairColumns()
+    for s in range(5):  # each host probes the next one only
+        columns.add(s, (s + 1) % 5, UNREACHABLE if s == 2 else OK, 3, 0 if s == 2 else 3)
+    mesh = Mesh(tuple(host(i) for i in range(5)), columns, ProbeParams(), peers=1)
+    findings = diagnose_mesh(mesh)
+    assert kinds(findings) == ["unreachable"]  # h3 reaches h4: not cut off both ways
+    assert findings[0].text == "1 pair unreachable over the tunnel: h2 -> h3"
