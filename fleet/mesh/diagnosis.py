@@ -12,9 +12,12 @@ the state of an IPv4 ping between the same hosts' tunnel endpoints (it tells a b
 from a down host), and `mtu_ok`, whether a full-size don't-fragment ping passed (it finds MTU
 black holes).
 
-Kinds, in the order they are reported (the README's "Verdict and diagnosis" says what to check):
-`all-failing`, `source-cannot-probe`, `unconfigured`, `host-down`, `tunnel-blocked`,
-`host-unreachable`, `unreachable`, `asymmetric`, `pair-error`, `mtu-blackhole`, `lossy`.
+Kinds, in the order they are reported (`KINDS`; the README's "Verdict and diagnosis" says what
+each means and what to check): `all-failing`, `source-cannot-probe`, `unconfigured`,
+`host-down`, `tunnel-blocked`, `host-unreachable`, `unreachable`, `asymmetric`, `pair-error`,
+`mtu-blackhole`, `lossy`. A host cut off both ways is `tunnel-blocked` when IPv4 ping answers,
+`host-down` when it does not, and `host-unreachable` without underlay data. A pair already
+explained by a host's finding is not counted again in a pair finding.
 """
 
 from __future__ import annotations
@@ -36,6 +39,13 @@ PAIRS_SHOWN = 5    # pairs written out in a finding's text (the worst, for lossy
 OK, LOSSY, UNREACHABLE, ERROR = (STATES.index(s) for s in (PairState.OK, PairState.LOSSY,
                                                            PairState.UNREACHABLE, PairState.ERROR))
 NOT_MEASURED = -1  # in the underlay and MTU columns
+
+# Every kind, in the order findings are reported; those about hosts count hosts in the verdict,
+# the others count pairs.
+KINDS = ("all-failing", "source-cannot-probe", "unconfigured", "host-down", "tunnel-blocked",
+         "host-unreachable", "unreachable", "asymmetric", "pair-error", "mtu-blackhole", "lossy")
+HOST_KINDS = frozenset({"source-cannot-probe", "unconfigured", "host-down", "tunnel-blocked",
+                        "host-unreachable"})
 
 
 @dataclass(frozen=True)
@@ -166,10 +176,6 @@ def verdict(mesh: Mesh, findings: Sequence[Finding]) -> str:
     return "NOT OK: " + ", ".join(why)
 
 
-HOST_KINDS = frozenset({"source-cannot-probe", "unconfigured", "host-down", "tunnel-blocked",
-                        "host-unreachable"})
-
-
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
@@ -225,7 +231,7 @@ def diagnose_table(hosts: Sequence[HostLike], table: PairTable) -> list[Finding]
     measured = len(table) - len(counts.rows[ERROR])
     good = measured - len(counts.rows[UNREACHABLE])
     if measured and not good:
-        return [_all_failing(table, measured, n, counts)] + findings
+        return [_all_failing(table, measured)] + findings
     unconfigured = {i for i, h in enumerate(hosts) if h.state is HostState.UNCONFIGURED}
     # A host no peer reaches over the tunnel, and that reaches none (or could not probe).
     isolated = [i for i in range(n) if i not in unconfigured
@@ -247,10 +253,6 @@ def diagnose_table(hosts: Sequence[HostLike], table: PairTable) -> list[Finding]
     findings += _lossy_findings(hosts, table, counts.rows[LOSSY])
     order = {kind: i for i, kind in enumerate(KINDS)}
     return sorted(findings, key=lambda f: order[f.kind])
-
-
-KINDS = ("all-failing", "source-cannot-probe", "unconfigured", "host-down", "tunnel-blocked",
-         "host-unreachable", "unreachable", "asymmetric", "pair-error", "mtu-blackhole", "lossy")
 
 
 def _source_findings(hosts: Sequence[HostLike], rows_of: list[int]) -> list[Finding]:
@@ -288,8 +290,7 @@ def _unconfigured_findings(hosts: Sequence[HostLike]) -> list[Finding]:
     return [Finding("unconfigured", tuple(h.name for h in unconfigured), text)]
 
 
-def _all_failing(table: PairTable, measured: int, n: int, counts: _Counts) -> Finding:
-    del counts
+def _all_failing(table: PairTable, measured: int) -> Finding:
     text = f"no tunnel ping answers anywhere ({measured} pairs measured)"
     und = _underlay_summary(table, range(len(table)))
     if und is None:
