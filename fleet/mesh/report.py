@@ -14,12 +14,13 @@ from typing import Any, TextIO, get_type_hints
 from fleet.core.output import columns
 from fleet.core.results import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from fleet.core.terminal import one_line, printable
+from fleet.mesh.diagnosis import Finding, diagnose_mesh, verdict
 from fleet.mesh.model import PAIR_FIELDS, STATES, HostState, Mesh, Pair, PairState
 
 SYMBOLS = {PairState.OK: ".", PairState.LOSSY: "~", PairState.UNREACHABLE: "X", PairState.ERROR: "E"}
 LEGEND = "legend: . ok   ~ lossy   X unreachable   E error (could not tell)   - self   (blank: not probed)"
 GRID_MAX_HOSTS = 60       # above this the matrix is summarised per host instead of drawn
-PROBLEM_LINES_MAX = 40
+NOTES_MAX = 20            # hosts whose prober notes are shown in the table
 PAIR_BATCH = 4096         # pairs rendered at once in the JSON report
 
 # A column of a Pair's field rendered as JSON texts, by the field's type (`quoted`: texts of the
@@ -33,11 +34,18 @@ _COLUMN_RENDERERS: dict[object, Callable[[list[Any], dict[Any, str]], Iterable[s
 }
 
 
+def mesh_diagnosis(mesh: Mesh) -> list[Finding]:
+    """The findings of a mesh from every measurement it carries (the report's one place that
+    chooses them)."""
+    return diagnose_mesh(mesh)
+
+
 class MeshJson:
     """The documented JSON report of a mesh run, written pair by pair."""
 
-    def __init__(self, mesh: Mesh, **extra: Any) -> None:
+    def __init__(self, mesh: Mesh, findings: list[Finding] | None = None, **extra: Any) -> None:
         self.mesh = mesh
+        self.findings = mesh_diagnosis(mesh) if findings is None else findings
         self.extra = extra
 
     def header(self) -> dict[str, Any]:
@@ -68,7 +76,10 @@ class MeshJson:
             stream.write(("\n    " if self.mesh.pair_count <= len(batch) else ",\n    ")
                          + ",\n    ".join(batch))
         stream.write("\n  ],\n")
-        tail = json.dumps({"summary": self.mesh.summary(), **self.extra}, indent=2)
+        tail = json.dumps({"summary": self.mesh.summary(),
+                           "verdict": verdict(self.mesh, self.findings),
+                           "diagnosis": [f.as_dict() for f in self.findings], **self.extra},
+                          indent=2)
         stream.write(tail[2:])
 
     def _pair_texts(self) -> Iterator[str]:
@@ -102,28 +113,39 @@ class MeshReport:
         self.mesh = mesh
         self.interrupted = interrupted
         self.elapsed = elapsed
+        self._findings: list[Finding] | None = None
+
+    @property
+    def findings(self) -> list[Finding]:
+        """The diagnosis, made once: the table, the JSON and the exit code all follow it."""
+        if self._findings is None:
+            self._findings = mesh_diagnosis(self.mesh)
+        return self._findings
 
     @property
     def exit_code(self) -> int:
         if self.interrupted:
             return EXIT_INTERRUPTED
-        return EXIT_OK if self.mesh.all_ok else EXIT_FAILED
+        return EXIT_OK if not self.findings else EXIT_FAILED
 
     def render(self) -> str:
-        return render_mesh(self.mesh)
+        return render_mesh(self.mesh, self.findings)
 
     def to_json(self) -> MeshJson:
-        return MeshJson(self.mesh, interrupted=self.interrupted, elapsed_s=round(self.elapsed, 3))
+        return MeshJson(self.mesh, self.findings, interrupted=self.interrupted,
+                        elapsed_s=round(self.elapsed, 3))
 
 
 def mesh_to_json(mesh: Mesh) -> dict[str, Any]:
     return MeshJson(mesh).as_dict()
 
 
-def render_mesh(mesh: Mesh) -> str:
+def render_mesh(mesh: Mesh, findings: list[Finding] | None = None) -> str:
     """The matrix (one character a pair, rows are sources) or, for big meshes, a line per host;
-    then the problems in words and the RTT spread."""
-    lines = [_mesh_headline(mesh), ""]
+    then the diagnosis in words (a line per finding, however big the mesh), the probers' notes
+    and the RTT spread."""
+    findings = mesh_diagnosis(mesh) if findings is None else findings
+    lines = [_mesh_headline(mesh, findings), ""]
     if len(mesh.hosts) <= GRID_MAX_HOSTS:
         lines += _matrix_lines(mesh)
         lines += ["", LEGEND, "", "hosts:"]
@@ -131,19 +153,24 @@ def render_mesh(mesh: Mesh) -> str:
                             one_line(h.error or "")] for i, h in enumerate(mesh.hosts, 1)], indent=2)
     else:
         lines += _host_summary_lines(mesh)
-    problems = _problem_lines(mesh)
-    if problems:
-        lines += ["", "problems:"] + problems
+    if findings:
+        lines += ["", f"diagnosis: {verdict(mesh, findings)}"]
+        lines += [f"  {f.kind}: {one_line(f.text)}" for f in findings]
+    notes = [f"  {h.name}: {'; '.join(h.notes)}; probed with {h.probe}" for h in mesh.hosts if h.notes]
+    if notes:
+        lines += ["", "notes:"] + notes[:NOTES_MAX]
+        if len(notes) > NOTES_MAX:
+            lines.append(f"  ... and {len(notes) - NOTES_MAX} more (see --json)")
     rtt = _rtt_line(mesh)
     if rtt:
         lines += ["", rtt]
     return printable("\n".join(lines))
 
 
-def _mesh_headline(mesh: Mesh) -> str:
+def _mesh_headline(mesh: Mesh, findings: list[Finding]) -> str:
     c = mesh.counts()
     p = mesh.params
-    verdict = "ALL OK" if mesh.all_ok else "NOT OK"
+    verdict = "NOT OK" if findings else "ALL OK"
     sampled = "" if mesh.full else (f", sampled: {mesh.peers} peers per host "
                                      f"({100 * mesh.coverage():.1f}% of pairs)")
     return (f"mesh {verdict}: {len(mesh.hosts)} hosts, {mesh.pair_count} pairs{sampled}: "
@@ -190,60 +217,6 @@ def _host_summary_lines(mesh: Mesh) -> list[str]:
     if len(rows) > 1:
         lines += ["the others:"] + columns(rows, indent=2)
     return lines
-
-
-def _problem_lines(mesh: Mesh) -> list[str]:
-    lines: list[str] = []
-    hosts, cols = mesh.hosts, mesh.columns
-    failed = {i for i, h in enumerate(hosts) if h.state is HostState.ERROR}
-    for i in sorted(failed):
-        lines.append(f"  {hosts[i].name} -> *: error, could not probe ({hosts[i].error_kind}): "
-                     f"{hosts[i].error}")
-    for h in hosts:
-        if h.notes:
-            lines.append(f"  {h.name}: {'; '.join(h.notes)}; probed with {h.probe}")
-    unconfigured = [h for h in hosts if h.state is HostState.UNCONFIGURED]
-    if len(unconfigured) > 5:
-        names = ", ".join(h.name for h in unconfigured[:5])
-        lines.append(f"  {len(unconfigured)} hosts ({names}, ...): sit1 does not carry their ISATAP "
-                     "address (measured all the same); run `fleet run setup`")
-    else:
-        lines += [f"  {h.name}: {h.error}" for h in unconfigured]
-    bad = [r for r in range(mesh.pair_count) if cols.state[r] != 0 and cols.src[r] not in failed]
-    # A destination that no working source can reach is one problem, not N.
-    by_dst: dict[int, list[int]] = {}
-    for r in bad:
-        by_dst.setdefault(cols.dst[r], []).append(r)
-    probed_by: dict[int, int] = {}
-    for r in range(mesh.pair_count):
-        if cols.src[r] not in failed:
-            probed_by[cols.dst[r]] = probed_by.get(cols.dst[r], 0) + 1
-    unreachable = STATES.index(PairState.UNREACHABLE)
-    whole = {d for d, rows in by_dst.items() if len(rows) > 1 and len(rows) == probed_by.get(d)
-             and all(cols.state[r] == unreachable for r in rows)}
-    for d in sorted(whole):
-        why = f" (its own probe failed: {hosts[d].error})" if d in failed else ""
-        lines.append(f"  * -> {hosts[d].name}: unreachable from every source{why}")
-    detail: list[str] = []
-    for r in bad:
-        if cols.dst[r] in whole:
-            continue
-        pair = mesh.row(r)
-        if pair.state is PairState.ERROR:
-            detail.append(f"  {pair.src} -> {pair.dst}: error: {pair.error}")
-        else:
-            detail.append(f"  {pair.src} -> {pair.dst}: {pair.state.value}, {pair.sent} sent, "
-                          f"{pair.received} received ({pair.loss_pct:g}% loss)")
-            back = mesh.find(cols.dst[r], cols.src[r])
-            if pair.state is PairState.UNREACHABLE and back is not None and \
-                    mesh.state_at(back) is PairState.OK:
-                detail.append(f"  {pair.dst} -> {pair.src} ok but {pair.src} -> {pair.dst} "
-                              "unreachable (asymmetric: check both hosts' tunnel local address "
-                              "and filters)")
-    if len(detail) > PROBLEM_LINES_MAX:
-        more = len(detail) - PROBLEM_LINES_MAX
-        detail = detail[:PROBLEM_LINES_MAX] + [f"  ... and {more} more (see --json)"]
-    return lines + detail
 
 
 def _rtt_line(mesh: Mesh) -> str:
