@@ -12,8 +12,8 @@ from fleet.mesh.probe import ProbeParams
 
 
 def host(name: str, i: int, state: HostState = HostState.OK) -> MeshHost:
-    return MeshHost(name, IPv4Address(f"172.31.0.{10 + i}"),
-                    IPv6Address(f"fd00:5efe:1ab::5efe:ac1f:{10 + i:x}"), state,
+    ipv4 = IPv4Address("172.31.0.10") + i
+    return MeshHost(name, ipv4, IPv6Address(int(IPv6Address("fd00:5efe:1ab::5efe:0:0")) + int(ipv4)), state,
                     probe=None if state is HostState.ERROR else "fping",
                     error="cannot connect" if state is HostState.ERROR else None,
                     error_kind="unreachable" if state is HostState.ERROR else None)
