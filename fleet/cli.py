@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from fleet import __version__, api
+from fleet import __version__, api, cli_report
 from fleet.catalog import find_tasks
 from fleet.catalog import task as load_task
 from fleet.cli_options import TaskOptions
@@ -156,6 +156,8 @@ def build_parser(tasks: Sequence[Task] = ()) -> tuple[argparse.ArgumentParser, T
         sub.add_argument("--workdir", type=Path, default=DEFAULT_LAB_DIR, metavar="DIR",
                          help="where the lab keeps its state and inventory (default ./.fleet-lab)")
 
+    cli_report.add_parser(commands)
+
     persist = commands.add_parser("persist", help="show or stop the kept SSH connections (--persist)",
                                   description="The background process of `fleet run --persist`: "
                                   f"its socket is in ${wire.DIR_ENV}, else $XDG_RUNTIME_DIR/fleet, "
@@ -182,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_lab(options)
         if options.command == "persist":
             return cmd_persist(options)
+        if options.command == "report":
+            return cli_report.run(options)
         return cmd_run(options, task_options)
     except (InventoryError, UsageError, TaskError) as exc:
         print(f"fleet: error: {exc}", file=sys.stderr)

@@ -1,0 +1,115 @@
+"""`fleet report`: saved mesh results shown again, compared with a baseline, and gated, without
+touching a host. A thin layer over fleet.mesh.saved (reading), fleet.mesh.compare (the
+comparison), fleet.mesh.gates (the limits) and fleet.mesh.saved_report (what is shown).
+
+The mesh modules are loaded only when the command runs: loading the command line loads no feature.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from fleet.core.errors import UsageError
+from fleet.core.output import write_json
+
+
+def _percent(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 100, not {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """The `report` subcommand on `commands` (the subparsers of `fleet`)."""
+    report = commands.add_parser(
+        "report", help="show a saved mesh report again, or compare it with a baseline",
+        description="Show the mesh saved by `fleet run mesh --json FILE` again (no host is "
+        "touched), or compare it with an earlier run (--baseline) and judge it against limits.",
+        epilog="exit codes: without gates or --baseline, the saved run's own (0 all ok, 1 not, "
+        "130 interrupted); with them, 0 every gate passes, 1 one fails; 2 unreadable input")
+    report.add_argument("file", metavar="FILE.json", help="a mesh report (`fleet run mesh --json`)")
+    report.add_argument("--baseline", metavar="OLD.json",
+                        help="an earlier mesh report: show what got worse and what got better")
+    report.add_argument("--json", metavar="FILE", help="also write the report (or the "
+                        "comparison) as JSON to FILE ('-': stdout, the text then goes to stderr)")
+    gates = report.add_argument_group(
+        "gates", "limits that decide the exit code (0 all pass, 1 one fails)")
+    gates.add_argument("--max-loss-pct", type=_percent, metavar="X",
+                       help="fail if any pair loses more than X percent of its pings")
+    gates.add_argument("--max-rtt-ms", type=_non_negative, metavar="X",
+                       help="fail if any pair's average RTT is above X ms")
+    gates.add_argument("--max-rtt-increase-pct", type=_non_negative, metavar="X",
+                       help="with --baseline: fail if the mesh's P50 or P99 of per-pair average "
+                       "RTTs rose more than X percent")
+    gates.add_argument("--allow-new-failures", action="store_true",
+                       help="with --baseline: pass even if pairs reachable in the baseline are "
+                       "unreachable (or could not be measured) now; they fail by default")
+    # The output formats of `fleet run` (heatmap, JUnit, Prometheus) join this group, with the
+    # same options, and are written from the saved mesh in `_write_formats`. (A group with no
+    # option and no description is left out of --help.)
+    report.add_argument_group("formats")
+    return report
+
+
+def run(options: argparse.Namespace) -> int:
+    from fleet.mesh.compare import compare
+    from fleet.mesh.gates import Gates, check_gates
+    from fleet.mesh.saved import load_mesh_document
+    from fleet.mesh.saved_report import SavedMeshReport
+
+    gates = Gates(max_loss_pct=options.max_loss_pct, max_rtt_ms=options.max_rtt_ms,
+                  max_rtt_increase_pct=options.max_rtt_increase_pct,
+                  allow_new_failures=options.allow_new_failures)
+    if options.baseline is None:
+        for flag, value in (("--max-rtt-increase-pct", gates.max_rtt_increase_pct),
+                            ("--allow-new-failures", gates.allow_new_failures or None)):
+            if value is not None:
+                raise UsageError(f"{flag} compares with an earlier run: give --baseline OLD.json")
+    _refuse_to_overwrite_an_input(options)
+    current = load_mesh_document(options.file)
+    if options.baseline is None:
+        report = SavedMeshReport(current, check_gates(gates, current.mesh))
+    else:
+        baseline = load_mesh_document(options.baseline)
+        comparison = compare(baseline.mesh, current.mesh)
+        report = SavedMeshReport(current, check_gates(gates, current.mesh, comparison),
+                                 baseline=baseline, comparison=comparison)
+    out = sys.stderr if options.json == "-" else sys.stdout
+    print(report.render(), file=out, flush=True)
+    _write_formats(report, options)
+    if options.json == "-":
+        write_json(report.to_json(), sys.stdout)
+    elif options.json is not None:
+        try:
+            with open(options.json, "w", encoding="utf-8") as stream:
+                write_json(report.to_json(), stream)
+        except OSError as exc:
+            raise UsageError(f"--json {options.json}: {exc.strerror}") from None
+    return report.exit_code
+
+
+def _refuse_to_overwrite_an_input(options: argparse.Namespace) -> None:
+    if options.json in (None, "-"):
+        return
+    target = Path(options.json).resolve()
+    for flag, name in (("FILE.json", options.file), ("--baseline", options.baseline)):
+        if name is not None and Path(name).resolve() == target:
+            raise UsageError(f"--json {options.json}: that is {flag}, which this command reads; "
+                             "write the report elsewhere")
+
+
+def _write_formats(report: Any, options: argparse.Namespace) -> None:
+    """Where the "formats" group's options are honoured, from `report.current.mesh`, as
+    `fleet run` honours them from its mesh report; none yet."""
+    del report, options

@@ -1,0 +1,314 @@
+"""A saved mesh report read back: the JSON that `fleet run mesh --json FILE` writes, rebuilt into
+the columnar Mesh, so that a run's results can be shown again and compared without a host.
+
+This is the one reader of the format. What the model does not hold (fields added by later
+versions, the summary, which the mesh recomputes) is read past, not refused; what the model needs
+is checked, and every error names the file and the field (`pairs[12].state`), since a report
+edited by hand or cut short should say where it went wrong. A new optional field is read in
+`_read_host` or `_read_pair`, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from ipaddress import AddressValueError, IPv4Address, IPv6Address
+from pathlib import Path
+from typing import Any
+
+from fleet.core.errors import UsageError
+from fleet.mesh.model import HostState, Mesh, MeshHost, PairColumns, PairState
+from fleet.mesh.probe import ProbeParams
+from fleet.mesh.report import MeshReport
+
+_INF = float("inf")
+_RTT_FIELDS = ("rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "rtt_mdev_ms")  # PairColumns.add's order
+
+
+class SavedReportError(UsageError):
+    """A saved report that cannot be read as a mesh; names the file and, where it applies, the
+    field (exit 2, like any bad input)."""
+
+    def __init__(self, message: str, *, file: str, field: str | None = None) -> None:
+        self.file = file
+        self.field = field
+        super().__init__(f"{file}: {f'field {field!r}: ' if field else ''}{message}")
+
+
+@dataclass(frozen=True)
+class SavedMesh:
+    """A mesh read from a file, with what its run said about itself."""
+
+    mesh: Mesh
+    interrupted: bool
+    elapsed: float | None
+    source: str  # the file it came from, as named to fleet
+
+    def report(self) -> MeshReport:
+        """The run's report again: the same table, JSON and exit code as when it ran."""
+        return MeshReport(self.mesh, interrupted=self.interrupted, elapsed=self.elapsed or 0.0)
+
+
+def load_mesh_document(path: str | Path) -> SavedMesh:
+    """Read the mesh report in `path` (one document, or the mesh of a run's `{"tasks": [...]}`)."""
+    name = str(path)
+    try:
+        with open(path, encoding="utf-8") as stream:
+            document = json.load(stream)
+    except OSError as exc:
+        raise SavedReportError(exc.strerror or str(exc), file=name) from None
+    except UnicodeDecodeError as exc:
+        raise SavedReportError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=name) from None
+    except json.JSONDecodeError as exc:
+        raise SavedReportError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+                               file=name) from None
+    return mesh_from_document(document, source=name)
+
+
+def mesh_from_document(document: Any, *, source: str) -> SavedMesh:
+    """The mesh in a parsed report (pure: the value in, the SavedMesh out)."""
+    reader = _Reader(source)
+    return reader.saved_mesh(reader.mesh_document(document))
+
+
+class _Reader:
+    """Checks values field by field; every complaint names `source` and the field's path."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.where = ""  # the mesh document's own path in the file: "" or "tasks[1]."
+
+    def fail(self, field: str | None, message: str) -> SavedReportError:
+        return SavedReportError(message, file=self.source, field=field)
+
+    def mesh_document(self, document: Any) -> dict[str, Any]:
+        """The mesh document: the whole file, or the mesh of a several-task run (the last one,
+        should a run have measured twice)."""
+        if isinstance(document, dict) and "tasks" in document and "task" not in document:
+            tasks = document["tasks"]
+            if not isinstance(tasks, list):
+                raise self.fail("tasks", f"expected a list, not {_kind(tasks)}")
+            meshes = [i for i, d in enumerate(tasks) if isinstance(d, dict) and d.get("task") == "mesh"]
+            if not meshes:
+                names = ", ".join(str(d.get("task")) for d in tasks if isinstance(d, dict)) or "none"
+                raise self.fail(None, f"no mesh report among its tasks ({names}); `fleet run mesh "
+                                "--json FILE` writes one")
+            return self.mesh_document_at(tasks[meshes[-1]], f"tasks[{meshes[-1]}].")
+        return self.mesh_document_at(document, "")
+
+    def mesh_document_at(self, document: Any, where: str) -> dict[str, Any]:
+        if not isinstance(document, dict):
+            raise self.fail(None, f"expected a JSON object (a mesh report), not {_kind(document)}")
+        task = document.get("task")
+        if task != "mesh":
+            what = "no task field" if task is None else f"task {task!r}"
+            raise self.fail(f"{where}task" if task is not None else None,
+                            f"not a mesh report ({what}); `fleet run mesh --json FILE` writes one")
+        self.where = where
+        return document
+
+    def saved_mesh(self, doc: Mapping[str, Any]) -> SavedMesh:
+        probe = self.object(doc, "probe")
+        try:
+            params = ProbeParams(count=self.integer(probe, "probe.count"),
+                                 interval=self.number(probe, "probe.interval_s"),
+                                 timeout=self.number(probe, "probe.timeout_s"),
+                                 parallel=self.integer(probe, "probe.parallel"))
+        except ValueError as exc:
+            raise self.fail(self.where + "probe", str(exc).replace("--", "")) from None
+        coverage = self.object(doc, "coverage", required=False) or {}
+        peers = self.optional_integer(coverage, "coverage.peers_per_host")
+        hosts = tuple(self._read_host(h, f"hosts[{i}]")
+                      for i, h in enumerate(self.array(doc, "hosts")))
+        index: dict[str, int] = {}
+        for i, host in enumerate(hosts):
+            if host.name in index:
+                raise self.fail(f"{self.where}hosts[{i}].name", f"host {host.name!r} is listed twice")
+            index[host.name] = i
+        states = {state.value: state for state in PairState}
+        rows = [_well_formed_pair(p, index, states) or self._read_pair(p, f"pairs[{i}]", index)
+                for i, p in enumerate(self.array(doc, "pairs"))]
+        interrupted = doc.get("interrupted", False)
+        if not isinstance(interrupted, bool):
+            raise self.fail(self.where + "interrupted", f"expected true or false, not {_kind(interrupted)}")
+        elapsed = doc.get("elapsed_s")
+        if elapsed is not None and not _is_number(elapsed):
+            raise self.fail(self.where + "elapsed_s", f"expected a number, not {_kind(elapsed)}")
+        return SavedMesh(Mesh(hosts, self._columns(rows), params, peers), interrupted,
+                         None if elapsed is None else float(elapsed), self.source)
+
+    def _read_host(self, value: Any, at: str) -> MeshHost:
+        host = self.object_value(value, at)
+        name = self.text(host, f"{at}.name")
+        try:
+            ipv4 = IPv4Address(self.text(host, f"{at}.ipv4"))
+        except AddressValueError as exc:
+            raise self.fail(f"{self.where}{at}.ipv4", str(exc)) from None
+        try:
+            address = IPv6Address(self.text(host, f"{at}.address"))
+        except AddressValueError as exc:
+            raise self.fail(f"{self.where}{at}.address", str(exc)) from None
+        state = self.choice(host, f"{at}.state", HostState)
+        notes = host.get("notes") or []
+        if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+            raise self.fail(f"{self.where}{at}.notes", "expected a list of texts")
+        return MeshHost(name, ipv4, address, state, error=self.optional_text(host, f"{at}.error"),
+                        probe=self.optional_text(host, f"{at}.probe"), notes=tuple(notes),
+                        error_kind=self.optional_text(host, f"{at}.error_kind"))
+
+    def _read_pair(self, value: Any, at: str, index: Mapping[str, int]) -> tuple[Any, ...]:
+        """One pair as the arguments of PairColumns.add; `loss_pct` is derived, not read."""
+        pair = self.object_value(value, at)
+        ends = []
+        for end in ("src", "dst"):
+            name = self.text(pair, f"{at}.{end}")
+            if name not in index:
+                raise self.fail(f"{self.where}{at}.{end}", f"host {name!r} is not in the report's hosts")
+            ends.append(index[name])
+        if ends[0] == ends[1]:
+            raise self.fail(f"{self.where}{at}.dst", "a host paired with itself")
+        state = self.choice(pair, f"{at}.state", PairState)
+        sent = self.count(pair, f"{at}.sent")
+        received = self.count(pair, f"{at}.received")
+        if received > sent:
+            raise self.fail(f"{self.where}{at}.received", f"{received} received of {sent} sent")
+        rtt = tuple(self.optional_number(pair, f"{at}.{name}") for name in _RTT_FIELDS)
+        return (ends[0], ends[1], state, sent, received, rtt, self.optional_text(pair, f"{at}.error"))
+
+    def _columns(self, rows: list[tuple[Any, ...]]) -> PairColumns:
+        """The rows in the order Mesh.find needs (by source, then destination), each pair once."""
+        rows.sort(key=lambda r: (r[0], r[1]))
+        columns = PairColumns()
+        last = None
+        for src, dst, state, sent, received, rtt, error in rows:
+            if (src, dst) == last:
+                raise self.fail(f"{self.where}pairs", f"pair {src} -> {dst} (by host index) is "
+                                "listed twice")
+            last = (src, dst)
+            columns.add(src, dst, state, sent, received, rtt, error)
+        return columns
+
+    # Field readers: `field` is the path below the document, as the error shows it.
+
+    def _get(self, value: Mapping[str, Any], field: str, required: bool = True) -> Any:
+        key = field.rsplit(".", 1)[-1]
+        if key not in value and required:
+            raise self.fail(self.where + field, "missing")
+        return value.get(key)
+
+    def object(self, value: Mapping[str, Any], field: str, required: bool = True) -> Any:
+        found = self._get(value, field, required)
+        if found is None and not required:
+            return None
+        return self.object_value(found, field)
+
+    def object_value(self, found: Any, field: str) -> dict[str, Any]:
+        if not isinstance(found, dict):
+            raise self.fail(self.where + field, f"expected an object, not {_kind(found)}")
+        return found
+
+    def array(self, value: Mapping[str, Any], field: str) -> list[Any]:
+        found = self._get(value, field)
+        if not isinstance(found, list):
+            raise self.fail(self.where + field, f"expected a list, not {_kind(found)}")
+        return found
+
+    def text(self, value: Mapping[str, Any], field: str) -> str:
+        found = self._get(value, field)
+        if not isinstance(found, str):
+            raise self.fail(self.where + field, f"expected a text, not {_kind(found)}")
+        return found
+
+    def optional_text(self, value: Mapping[str, Any], field: str) -> str | None:
+        found = self._get(value, field, required=False)
+        if found is not None and not isinstance(found, str):
+            raise self.fail(self.where + field, f"expected a text or null, not {_kind(found)}")
+        return found
+
+    def integer(self, value: Mapping[str, Any], field: str) -> int:
+        found = self._get(value, field)
+        if not _is_integer(found):
+            raise self.fail(self.where + field, f"expected a whole number, not {_kind(found)}")
+        return int(found)
+
+    def optional_integer(self, value: Mapping[str, Any], field: str) -> int | None:
+        found = self._get(value, field, required=False)
+        if found is not None and not _is_integer(found):
+            raise self.fail(self.where + field, f"expected a whole number or null, not {_kind(found)}")
+        return found
+
+    def count(self, value: Mapping[str, Any], field: str) -> int:
+        found = self.integer(value, field)
+        if found < 0:
+            raise self.fail(self.where + field, f"expected 0 or more, not {found}")
+        return found
+
+    def number(self, value: Mapping[str, Any], field: str) -> float:
+        found = self._get(value, field)
+        if not _is_number(found):
+            raise self.fail(self.where + field, f"expected a number, not {_kind(found)}")
+        return float(found)
+
+    def optional_number(self, value: Mapping[str, Any], field: str) -> float | None:
+        found = self._get(value, field, required=False)
+        if found is None:
+            return None
+        if not _is_number(found) or found < 0:
+            raise self.fail(self.where + field, f"expected a number of 0 or more, or null, "
+                            f"not {_kind(found)}")
+        return float(found)
+
+    def choice(self, value: Mapping[str, Any], field: str, kind: type[HostState] | type[PairState]) -> Any:
+        found = self.text(value, field)
+        try:
+            return kind(found)
+        except ValueError:
+            allowed = ", ".join(member.value for member in kind)
+            raise self.fail(self.where + field, f"unknown state {found!r} (one of {allowed})") from None
+
+
+def _well_formed_pair(value: Any, index: Mapping[Any, int],
+                      states: Mapping[Any, PairState]) -> tuple[Any, ...] | None:
+    """A pair as _Reader._read_pair reads it, when it is well formed: the same checks, made
+    without naming anything (a million pairs take 2 s, not 10); None sends it to _read_pair,
+    which finds the fault and names it."""
+    if type(value) is not dict:
+        return None
+    get = value.get
+    try:
+        src, dst, state = index.get(get("src")), index.get(get("dst")), states.get(get("state"))
+    except TypeError:  # a list or an object where a name belongs
+        return None
+    sent, received, error = get("sent"), get("received"), get("error")
+    rtt = (get("rtt_min_ms"), get("rtt_avg_ms"), get("rtt_max_ms"), get("rtt_mdev_ms"))
+    if (src is None or dst is None or src == dst or state is None
+            or type(sent) is not int or type(received) is not int or not 0 <= received <= sent
+            or not (error is None or type(error) is str)
+            or not all(v is None or (type(v) is float or type(v) is int) and 0 <= v < _INF
+                       for v in rtt)):
+        return None
+    return (src, dst, state, sent, received, tuple(None if v is None else float(v) for v in rtt), error)
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    """A JSON number; not NaN or Infinity, which Python's json reads but no measurement gives."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, for a message: `a list`, `the text 'x'`, `null`."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"the text {value[:40]!r}"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "a list" if isinstance(value, list) else "an object"

@@ -1,0 +1,159 @@
+"""Reading saved mesh reports back: the golden report, a written report read back, the mesh of a
+several-task run, fields of later versions read past, and bad files refused naming file and field."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from meshes import mesh
+
+from fleet.core.errors import UsageError
+from fleet.mesh.model import HostState, PairState
+from fleet.mesh.report import MeshJson, render_mesh
+from fleet.mesh.saved import SavedReportError, load_mesh_document, mesh_from_document
+
+GOLDEN = Path(__file__).parent / "golden" / "mesh_report.json"
+
+
+def golden():
+    return json.loads(GOLDEN.read_text())
+
+
+def write(tmp_path, document, name="saved.json"):
+    path = tmp_path / name
+    path.write_text(document if isinstance(document, str) else json.dumps(document))
+    return path
+
+
+def test_the_golden_report_is_read_into_the_mesh_it_describes():
+    saved = load_mesh_document(GOLDEN)
+    m = saved.mesh
+    assert [h.name for h in m.hosts] == ["h1", "h2", "h3"]
+    assert [h.state for h in m.hosts] == [HostState.OK, HostState.OK, HostState.ERROR]
+    assert m.hosts[2].error_kind == "unreachable" and str(m.hosts[0].ipv4) == "172.31.0.11"
+    assert m.summary() == {"hosts": 3, "pairs": 6, "ok": 2, "lossy": 1, "unreachable": 1, "error": 2}
+    assert m.pair("h2", "h1").loss_pct == 33.3 and m.pair("h1", "h2").rtt_avg_ms == 0.2
+    assert m.pair("h3", "h1").error.startswith("source failed: cannot connect")
+    assert (m.params.count, m.params.interval, m.params.timeout, m.params.parallel) == (3, 0.2, 1.0, 16)
+    assert (saved.interrupted, saved.elapsed, saved.report().exit_code) == (False, 1.5, 1)
+    # Written again, it is the golden file, byte for byte apart from the layout.
+    assert MeshJson(m, interrupted=False, elapsed_s=1.5).as_dict() == golden()
+
+
+def test_a_written_report_read_back_has_the_same_pairs_states_and_numbers(tmp_path):
+    original = mesh(["a", "b", "c", "d"], {
+        ("a", "b"): {"state": PairState.LOSSY, "received": 1, "rtt": 1.25},
+        ("b", "c"): {"state": PairState.UNREACHABLE},
+        ("d", "a"): {"state": PairState.ERROR, "error": "the probe printed no statistics"},
+        ("c", "a"): {"rtt": 12.345}})
+    written = MeshJson(original).as_dict()
+    saved = load_mesh_document(write(tmp_path, written))
+    assert list(saved.mesh.pairs) == list(original.pairs)
+    assert saved.mesh.hosts == original.hosts
+    assert saved.mesh.pair("c", "a").rtt_avg_ms == 12.345
+    assert saved.mesh.pair("a", "b").loss_pct == 66.7
+    assert render_mesh(saved.mesh) == render_mesh(original)
+    assert (saved.interrupted, saved.elapsed) == (False, None)
+
+
+def test_pairs_out_of_order_are_put_in_order_so_lookups_work(tmp_path):
+    document = golden()
+    document["pairs"].reverse()
+    m = load_mesh_document(write(tmp_path, document)).mesh
+    assert [(p.src, p.dst) for p in m.pairs][:2] == [("h1", "h2"), ("h1", "h3")]
+    assert m.pair("h2", "h3").state is PairState.OK
+
+
+def test_the_mesh_of_a_several_task_run_is_picked(tmp_path):
+    document = {"tasks": [{"task": "setup", "hosts": [], "summary": {}}, golden(),
+                          {"task": "teardown", "hosts": []}]}
+    saved = load_mesh_document(write(tmp_path, document))
+    assert saved.mesh.pair_count == 6
+
+
+def test_an_interrupted_run_keeps_its_exit_code(tmp_path):
+    document = golden() | {"interrupted": True}
+    assert load_mesh_document(write(tmp_path, document)).report().exit_code == 130
+
+
+def test_fields_of_later_versions_are_read_past_and_optional_ones_may_be_missing(tmp_path):
+    document = golden()
+    document |= {"verdict": "degraded", "diagnosis": [{"kind": "mtu"}], "summary": {"rtt_ms": {}}}
+    for pair in document["pairs"]:
+        pair |= {"rtt_p50_ms": 0.2, "rtt_p90_ms": 0.3, "rtt_p99_ms": None, "underlay": None,
+                 "mtu": {"path": 1480}}
+        del pair["loss_pct"]
+    for h in document["hosts"]:
+        del h["notes"], h["error_kind"]
+    del document["coverage"], document["elapsed_s"], document["interrupted"]
+    saved = load_mesh_document(write(tmp_path, document))
+    assert saved.mesh.pair("h2", "h1").loss_pct == 33.3  # derived, as the writer derives it
+    assert saved.mesh.peers is None and saved.elapsed is None and not saved.interrupted
+
+
+def broken(change):
+    document = golden()
+    change(document)
+    return document
+
+
+@pytest.mark.parametrize("document, field, message", [
+    (broken(lambda d: d["pairs"][1].update(state="flaky")), "pairs[1].state",
+     "unknown state 'flaky' (one of ok, lossy, unreachable, error)"),
+    (broken(lambda d: d["pairs"][0].update(dst="h9")), "pairs[0].dst",
+     "host 'h9' is not in the report's hosts"),
+    (broken(lambda d: d["hosts"][2].update(state="down")), "hosts[2].state", "unknown state 'down'"),
+    (broken(lambda d: d["hosts"][0].update(ipv4="300.1.1.1")), "hosts[0].ipv4", "300"),
+    (broken(lambda d: d["hosts"][1].update(name="h1")), "hosts[1].name", "listed twice"),
+    (broken(lambda d: d["pairs"][2].update(sent="3")), "pairs[2].sent",
+     "expected a whole number, not the text '3'"),
+    (broken(lambda d: d["pairs"][2].update(received=4)), "pairs[2].received", "4 received of 3 sent"),
+    (broken(lambda d: d["pairs"][0].update(rtt_avg_ms=-1)), "pairs[0].rtt_avg_ms", "0 or more"),
+    (broken(lambda d: d["pairs"][0].pop("state")), "pairs[0].state", "missing"),
+    (broken(lambda d: d["pairs"][5].update(src=["h1"])), "pairs[5].src", "expected a text, not a list"),
+    (broken(lambda d: d["pairs"][3].update(rtt_max_ms=float("inf"))), "pairs[3].rtt_max_ms",
+     "not inf"),
+    (broken(lambda d: d["pairs"][3].update(error=3)), "pairs[3].error", "expected a text or null"),
+    (broken(lambda d: d["pairs"][4].update(src="h3", dst="h3")), "pairs[4].dst", "paired with itself"),
+    (broken(lambda d: d["pairs"].append(copy.deepcopy(d["pairs"][0]))), "pairs", "listed twice"),
+    (broken(lambda d: d.pop("pairs")), "pairs", "missing"),
+    (broken(lambda d: d.update(hosts={})), "hosts", "expected a list, not an object"),
+    (broken(lambda d: d["probe"].update(count=0)), "probe", "count must be between 1 and 1000"),
+    (broken(lambda d: d.update(interrupted="no")), "interrupted", "expected true or false"),
+    (broken(lambda d: d.update(task="setup")), "task", "not a mesh report (task 'setup')"),
+])
+def test_a_bad_report_names_the_file_and_the_field(tmp_path, document, field, message):
+    path = write(tmp_path, document)
+    with pytest.raises(SavedReportError) as caught:
+        load_mesh_document(path)
+    assert caught.value.file == str(path) and caught.value.field == field
+    assert str(caught.value).startswith(f"{path}: field {field!r}: ")
+    assert message in str(caught.value)
+    assert isinstance(caught.value, UsageError)  # the command line's exit 2
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"task": "mesh", "hosts": [', "not JSON: Expecting value at line 1 column 28"),
+    ("[1, 2]", "expected a JSON object (a mesh report), not a list"),
+    ('{"hosts": []}', "not a mesh report (no task field)"),
+    ('{"tasks": [{"task": "setup"}]}', "no mesh report among its tasks (setup)"),
+])
+def test_a_file_that_is_no_mesh_report_says_so(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(SavedReportError, match="^" + str(path) + ": ") as caught:
+        load_mesh_document(path)
+    assert message in str(caught.value)
+
+
+def test_a_missing_file_is_named(tmp_path):
+    with pytest.raises(SavedReportError, match="nothing.json: No such file or directory"):
+        load_mesh_document(tmp_path / "nothing.json")
+
+
+def test_the_field_of_a_several_task_run_is_named_with_its_place():
+    document = {"tasks": [{"task": "setup"}, broken(lambda d: d["pairs"][3].update(src=7))]}
+    with pytest.raises(SavedReportError) as caught:
+        mesh_from_document(document, source="run.json")
+    assert caught.value.field == "tasks[1].pairs[3].src"
+    assert str(caught.value) == ("run.json: field 'tasks[1].pairs[3].src': expected a text, not 7")
