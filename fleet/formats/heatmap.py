@@ -176,7 +176,7 @@ def _span(names: list[str], start: int, stop: int) -> str:
 
 
 def _cell_px(side: int) -> int:
-    return max(4, min(16, 1200 // max(side, 1)))
+    return max(4, min(24, 1200 // max(side, 1)))
 
 
 def svg(mesh: Mesh, *, title: str) -> Iterator[str]:
