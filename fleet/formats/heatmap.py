@@ -188,9 +188,10 @@ def svg(mesh: Mesh, *, title: str) -> Iterator[str]:
     every = max(1, math.ceil((font + 1) / px))  # a label per `every` rows when cells are small
     shown = [label if len(label) <= 28 else label[:27] + "\u2026" for label in labels]
     margin = int(min(28, max((len(s) for s in shown), default=1)) * font * 0.62) + 12
+    top = margin + 24  # room for the caption above the column labels
     width = margin + side * px + 20
-    legend_y = margin + side * px + 24
-    height = legend_y + 24 * ((len(STATE_LABELS) + 1) // 3 + 2) + 10
+    legend_y = top + side * px + 24
+    height = legend_y + 24 * (4 if block_size(len(mesh.hosts)) > 1 else 3) + 4
     yield (f'<svg xmlns="http://www.w3.org/2000/svg" id="fleet-heatmap" width="{max(width, 640)}" '
            f'height="{height}" viewBox="0 0 {max(width, 640)} {height}" font-family="sans-serif" '
            f'data-hosts="{len(mesh.hosts)}" data-side="{side}">\n')
@@ -210,15 +211,15 @@ def svg(mesh: Mesh, *, title: str) -> Iterator[str]:
         if i % every:
             continue
         full = xml_text(labels[i])
-        y = margin + i * px + px / 2 + font / 3
+        y = top + i * px + px / 2 + font / 3
         x = margin + i * px + px / 2 + font / 3
         yield (f'<text class="lab" x="{margin - 4}" y="{y:.1f}" text-anchor="end">'
                f'<title>{full}</title>{xml_text(label)}</text>\n')
-        yield (f'<text class="lab" transform="translate({x:.1f},{margin - 4}) rotate(-90)">'
+        yield (f'<text class="lab" transform="translate({x:.1f},{top - 4}) rotate(-90)">'
                f'<title>{full}</title>{xml_text(label)}</text>\n')
     yield '<g id="cells">\n'
     for c in drawn:
-        yield (f'<rect class="cell {c.kind}" x="{margin + c.col * px}" y="{margin + c.row * px}" '
+        yield (f'<rect class="cell {c.kind}" x="{margin + c.col * px}" y="{top + c.row * px}" '
                f'width="{px}" height="{px}" fill="{c.fill}"><title>{xml_text(c.tip)}</title></rect>\n')
     yield "</g>\n"
     yield from _legend(mesh, margin, legend_y)
