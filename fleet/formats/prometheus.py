@@ -45,7 +45,7 @@ def labels(**pairs: str) -> str:
 
 
 def number(value: float) -> str:
-    return repr(float(value)) if value != int(value) else str(int(value))
+    return str(value) if isinstance(value, int) or value != int(value) else str(int(value))
 
 
 def render(outcomes: Sequence[TaskOutcomeLike], path: Path, *,
@@ -74,10 +74,15 @@ def _document(meshes: list[MeshSource], hosts: list[HostsReport], written: float
 def _pair_samples(meshes: list[MeshSource], value: Callable[[tuple[Any, ...]], list[tuple[str, Any]]],
                   ) -> Iterator[str]:
     for source in meshes:
+        # the same few names again and again: escaped once, not once a sample
+        escaped = {h.name: label_value(h.name) for h in source.mesh.hosts}
+        task = label_value(source.task)
         for row in source.mesh.row_values():
-            for extra, v in value(row):
-                base = labels(task=source.task, src=row[0], dst=row[1])
-                yield f"{base[:-1]}{extra}}} {number(v)}"
+            found = value(row)
+            if found:
+                base = f'{{task="{task}",src="{escaped[row[0]]}",dst="{escaped[row[1]]}"'
+                for extra, v in found:
+                    yield f"{base}{extra}}} {number(v)}"
 
 
 def _mesh_families(meshes: list[MeshSource]) -> Iterator[str]:
