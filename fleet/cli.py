@@ -80,6 +80,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                        help="show what would change and change nothing")
     group.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE "
                        "('-': stdout, the table then goes to stderr)")
+    group.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML to FILE: "
+                       "a test case per host (setup, teardown) and per directed pair (mesh)")
+    group.add_argument("--prometheus", type=Path, metavar="FILE", help="also write Prometheus "
+                       "gauges to FILE (text format, for node_exporter's textfile collector)")
+    group.add_argument("--heatmap", type=Path, metavar="FILE", help="also draw the mesh's matrix "
+                       "to FILE.html (a self-contained page) or FILE.svg")
     group.add_argument("--tasks-dir", type=Path, action="append", default=[], metavar="DIR",
                        help="look for tasks here first (repeatable); then ./tasks, then built-ins")
     group.add_argument("--no-progress", dest="progress", action="store_false",
@@ -283,15 +289,43 @@ def cmd_run(options: argparse.Namespace, task_options: TaskOptions) -> int:
             Path(options.json).open("a", encoding="utf-8").close()
         except OSError as exc:
             raise UsageError(f"--json {options.json}: {exc.strerror}") from None
+    artifacts = _check_artifacts(options, [t.name for t in tasks], inventory)
     outcome = asyncio.run(_execute(prepared, options))
     with _json_target(options.json) as stream:
         if stream is not None and outcome.tasks:
             write_json_documents(outcome.json_documents(), stream)
+    if artifacts:
+        from fleet import formats
+
+        formats.write(outcome.tasks, artifacts)
     return outcome.exit_code
 
 
-def _refuse_to_overwrite_the_inventory(report: Path, inventory: Inventory) -> None:
-    """--json must not name a file the run reads: an inventory file or a trust file in it."""
+def _check_artifacts(options: argparse.Namespace, tasks: Sequence[str],
+                     inventory: Inventory) -> dict[str, Path]:
+    """The report files asked for (--junit, --prometheus, --heatmap), checked before any host is
+    touched: each written whole into its directory, so that must be writable."""
+    asked = {name: getattr(options, name) for name in ("junit", "prometheus", "heatmap")
+             if getattr(options, name) is not None}
+    if not asked:
+        return {}
+    from fleet import formats  # the formats' modules themselves load only when writing
+
+    found = formats.problems(asked, tasks)
+    if found:
+        raise UsageError("; ".join(found))
+    for name, path in asked.items():
+        _refuse_to_overwrite_the_inventory(path, inventory, option=f"--{name}")
+        directory = path.parent if str(path.parent) else Path(".")
+        if not directory.is_dir() or not os.access(directory, os.W_OK | os.X_OK):
+            raise UsageError(f"--{name} {path}: cannot write in {directory}")
+        if path.is_dir():
+            raise UsageError(f"--{name} {path}: is a directory")
+    return asked
+
+
+def _refuse_to_overwrite_the_inventory(report: Path, inventory: Inventory, option: str = "--json") -> None:
+    """A report file must not be a file the run reads: an inventory file or a trust file in it."""
     precious = [inventory.directory / name for name in (HOSTS_FILE, GROUPS_FILE, DEFAULTS_FILE)]
     for host in inventory.hosts:
         keys = host.ssh_options.get("client_keys")
@@ -302,7 +336,7 @@ def _refuse_to_overwrite_the_inventory(report: Path, inventory: Inventory) -> No
     target = report.resolve()
     for path in precious:
         if path.exists() and path.resolve() == target:
-            raise UsageError(f"--json {report}: that is {path}, which this run reads; write the "
+            raise UsageError(f"{option} {report}: that is {path}, which this run reads; write the "
                              "report elsewhere")
 
 

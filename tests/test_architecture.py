@@ -43,7 +43,7 @@ def test_the_command_line_loads_no_feature_and_no_ssh_library_until_a_run_needs_
     loaded = loaded_after("import fleet.cli")
     assert "fleet.cli" in loaded
     for feature in ("fleet.mesh", "fleet.tunnel.setup_task", "fleet.lab", "asyncssh",
-                    "fleet.ssh.transport"):
+                    "fleet.ssh.transport", "fleet.formats"):
         assert feature not in loaded, feature
 
 

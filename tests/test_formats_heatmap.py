@@ -1,0 +1,134 @@
+"""The heatmap: its SVG read by an XML parser, and the page rendered by a real headless browser."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from formats_meshes import ERROR, LOSSY, UNREACHABLE, mesh_of, mesh_outcome
+
+from fleet.formats import heatmap, problems, write_artifacts
+
+SVG = "{http://www.w3.org/2000/svg}"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def drawn_cells(path: Path) -> list[ET.Element]:
+    root = ET.parse(path).getroot()
+    (group,) = [g for g in root.iter(f"{SVG}g") if g.get("id") == "cells"]
+    return list(group.iter(f"{SVG}rect"))
+
+
+def cell_at(cells, kind):
+    return [c for c in cells if c.get("class") == f"cell {kind}"]
+
+
+def test_the_svg_has_a_cell_per_pair_each_state_its_own_fill_and_a_tooltip(tmp_path):
+    names = ["h1", "h2", "h3", "h4"]
+    mesh = mesh_of(names, {("h1", "h3"): UNREACHABLE, ("h2", "h4"): LOSSY, ("h4", "h1"): ERROR},
+                   skip={("h4", "h2")})
+    target = tmp_path / "map.svg"
+    write_artifacts([mesh_outcome(mesh)], heatmap=target)
+    cells = drawn_cells(target)
+    assert len(cells) == 16
+    counts = {kind: len(cell_at(cells, kind)) for kind in heatmap.KINDS}
+    assert counts == {"ok": 8, "unreachable": 1, "lossy": 1, "error": 1, "none": 1, "self": 4}
+    (red,) = cell_at(cells, "unreachable")
+    assert red.get("fill") == heatmap.STATE_COLOURS["unreachable"]
+    assert red.find(f"{SVG}title").text.splitlines() == ["h1 -> h3: unreachable",
+                                                         "sent 3, received 0, loss 100%"]
+    fills = {kind: {c.get("fill") for c in cell_at(cells, kind)} for kind in heatmap.KINDS}
+    assert len(set().union(*fills.values())) == len(heatmap.KINDS)  # no two states look alike
+    (ok_title,) = [c.find(f"{SVG}title").text for c in cells
+                   if c.find(f"{SVG}title").text.startswith("h2 -> h1:")]
+    assert "rtt ms: min 0.1 avg 0.2 max 0.3" in ok_title
+
+
+def test_ok_cells_are_coloured_by_rtt_from_light_to_dark():
+    assert heatmap.rtt_colour(0.1, 0.1, 10.0) == heatmap.RTT_SCALE[0]
+    assert heatmap.rtt_colour(10.0, 0.1, 10.0) == heatmap.RTT_SCALE[-1]
+    assert heatmap.rtt_colour(1.0, 0.1, 10.0) == heatmap.RTT_SCALE[len(heatmap.RTT_SCALE) // 2]
+
+
+def test_hostile_host_names_stay_text(tmp_path):
+    names = ['<script>alert(1)</script>', 'a"b&c\x07', "h3"]
+    target = tmp_path / "map.svg"
+    write_artifacts([mesh_outcome(mesh_of(names))], heatmap=target)
+    root = ET.parse(target).getroot()
+    assert not [e for e in root.iter() if e.tag.endswith("script")]
+    labels = {t.find(f"{SVG}title").tail for t in root.iter(f"{SVG}text") if t.get("class") == "lab"}
+    assert {"<script>alert(1)</script>", 'a"b&c\ufffd', "h3"} <= labels
+
+
+def test_a_big_mesh_is_drawn_in_blocks_that_take_their_worst_state(tmp_path):
+    names = [f"host-{i}" for i in range(400)]
+    down = {(src, "host-5"): UNREACHABLE for src in names if src != "host-5"}
+    target = tmp_path / "map.svg"
+    write_artifacts([mesh_outcome(mesh_of(names, down))], heatmap=target)
+    size = heatmap.block_size(400)
+    side = -(-400 // size)
+    assert size == 3 and side == 134
+    cells = drawn_cells(target)
+    assert len(cells) == side * side
+    assert len(cell_at(cells, "unreachable")) == side  # the column of host-5's block
+    assert "host-3 .. host-5" in cell_at(cells, "unreachable")[0].find(f"{SVG}title").text
+
+
+def test_the_heatmap_needs_a_mesh_task_and_an_html_or_svg_name():
+    assert problems({"heatmap": Path("map.html")}, ["setup", "mesh"]) == []
+    assert problems({"heatmap": Path("map.html")}, ["setup"]) == [
+        "--heatmap map.html: a heatmap draws a mesh: add the mesh task to the run"]
+    assert "is .html or .svg" in problems({"heatmap": Path("map.png")}, ["mesh"])[0]
+
+
+def chromium_dom(page: Path) -> str:
+    """The page's DOM after its scripts ran, as headless Chromium leaves it."""
+    with tempfile.TemporaryDirectory() as profile:
+        done = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={profile}", "--virtual-time-budget=5000",
+             "--dump-dom", page.as_uri()],
+            capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+class DrawnReader(HTMLParser):
+    """The attributes of the page's #drawn element."""
+
+    def __init__(self):
+        super().__init__()
+        self.found = None
+
+    def handle_starttag(self, tag, attrs):
+        if dict(attrs).get("id") == "drawn":
+            self.found = dict(attrs)
+
+
+@pytest.mark.skipif(CHROMIUM is None or os.geteuid() != 0,
+                    reason="needs Debian's chromium (apt-get install chromium), run as root")
+def test_a_real_browser_draws_every_cell_and_the_failing_ones_red(tmp_path):
+    names = [f"h{i}" for i in range(1, 12)] + ['<b id="injected">x</b>']
+    bad = {("h1", "h7"): UNREACHABLE, ("h2", "h7"): UNREACHABLE, ("h3", "h4"): LOSSY,
+           ("h9", "h1"): ERROR}
+    page = tmp_path / "map.html"
+    write_artifacts([mesh_outcome(mesh_of(names, bad))], heatmap=page)
+    dom = chromium_dom(page)
+    reader = DrawnReader()
+    reader.feed(dom)
+    drawn = reader.found
+    assert drawn is not None and drawn.get("data-cells") == "144", drawn
+    assert json.loads(drawn["data-counts"]) == {"self": 12, "ok": 128, "unreachable": 2, "lossy": 1,
+                                                "error": 1}
+    fills = json.loads(drawn["data-fills"])
+    assert fills["unreachable"] == "rgb(214, 39, 40)"  # heatmap.STATE_COLOURS["unreachable"]
+    assert re.fullmatch(r'url\("?#p-lossy"?\)', fills["lossy"])
+    assert fills["ok"] != fills["unreachable"]
+    assert '<b id="injected">' not in dom  # the hostile name stayed text
