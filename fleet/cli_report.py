@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +56,14 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     gates.add_argument("--allow-new-failures", action="store_true",
                        help="with --baseline: pass even if pairs reachable in the baseline are "
                        "unreachable (or could not be measured) now; they fail by default")
-    # The output formats of `fleet run` (heatmap, JUnit, Prometheus) join this group, with the
-    # same options, and are written from the saved mesh in `_write_formats`. (A group with no
-    # option and no description is left out of --help.)
-    report.add_argument_group("formats")
+    files = report.add_argument_group("report files", "the files `fleet run` writes, from the "
+                                      "saved mesh")
+    files.add_argument("--junit", type=Path, metavar="FILE",
+                       help="JUnit XML: a test case per directed pair")
+    files.add_argument("--prometheus", type=Path, metavar="FILE",
+                       help="Prometheus gauges (text format, for node_exporter's textfile collector)")
+    files.add_argument("--heatmap", type=Path, metavar="FILE",
+                       help="the matrix drawn to FILE.html (a self-contained page) or FILE.svg")
     return report
 
 
@@ -77,6 +82,7 @@ def run(options: argparse.Namespace) -> int:
             if value is not None:
                 raise UsageError(f"{flag} compares with an earlier run: give --baseline OLD.json")
     _refuse_to_overwrite_an_input(options)
+    files = _report_files(options)
     current = load_mesh_document(options.file)
     if options.baseline is None:
         report = SavedMeshReport(current, check_gates(gates, current.mesh))
@@ -87,7 +93,10 @@ def run(options: argparse.Namespace) -> int:
                                  baseline=baseline, comparison=comparison)
     out = sys.stderr if options.json == "-" else sys.stdout
     print(report.render(), file=out, flush=True)
-    _write_formats(report, options)
+    if files:
+        from fleet import formats
+
+        formats.write([_SavedTask("mesh", current.report())], files)
     if options.json == "-":
         write_json(report.to_json(), sys.stdout)
     elif options.json is not None:
@@ -99,17 +108,35 @@ def run(options: argparse.Namespace) -> int:
     return report.exit_code
 
 
+@dataclass(frozen=True)
+class _SavedTask:
+    """A saved mesh as the report files read a task's outcome."""
+
+    task: str
+    report: Any
+
+
+def _report_files(options: argparse.Namespace) -> dict[str, Path]:
+    """--junit, --prometheus and --heatmap, checked before anything is read or written."""
+    asked = {name: getattr(options, name) for name in ("junit", "prometheus", "heatmap")
+             if getattr(options, name) is not None}
+    if not asked:
+        return {}
+    from fleet import formats
+
+    found = formats.problems(asked, ["mesh"])
+    if found:
+        raise UsageError("; ".join(found))
+    return asked
+
+
 def _refuse_to_overwrite_an_input(options: argparse.Namespace) -> None:
-    if options.json in (None, "-"):
-        return
-    target = Path(options.json).resolve()
-    for flag, name in (("FILE.json", options.file), ("--baseline", options.baseline)):
-        if name is not None and Path(name).resolve() == target:
-            raise UsageError(f"--json {options.json}: that is {flag}, which this command reads; "
-                             "write the report elsewhere")
-
-
-def _write_formats(report: Any, options: argparse.Namespace) -> None:
-    """Where the "formats" group's options are honoured, from `report.current.mesh`, as
-    `fleet run` honours them from its mesh report; none yet."""
-    del report, options
+    outputs = [("--json", options.json)] if options.json not in (None, "-") else []
+    outputs += [(f"--{name}", getattr(options, name)) for name in ("junit", "prometheus", "heatmap")
+                if getattr(options, name) is not None]
+    for option, output in outputs:
+        target = Path(output).resolve()
+        for flag, name in (("FILE.json", options.file), ("--baseline", options.baseline)):
+            if name is not None and Path(name).resolve() == target:
+                raise UsageError(f"{option} {output}: that is {flag}, which this command reads; "
+                                 "write the report elsewhere")

@@ -37,7 +37,7 @@ def test_report_shows_the_saved_table_and_returns_the_runs_exit_code(capsys):
     code, out, err = fleet(capsys, "report", GOLDEN)
     assert code == 1 and err == ""
     assert out.startswith("mesh NOT OK: 3 hosts, 6 pairs: 2 ok, 1 lossy, 1 unreachable, 2 error")
-    assert "h1 -> h3: unreachable, 3 sent, 0 received (100% loss)" in out
+    assert "unreachable: 1 pair unreachable over the tunnel: h1 -> h3" in out
     assert "3 h3      E E -" in out
 
 
@@ -168,3 +168,31 @@ def test_report_loads_no_ssh_library():
     loaded = set(done.stdout.split())
     assert "fleet.mesh.saved" in loaded
     assert not {"asyncssh", "fleet.ssh.transport", "fleet.tunnel.setup_task"} & loaded
+
+
+def test_report_writes_the_report_files_of_a_saved_mesh(tmp_path, capsys):
+    from junitparser import JUnitXml
+    from prometheus_client.parser import text_string_to_metric_families
+
+    junit, prom, heat = tmp_path / "mesh.xml", tmp_path / "mesh.prom", tmp_path / "mesh.svg"
+    code, _, err = fleet(capsys, "report", GOLDEN, "--junit", junit, "--prometheus", prom,
+                         "--heatmap", heat)
+    assert code == 1, err
+    suite = next(iter(JUnitXml.fromfile(str(junit))))
+    cases = {case.name: case for case in suite}
+    assert len(cases) == 6 and suite.name == "fleet.mesh"
+    assert cases["h1 -> h3"].result and cases["h1 -> h2"].result == []
+    up = {(s.labels["src"], s.labels["dst"]): s.value
+          for family in text_string_to_metric_families(prom.read_text())
+          if family.name == "fleet_mesh_pair_up" for s in family.samples}
+    assert up[("h1", "h3")] == 0 and up[("h1", "h2")] == 1
+    assert heat.read_text().startswith("<svg") or "<svg" in heat.read_text()[:200]
+
+
+def test_report_files_are_checked_before_anything_is_written(tmp_path, capsys):
+    code, _, err = fleet(capsys, "report", GOLDEN, "--heatmap", tmp_path / "mesh.png")
+    assert code == 2 and "--heatmap" in err
+    path = saved(tmp_path, "run.json", mesh(NAMES))
+    before = path.read_text()
+    code, _, err = fleet(capsys, "report", path, "--junit", path)
+    assert code == 2 and "--junit" in err and path.read_text() == before
