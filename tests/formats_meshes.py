@@ -43,9 +43,8 @@ ERROR = {"state": PairState.ERROR, "error": "source failed: cannot connect"}
 
 
 def mesh_outcome(mesh: Mesh, task: str = "mesh", findings: tuple[Any, ...] | None = None) -> Any:
-    report = MeshReport(mesh, interrupted=False, elapsed=2.5)
-    if findings is not None:
-        report.findings = findings  # type: ignore[attr-defined]  # as a diagnosed report has
+    report = MeshReport(mesh, interrupted=False, elapsed=2.5,
+                        findings=None if findings is None else list(findings))
     return SimpleNamespace(task=task, report=report)
 
 

@@ -46,6 +46,11 @@ KINDS = ("all-failing", "source-cannot-probe", "unconfigured", "host-down", "tun
          "host-unreachable", "unreachable", "asymmetric", "pair-error", "mtu-blackhole", "lossy")
 HOST_KINDS = frozenset({"source-cannot-probe", "unconfigured", "host-down", "tunnel-blocked",
                         "host-unreachable"})
+# Findings that are said but do not fail the mesh by themselves: a host whose sit1 lacks its
+# address while every one of its pairs answered was measured and reached all the same (the
+# addresses answer, by some other way than fleet's tunnel); its pairs that did not answer fail
+# the mesh as pairs.
+WARNING_KINDS = frozenset({"unconfigured"})
 
 
 @dataclass(frozen=True)
@@ -157,9 +162,20 @@ def diagnose_mesh(mesh: Mesh, underlay: Callable[[int], PairState | None] | None
 
 
 def verdict(mesh: Mesh, findings: Sequence[Finding]) -> str:
-    """"ALL OK", or "NOT OK: " and the kinds found, each with how many hosts or pairs."""
-    if not findings:
-        return "ALL OK"
+    """"ALL OK" (with the warnings, if any), or "NOT OK: " and the kinds found, each with how
+    many hosts or pairs."""
+    if not failed(mesh, findings):
+        return "ALL OK" + (f" (warning: {_kinds(mesh, findings)})" if findings else "")
+    return "NOT OK: " + _kinds(mesh, findings)
+
+
+def failed(mesh: Mesh, findings: Sequence[Finding]) -> bool:
+    """Whether the mesh is not ok: a pair that is not ok, or a finding that is not a warning."""
+    return mesh.columns.state.count(0) != mesh.pair_count or any(
+        f.kind not in WARNING_KINDS for f in findings)
+
+
+def _kinds(mesh: Mesh, findings: Sequence[Finding]) -> str:
     hosts: dict[str, set[str]] = {}
     pairs: Counter[str] = Counter()
     for f in findings:
@@ -173,7 +189,7 @@ def verdict(mesh: Mesh, findings: Sequence[Finding]) -> str:
             why.append(f"{kind} ({_count(len(named), 'host')})")
         else:
             why.append(f"{kind} ({_count(pairs[kind], 'pair')})")
-    return "NOT OK: " + ", ".join(why)
+    return ", ".join(why)
 
 
 def _count(n: int, noun: str) -> str:

@@ -217,11 +217,10 @@ class Mesh:
 
     @property
     def all_ok(self) -> bool:
-        """Every pair ok and every host probed with its own tunnel address in place. A host
-        whose sit1 lacks its address is not ok even when every ping answers: the tunnels are not
-        the ones fleet set up. (The same as an empty diagnosis of the mesh's own columns.)"""
+        """Every pair ok and every host probed. A host whose sit1 lacks its address but whose
+        every pair answered is ok here; the diagnosis says so as a warning (`unconfigured`)."""
         return self.columns.state.count(0) == self.pair_count and all(
-            h.state is HostState.OK for h in self.hosts)
+            h.state is not HostState.ERROR for h in self.hosts)
 
     def value_columns(self, start: int = 0, stop: int | None = None) -> tuple[list[Any], ...]:
         """Rows `start` to `stop` as one list per field of a Pair, in PAIR_FIELDS order, read

@@ -14,7 +14,7 @@ from typing import Any, TextIO, get_type_hints
 from fleet.core.output import columns
 from fleet.core.results import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from fleet.core.terminal import one_line, printable
-from fleet.mesh.diagnosis import Finding, diagnose_mesh, verdict
+from fleet.mesh.diagnosis import Finding, diagnose_mesh, failed, verdict
 from fleet.mesh.model import PAIR_FIELDS, STATES, HostState, Mesh, Pair, PairState
 
 SYMBOLS = {PairState.OK: ".", PairState.LOSSY: "~", PairState.UNREACHABLE: "X", PairState.ERROR: "E"}
@@ -109,11 +109,12 @@ class MeshJson:
 class MeshReport:
     """A mesh run's report: the model, the table, the JSON document and the exit code."""
 
-    def __init__(self, mesh: Mesh, *, interrupted: bool, elapsed: float) -> None:
+    def __init__(self, mesh: Mesh, *, interrupted: bool, elapsed: float,
+                 findings: list[Finding] | None = None) -> None:
         self.mesh = mesh
         self.interrupted = interrupted
         self.elapsed = elapsed
-        self._findings: list[Finding] | None = None
+        self._findings = findings  # None: diagnosed when first asked
 
     @property
     def findings(self) -> list[Finding]:
@@ -126,7 +127,7 @@ class MeshReport:
     def exit_code(self) -> int:
         if self.interrupted:
             return EXIT_INTERRUPTED
-        return EXIT_OK if not self.findings else EXIT_FAILED
+        return EXIT_FAILED if failed(self.mesh, self.findings) else EXIT_OK
 
     def render(self) -> str:
         return render_mesh(self.mesh, self.findings)
@@ -170,7 +171,7 @@ def render_mesh(mesh: Mesh, findings: list[Finding] | None = None) -> str:
 def _mesh_headline(mesh: Mesh, findings: list[Finding]) -> str:
     c = mesh.counts()
     p = mesh.params
-    verdict = "NOT OK" if findings else "ALL OK"
+    verdict = "NOT OK" if failed(mesh, findings) else "ALL OK"
     sampled = "" if mesh.full else (f", sampled: {mesh.peers} peers per host "
                                      f"({100 * mesh.coverage():.1f}% of pairs)")
     return (f"mesh {verdict}: {len(mesh.hosts)} hosts, {mesh.pair_count} pairs{sampled}: "

@@ -52,7 +52,7 @@ class SavedMeshReport:
         if self.baseline is None or self.comparison is None:
             saved = self.current
             elapsed = {} if saved.elapsed is None else {"elapsed_s": saved.elapsed}
-            return MeshJson(saved.mesh, interrupted=saved.interrupted, **elapsed, **gates)
+            return MeshJson(saved.mesh, None, interrupted=saved.interrupted, **elapsed, **gates)
         return {**comparison_json(self.comparison, self.baseline, self.current), **gates}
 
 
