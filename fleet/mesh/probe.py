@@ -244,7 +244,8 @@ class MeshProbe:
         if method == "ping":
             outcomes = self._parse_ping_lanes(body)
         else:
-            outcomes = self._parse_summaries(body)
+            # a full-size ping that could not be sent (EMSGSIZE) is the MTU check's answer
+            outcomes = self._parse_summaries(body, keep_stats=prefix == _MTU)
             last_rc = _last_status(body)
             if last_rc is not None and last_rc > _WORST_OK.get(method, 0):
                 notes += (_failure_note(method, body),)
@@ -257,7 +258,9 @@ class MeshProbe:
         return method, outcomes, notes
 
     @staticmethod
-    def _parse_summaries(body: str) -> dict[str, PingOutcome]:
+    def _parse_summaries(body: str, keep_stats: bool = False) -> dict[str, PingOutcome]:
+        """Outcomes from `fping -C`-style lines. A peer whose pings could not be sent has no
+        statistics (could not tell), unless `keep_stats`: then it keeps both."""
         status = None
         lines = body.splitlines()
         if lines and lines[-1].startswith(_RC):
@@ -267,8 +270,10 @@ class MeshProbe:
         for text, value in stats.items():
             target = text  # the prober prints each address as it was given
             error = errors.get(text)
-            if error and value.received == 0:
+            if error and value.received == 0 and not keep_stats:
                 outcomes[target] = PingOutcome(target, None, status, error)
+            elif error and value.received == 0:
+                outcomes[target] = PingOutcome(target, value, status, error)
             else:
                 outcomes[target] = PingOutcome(target, value, status)
         return outcomes
