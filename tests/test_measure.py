@@ -234,3 +234,16 @@ def test_json_of_both_rounds_is_streamed_with_the_pair_schema(make_hosts):
     # every pair object: the fields of a Pair, in order
     from fleet.mesh.model import PAIR_FIELDS
     assert all(list(p) == list(PAIR_FIELDS) for p in document["pairs"])
+
+
+@pytest.mark.skipif(shutil.which("python3") is None, reason="needs python3")
+def test_fleets_prober_stops_once_every_ping_is_answered():
+    # as fping does: the wait for replies (--timeout) is only spent on peers that are silent
+    import time
+
+    params = ProbeParams(count=2, interval=0.1, timeout=5, method="python")
+    started = time.monotonic()
+    done = subprocess.run(["sh", "-c", PROBE.script(["::1"], params)], capture_output=True,
+                          text=True, timeout=30)
+    assert time.monotonic() - started < 2.5, done.stdout
+    assert PROBE.parse(done.stdout, ["::1"]).outcomes["::1"].stats.received == 2

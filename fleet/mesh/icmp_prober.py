@@ -58,7 +58,7 @@ def main(argv):
                   for k in range(count) for i in range(len(targets)))
     sent, rtts = {}, [[None] * count for _ in targets]
     deadline = (plan[-1][0] if plan else start) + timeout
-    nxt = 0
+    nxt = answered = 0
     while True:
         now = time.monotonic()
         while nxt < len(plan) and plan[nxt][0] <= now:
@@ -73,8 +73,8 @@ def main(argv):
             except OSError as exc:
                 sys.stderr.write("%s: error while sending ping: %s\n" % (target, exc.strerror))
             nxt += 1
-        if now >= deadline:
-            break
+        if now >= deadline or (nxt == len(plan) and answered >= len(sent)):
+            break  # past the wait, or every ping sent and answered: as fping, do not wait more
         wake = min(plan[nxt][0] if nxt < len(plan) else deadline, deadline)
         readable, _, _ = select.select([sock], [], [], max(0.0, wake - time.monotonic()))
         while readable:
@@ -91,6 +91,8 @@ def main(argv):
             if kind != reply or (raw and rid != ident) or seq not in sent:
                 continue
             if arrived - sent[seq] <= timeout and seq // count < len(targets):
+                if rtts[seq // count][seq % count] is None:
+                    answered += 1
                 rtts[seq // count][seq % count] = arrived - sent[seq]
     for target, times in zip(targets, rtts):
         sys.stdout.write("%s : %s\n" % (target, " ".join(
