@@ -247,3 +247,22 @@ def test_fleets_prober_stops_once_every_ping_is_answered():
                           text=True, timeout=30)
     assert time.monotonic() - started < 2.5, done.stdout
     assert PROBE.parse(done.stdout, ["::1"]).outcomes["::1"].stats.received == 2
+
+
+@pytest.mark.skipif(shutil.which("fping") is None, reason="needs fping")
+def test_a_later_round_whose_prober_fails_leaves_the_tunnel_round_standing(tmp_path):
+    # An fping that cannot do IPv4 (exit 4, as without /etc/protocols' "icmp"), forced: the
+    # script still succeeds, the tunnel's answers stand, the underlay pairs say why they have none
+    real = shutil.which("fping")
+    (tmp_path / "fping").write_text(f'#!/bin/sh\n[ "$1" = -4 ] && exit 4\nexec {real} "$@"\n')
+    (tmp_path / "fping").chmod(0o755)
+    params = ProbeParams(count=2, interval=0.1, timeout=0.5, method="fping", underlay=True)
+    done = subprocess.run(["sh", "-c", PROBE.script(["::1"], params, ["127.0.0.1"])],
+                          capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    assert done.returncode == 0, done.stdout
+    answer = PROBE.parse(done.stdout, ["::1"], ["127.0.0.1"])
+    assert answer.outcomes["::1"].stats.received == 2
+    assert answer.notes == ("underlay: fping failed with exit status 4",)
+    assert answer.underlay["127.0.0.1"].stats is None
+    assert "fping failed with exit status 4" in answer.underlay["127.0.0.1"].error

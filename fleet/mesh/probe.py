@@ -167,6 +167,8 @@ class MeshProbe:
         if params.mtu_payload is not None:
             lines += self._round(ProbeRound(_MTU, 6, tuple(targets), MTU_PINGS, params.mtu_payload),
                                  params)
+        if params.underlay or params.mtu_payload is not None:
+            lines.append("exit 0")  # the tunnel round worked; a later round's failure is in its pairs
         return "\n".join(lines)
 
     def _round(self, probe: ProbeRound, params: ProbeParams) -> list[str]:
