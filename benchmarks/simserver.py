@@ -42,6 +42,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import signal
 import sys
 import zlib
@@ -72,6 +73,9 @@ class Probe:
     tunnel: str = "addr"  # how the script reads sit1's addresses: `ip -j addr` or /proc/net/if_inet6
 
 
+_FPING_COMMAND = re.compile(r"\s*(?:\w+=\$\()?(fping -.*)")
+
+
 def parse_probe(command: str) -> Probe | None:
     """The fping invocation of a MeshProbe script, or None when the command is not a probe.
 
@@ -85,10 +89,12 @@ def parse_probe(command: str) -> Probe | None:
     for line in command.splitlines():
         if line.startswith("set -- "):
             positional = line.split()[2:]
-        at = line.find("fping -")
-        if at < 0:
+        # fping as the line's command (or in `out=$(...)`), not the words "fping -C" in the
+        # text of fleet's own prober, which the script sets in a variable first
+        found = _FPING_COMMAND.match(line)
+        if found is None:
             continue
-        text = line[at:]
+        text = found.group(1)
         for end in ("2>&1", ")", ";"):
             cut = text.find(end)
             if cut >= 0:

@@ -110,14 +110,16 @@ case "$1" in -r) echo {FAKE_KERNEL};; *) echo Linux;; esac
 FPING_STAND_IN = r"""#!/bin/sh
 r=ROOT
 count=1
+opts=
 while [ $# -gt 0 ]; do
   case "$1" in
-    -C) count=$2; shift 2;;
-    -p|-i|-t|-c|-B|-r|-b|-O|-I|-S) shift 2;;
-    -*) shift;;
+    -C) count=$2; opts="$opts $1 $2"; shift 2;;
+    -p|-i|-t|-c|-B|-r|-b|-O|-I|-S) opts="$opts $1 $2"; shift 2;;
+    -*) opts="$opts $1"; shift;;
     *) break;;
   esac
 done
+echo "${opts# }" >> $r/fping-calls
 width=0
 for a in "$@"; do [ ${#a} -gt $width ] && width=${#a}; done
 rc=0
@@ -227,6 +229,11 @@ class StandInHost:
 
     def calls(self) -> list[str]:
         return self.log.read_text().splitlines() if self.log.exists() else []
+
+    def fping_calls(self) -> list[str]:
+        """fping's options in each call, without the addresses."""
+        path = self.root / "fping-calls"
+        return path.read_text().splitlines() if path.exists() else []
 
     def changing_calls(self) -> list[str]:
         """The calls of `ip` that are not reads (`ip -j ...`)."""

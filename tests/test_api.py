@@ -168,4 +168,6 @@ def test_the_mesh_report_is_the_model(tmp_path):
     assert [h.state.value for h in mesh.hosts] == ["unconfigured"] * 3
     assert outcome.exit_code == report.exit_code == 1
     assert report.to_json().as_dict()["summary"] == {"hosts": 3, "pairs": 6, "ok": 3, "lossy": 0,
-                                                      "unreachable": 0, "error": 3}
+                                                      "unreachable": 0, "error": 3,
+                                                      "rtt_ms": {"p50": 0.5, "p90": None, "p99": None},
+                                                      "underlay": None, "mtu": None}

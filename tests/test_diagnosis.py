@@ -22,7 +22,17 @@ from fleet.mesh.diagnosis import (
     diagnose_mesh,
     verdict,
 )
-from fleet.mesh.model import STATES, HostState, Mesh, MeshHost, PairColumns, PairState
+from fleet.mesh.model import (
+    MTU_NOT_MEASURED,
+    NAN,
+    NOT_MEASURED,
+    STATES,
+    HostState,
+    Mesh,
+    MeshHost,
+    PairColumns,
+    PairState,
+)
 from fleet.mesh.probe import ProbeParams
 from fleet.mesh.report import MeshJson, MeshReport, render_mesh
 
@@ -66,6 +76,11 @@ def big_mesh(n: int) -> Mesh:
     columns.sent = array("H", [3]) * count
     columns.received = array("H", [3]) * count
     columns.rtt = array("f", [0.1, 0.2, 0.3, 0.05]) * count
+    columns.pct = array("f", [NAN]) * (3 * count)  # no percentiles, no underlay, no MTU check
+    columns.u_state = array("B", [NOT_MEASURED]) * count
+    columns.u_sent, columns.u_received = array("H", bytes(2 * count)), array("H", bytes(2 * count))
+    columns.u_rtt = array("f", [NAN]) * count
+    columns.mtu = array("b", [MTU_NOT_MEASURED]) * count
     return Mesh(tuple(host(i) for i in range(n)), columns, ProbeParams())
 
 

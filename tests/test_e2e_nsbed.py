@@ -54,8 +54,12 @@ def test_mesh_over_real_ssh_measures_every_pair(bed, tmp_path):
     done = fleet(bed, "run", "mesh", "--json", report)
     assert done.returncode == 0, done.stdout + done.stderr
     document = json.loads(report.read_text())
-    assert document["summary"] == {"hosts": 4, "pairs": 12, "ok": 12, "lossy": 0,
-                                   "unreachable": 0, "error": 0}
+    summary = document["summary"]
+    assert {k: summary[k] for k in ("hosts", "pairs", "ok", "lossy", "unreachable", "error")} == \
+        {"hosts": 4, "pairs": 12, "ok": 12, "lossy": 0, "unreachable": 0, "error": 0}
+    # 36 replies, each printed by fping: p50 and p90, not yet p99
+    assert 0 < summary["rtt_ms"]["p50"] <= summary["rtt_ms"]["p90"] and summary["rtt_ms"]["p99"] is None
+    assert summary["underlay"] is None and summary["mtu"] is None
     assert {p["received"] for p in document["pairs"]} == {3}
     assert all(p["rtt_avg_ms"] > 0 for p in document["pairs"])
     expected_state = "ok" if KERNEL_HAS_SIT else "unconfigured"  # stand-in addresses, no sit1
@@ -78,6 +82,29 @@ def test_sampled_mesh_states_its_coverage(bed):
     assert document["summary"]["pairs"] == 8 and document["summary"]["ok"] == 8
     assert document["coverage"] == {"peers_per_host": 2, "pairs": 8, "fraction": 0.6667}
     assert "sampled: 2 peers per host (66.7% of pairs)" in done.stderr
+
+
+@pytest.mark.parametrize("method", ["fping", "python", "ping"])
+def test_underlay_and_mtu_ride_along_over_real_ssh(bed, method):
+    """The hosts' IPv4 on the bridge answers --underlay; their 1500-byte veths pass --mtu's
+    1480-byte don't-fragment pings; every reply of fping and fleet's prober is in the percentiles."""
+    done = fleet(bed, "run", "mesh", "--count", "2", "--probe", method, "--underlay", "--mtu",
+                 "--json", "-")
+    document = json.loads(done.stdout)
+    assert done.returncode == 0, done.stderr
+    assert document["summary"]["underlay"] == {"ok": 12, "lossy": 0, "unreachable": 0, "error": 0}
+    assert document["summary"]["mtu"] == {"ok": 12, "failed": 0, "unknown": 0}
+    assert all(p["underlay"]["received"] == 2 and p["underlay"]["rtt_avg_ms"] > 0
+               for p in document["pairs"])
+    assert {p["mtu"]["size"] for p in document["pairs"]} == {1480}
+    assert {h["notes"] == [] for h in document["hosts"]} == {True}
+    percentiles = document["summary"]["rtt_ms"]
+    if method == "ping":
+        assert percentiles == {"p50": None, "p90": None, "p99": None}
+    else:  # 24 replies: p50 and p90, not p99
+        assert percentiles["p50"] > 0 and percentiles["p90"] >= percentiles["p50"]
+        assert percentiles["p99"] is None
+        assert all(p["rtt_p50_ms"] > 0 for p in document["pairs"])
 
 
 def test_json_to_stdout_keeps_stdout_clean(bed):
@@ -165,3 +192,4 @@ def test_persistent_connections_carry_from_run_to_run(bed, tmp_path):
         assert "2 connection(s) reused" in done.stderr
     finally:
         assert persist_fleet("persist", "stop").returncode == 0
+

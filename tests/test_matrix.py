@@ -183,10 +183,13 @@ def test_streamed_pairs_are_the_pairs_of_the_model_across_batches(make_hosts):
     assert pairs == [{**dataclasses.asdict(p), "state": p.state.value} for p in mesh.pairs]
     by_pair = {(p["src"], p["dst"]): p for p in pairs}
     lossy = {"src": "h69", "dst": "h5", "state": "lossy", "sent": 3, "received": 1, "loss_pct": 66.7,
-             "rtt_min_ms": 0.1, "rtt_avg_ms": 0.2, "rtt_max_ms": 0.3, "rtt_mdev_ms": 0.05, "error": None}
+             "rtt_min_ms": 0.1, "rtt_avg_ms": 0.2, "rtt_max_ms": 0.3, "rtt_mdev_ms": 0.05,
+             "rtt_p50_ms": None, "rtt_p90_ms": None, "rtt_p99_ms": None, "error": None,
+             "underlay": None, "mtu": None}
     assert by_pair["h69", "h5"] == lossy and list(by_pair["h69", "h5"]) == list(lossy)  # in order
     assert by_pair["h69", "h6"]["loss_pct"] == 100.0 and by_pair["h69", "h6"]["rtt_avg_ms"] is None
     assert by_pair["h69", "h7"] == {"src": "h69", "dst": "h7", "state": "error", "sent": 0,
                                     "received": 0, "loss_pct": None, "rtt_min_ms": None,
                                     "rtt_avg_ms": None, "rtt_max_ms": None, "rtt_mdev_ms": None,
-                                    "error": 'said "no"\n\\'}
+                                    "rtt_p50_ms": None, "rtt_p90_ms": None, "rtt_p99_ms": None,
+                                    "error": 'said "no"\n\\', "underlay": None, "mtu": None}

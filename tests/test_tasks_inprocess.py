@@ -206,8 +206,48 @@ def test_mesh_matrix_with_an_unreachable_and_a_lossy_pair(inprocess_fleet):
     assert [h["state"] for h in done.report["hosts"]] == ["ok", "ok", "ok"]
     assert {h["probe"] for h in done.report["hosts"]} == {"fping"}
     assert done.report["summary"] == {"hosts": 3, "pairs": 6, "ok": 4, "lossy": 1,
-                                      "unreachable": 1, "error": 0}
+                                      "unreachable": 1, "error": 0,
+                                      # 14 replies: 0.041 0.042 0.043 from each of 4 ok pairs,
+                                      # 0.042 0.043 from the lossy one; p99 needs 100
+                                      "rtt_ms": {"p50": 0.042, "p90": 0.043, "p99": None},
+                                      "underlay": None, "mtu": None}
+    assert (lossy["rtt_p50_ms"], lossy["rtt_p90_ms"]) == (0.042, None)  # 2 replies
+    assert lossy["underlay"] is None and lossy["mtu"] is None  # not asked for
     assert "1 h1      - . X" in done.out and "2 h2      ~ - ." in done.out
+    assert "every reply: p50 0.042, p90 0.043" in done.out
+
+
+def test_mesh_underlay_and_mtu_rounds_ride_in_the_same_command(inprocess_fleet):
+    members = [inprocess_fleet.add_host(f"h{i}", f"172.31.0.1{i}") for i in (1, 2, 3)]
+    for member in members:
+        member.stand_in.write(fleets_tunnel(member))
+    h1, h2, h3 = members
+    # h1 hears nothing from h3 through the tunnel, but h3's IPv4 answers; h2 loses h1's IPv4
+    h1.stand_in.set_peers(unreachable=(h3.address,))
+    h2.stand_in.set_peers(unreachable=("172.31.0.11",))
+    before = inprocess_fleet.logins()
+    done = inprocess_fleet.run("mesh", "--underlay", "--mtu")
+    assert done.code == 1
+    assert done.report["probe"]["underlay"] is True and done.report["probe"]["mtu_size"] == 1480
+    pairs = {(p["src"], p["dst"]): p for p in done.report["pairs"]}
+    assert pairs["h1", "h3"]["state"] == "unreachable"
+    assert pairs["h1", "h3"]["underlay"] == {"state": "ok", "sent": 3, "received": 3,
+                                             "loss_pct": 0.0, "rtt_avg_ms": 0.042, "error": None}
+    assert pairs["h2", "h1"]["state"] == "ok"
+    assert pairs["h2", "h1"]["underlay"]["state"] == "unreachable"
+    assert pairs["h2", "h1"]["underlay"]["loss_pct"] == 100.0
+    assert pairs["h2", "h1"]["mtu"] == {"ok": True, "size": 1480, "error": None}
+    # no small ping got through h1 -> h3, so its full-size silence says nothing of the MTU
+    assert pairs["h1", "h3"]["mtu"] == {"ok": None, "size": 1480,
+                                        "error": "not even the small pings got through"}
+    assert done.report["summary"]["underlay"] == {"ok": 5, "lossy": 0, "unreachable": 1, "error": 0}
+    assert done.report["summary"]["mtu"] == {"ok": 5, "failed": 0, "unknown": 1}
+    assert "underlay (ping -4 to the tunnel IPv4): 5 ok, 0 lossy, 1 unreachable, 0 error" in done.out
+    after = inprocess_fleet.logins()
+    assert {n: after[n] - before.get(n, 0) for n in after} == {"h1": 1, "h2": 1, "h3": 1}
+    fpings = h1.stand_in.fping_calls()
+    assert [call.split()[0] for call in fpings] == ["-6", "-4", "-6"]  # the three rounds
+    assert fpings[2].endswith("-M -b 1432")
 
 
 def test_mesh_host_without_any_prober_is_an_error_of_kind_preflight(inprocess_fleet, tmp_path):

@@ -113,7 +113,9 @@ def _pair_cells(mesh: Mesh, names: list[str], low: float, high: float) -> list[C
     found: dict[tuple[int, int], Cell] = {}
     cols = mesh.columns
     for r, values in enumerate(mesh.row_values()):
-        src, dst, state, sent, received, loss, rmin, ravg, rmax, _mdev, error = values
+        src, dst, state, sent, received = values.src, values.dst, values.state, values.sent, values.received
+        loss, rmin, ravg, rmax, error = (values.loss_pct, values.rtt_min_ms, values.rtt_avg_ms,
+                                         values.rtt_max_ms, values.error)
         s, d = cols.src[r], cols.dst[r]
         kind = str(state)
         lines = [f"{src} -> {dst}: {kind}", f"sent {sent}, received {received}"

@@ -85,29 +85,35 @@ def _mesh_suite(source: MeshSource) -> Iterator[str]:
                       counts["error"], 0, source.elapsed)
     classname = SUITE_PREFIX + source.task
     for values in mesh.row_values():
-        src, dst, state = values[0], values[1], str(values[2])
+        src, dst, state = values.src, values.dst, str(values.state)
         name = f"{src} -> {dst}"
         if state == "ok":
             yield _case(classname, name)
             continue
         text = pair_text(values, findings_about(source.findings, src, dst))
         if state == "error":
-            body = _element("error", f"{name}: error (could not tell): {values[10]}", text, "error")
+            body = _element("error", f"{name}: error (could not tell): {values.error}", text, "error")
         else:
-            body = _element("failure", f"{name}: {state}, {values[5]:g}% loss", text, state)
+            body = _element("failure", f"{name}: {state}, {values.loss_pct:g}% loss", text, state)
         yield _case(classname, name, body)
     yield "  </testsuite>\n"
 
 
-def pair_text(values: Sequence[Any], findings: Sequence[Any]) -> str:
-    """A pair's numbers (a Pair's values, PAIR_FIELDS order), one per line, then the findings."""
-    src, dst, state, sent, received, loss, rmin, ravg, rmax, rmdev, error = values
-    lines = [f"pair: {src} -> {dst}", f"state: {state}", f"sent: {sent}", f"received: {received}",
-             f"loss: {'-' if loss is None else f'{loss:g}%'}"]
-    if ravg is not None:
-        lines.append(f"rtt ms: min {rmin} avg {ravg} max {rmax} mdev {rmdev}")
-    if error:
-        lines.append(f"error: {error}")
+def pair_text(values: Any, findings: Sequence[Any]) -> str:
+    """A pair's numbers (a PairRow), one per line, then the findings."""
+    v, loss = values, values.loss_pct
+    lines = [f"pair: {v.src} -> {v.dst}", f"state: {v.state}", f"sent: {v.sent}",
+             f"received: {v.received}", f"loss: {'-' if loss is None else f'{loss:g}%'}"]
+    if v.rtt_avg_ms is not None:
+        lines.append(f"rtt ms: min {v.rtt_min_ms} avg {v.rtt_avg_ms} max {v.rtt_max_ms} "
+                     f"mdev {v.rtt_mdev_ms}")
+    if v.underlay is not None:
+        lines.append(f"underlay (IPv4): {v.underlay.state}, {v.underlay.loss_pct}% loss")
+    if v.mtu is not None:
+        lines.append(f"mtu {v.mtu.size}: " + {True: "ok", False: "failed", None: "could not tell"}[
+            v.mtu.ok])
+    if v.error:
+        lines.append(f"error: {v.error}")
     for finding in findings:
         lines.append(f"finding ({getattr(finding, 'kind', '?')}): {getattr(finding, 'text', '')}")
     return "\n".join(lines) + "\n"

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from fleet.core.results import HostsReport
     from fleet.formats import TaskOutcomeLike
 
-RTT_STATS = (("min", 6), ("avg", 7), ("max", 8))  # label value, index in a pair's values
+RTT_STATS = (("min", "rtt_min_ms"), ("avg", "rtt_avg_ms"), ("max", "rtt_max_ms"))  # label, field
 
 
 def problem(path: Path, tasks: Sequence[str]) -> str | None:
@@ -71,7 +71,7 @@ def _document(meshes: list[MeshSource], hosts: list[HostsReport], written: float
                        [f" {written:.3f}"])
 
 
-def _pair_samples(meshes: list[MeshSource], value: Callable[[tuple[Any, ...]], list[tuple[str, Any]]],
+def _pair_samples(meshes: list[MeshSource], value: Callable[[Any], list[tuple[str, Any]]],
                   ) -> Iterator[str]:
     for source in meshes:
         # the same few names again and again: escaped once, not once a sample
@@ -80,21 +80,22 @@ def _pair_samples(meshes: list[MeshSource], value: Callable[[tuple[Any, ...]], l
         for row in source.mesh.row_values():
             found = value(row)
             if found:
-                base = f'{{task="{task}",src="{escaped[row[0]]}",dst="{escaped[row[1]]}"'
+                base = f'{{task="{task}",src="{escaped[row.src]}",dst="{escaped[row.dst]}"'
                 for extra, v in found:
                     yield f"{base}{extra}}} {number(v)}"
 
 
 def _mesh_families(meshes: list[MeshSource]) -> Iterator[str]:
     yield from _family("fleet_mesh_pair_up", "1 when every probe from src to dst was answered.",
-                       _pair_samples(meshes, lambda r: [("", 1 if str(r[2]) == "ok" else 0)]))
+                       _pair_samples(meshes, lambda r: [("", 1 if str(r.state) == "ok" else 0)]))
     yield from _family("fleet_mesh_pair_loss_ratio", "Share of probes lost from src to dst "
                        "(absent when the probe could not run).",
-                       _pair_samples(meshes, lambda r: [] if r[5] is None else [("", r[5] / 100)]))
+                       _pair_samples(meshes, lambda r: [] if r.loss_pct is None
+                                     else [("", r.loss_pct / 100)]))
     yield from _family("fleet_mesh_pair_rtt_seconds", "Round-trip time from src to dst.",
                        _pair_samples(meshes, lambda r: [
-                           (f',stat="{stat}"', r[i] / 1000) for stat, i in RTT_STATS
-                           if r[i] is not None]))
+                           (f',stat="{stat}"', getattr(r, f) / 1000) for stat, f in RTT_STATS
+                           if getattr(r, f) is not None]))
     yield from _family("fleet_mesh_host_up", "1 when the host could probe its peers.",
                        [f"{labels(task=s.task, host=h.name)} {int(h.state.value != 'error')}"
                         for s in meshes for h in s.mesh.hosts])

@@ -26,7 +26,7 @@ def stats_from_times(times: Sequence[float | None]) -> PingStats:
     mdev = math.sqrt(max(0.0, sum(t * t for t in replies) / len(replies) - mean * mean))
     return PingStats(sent=len(times), received=len(replies), rtt_min_ms=min(replies),
                      rtt_avg_ms=round(mean, RTT_DECIMALS), rtt_max_ms=max(replies),
-                     rtt_mdev_ms=round(mdev, RTT_DECIMALS))
+                     rtt_mdev_ms=round(mdev, RTT_DECIMALS), replies_ms=tuple(replies))
 
 
 def parse_fping(output: str) -> tuple[dict[str, PingStats], dict[str, str]]:

@@ -3,15 +3,22 @@
 States of a pair: `ok` (no loss), `lossy` (some loss), `unreachable` (every probe lost), `error` (the
 probe could not run, so we cannot tell). "Could not tell" is never reported as "unreachable".
 
-Pairs are stored in columns (`array`s, about 30 bytes a pair), not as one object each, so that a
-2,000-host mesh (4 million pairs) fits in memory; `Pair` objects are made on demand.
+Pairs are stored in columns (`array`s, about 30 bytes a pair, about 20 more with percentiles,
+the underlay and the MTU check), not as one object each, so that a 2,000-host mesh (4 million
+pairs) fits in memory; `Pair` objects are made on demand. Every reply's RTT is also counted, in
+microseconds, for the mesh's percentiles.
+
+With `--underlay` a pair also has the state of the same source pinging the peer's tunnel IPv4,
+outside the tunnel (`Underlay`); with `--mtu`, whether don't-fragment pings that fill the tunnel
+MTU got through (`MtuCheck`). Both are measurements only: what they mean together is for the
+reader to decide.
 """
 
 from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections import Counter
+from collections import Counter, namedtuple
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -21,6 +28,7 @@ from typing import Any
 
 from fleet.core.errors import error_kind, failure_reason
 from fleet.inventory import FleetHost
+from fleet.mesh.percentiles import counter_percentiles, micros, sample_percentiles
 from fleet.mesh.ping import RTT_DECIMALS, loss_pct
 from fleet.mesh.probe import PingOutcome, ProbeParams
 from fleet.tunnel.isatap import ISATAP_PREFIX_LENGTH
@@ -37,12 +45,38 @@ class PairState(StrEnum):
 
 
 STATES = tuple(PairState)  # state code = index in this tuple
+NOT_MEASURED = 255  # underlay state code of a pair whose underlay was not pinged
+MTU_NOT_MEASURED, MTU_UNKNOWN, MTU_FAILED, MTU_OK = -2, -1, 0, 1  # MTU check codes
 
 
 class HostState(StrEnum):
     OK = "ok"                      # probed its peers, tunnel in place
     UNCONFIGURED = "unconfigured"  # probed its peers, but sit1 lacks its ISATAP address
     ERROR = "error"                # could not probe (unreachable over SSH, command failed)
+
+
+@dataclass(frozen=True)
+class Underlay:
+    """The same source pinging the peer's tunnel IPv4 (outside the tunnel): the JSON report's
+    `pairs[].underlay`."""
+
+    state: PairState
+    sent: int = 0
+    received: int = 0
+    loss_pct: float | None = None
+    rtt_avg_ms: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class MtuCheck:
+    """Whether don't-fragment pings of `size` bytes (the IPv6 packet) got through the tunnel:
+    True (a reply), False (none), None (could not tell: the probe failed, or not even the small
+    pings got through). The JSON report's `pairs[].mtu`."""
+
+    ok: bool | None
+    size: int
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,10 +94,17 @@ class Pair:
     rtt_avg_ms: float | None = None
     rtt_max_ms: float | None = None
     rtt_mdev_ms: float | None = None
+    rtt_p50_ms: float | None = None
+    rtt_p90_ms: float | None = None
+    rtt_p99_ms: float | None = None
     error: str | None = None
+    underlay: Underlay | None = None
+    mtu: MtuCheck | None = None
 
 
 PAIR_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Pair))
+# A pair's values by name without a Pair object: what renderers of millions of pairs read.
+PairRow = namedtuple("PairRow", PAIR_FIELDS)  # type: ignore[misc]  # fields from Pair, one definition
 
 
 def rtts_ms(values: Iterable[float]) -> list[float | None]:
@@ -87,9 +128,16 @@ def classify(outcome: PingOutcome) -> PairState:
     return PairState.LOSSY
 
 
+_ARRAYS = ("src", "dst", "state", "sent", "received", "rtt", "pct",
+           "u_state", "u_sent", "u_received", "u_rtt", "mtu")
+_ERRORS = ("errors", "u_errors", "mtu_errors")
+
+
 class PairColumns:
-    """Directed pairs as parallel arrays: host indices, state code, counts and RTTs (ms, NaN when
-    none), and the error text of the few pairs that have one."""
+    """Directed pairs as parallel arrays: host indices, state code, counts, RTTs and percentiles
+    (ms, NaN when none), the underlay's state code (NOT_MEASURED when not pinged), counts and
+    average RTT, the MTU check's code, and the error texts of the few pairs that have one; and
+    every tunnel reply's RTT counted in microseconds."""
 
     def __init__(self) -> None:
         self.src = array("I")
@@ -98,7 +146,16 @@ class PairColumns:
         self.sent = array("H")
         self.received = array("H")
         self.rtt = array("f")  # min, avg, max, mdev for each pair, flattened
+        self.pct = array("f")  # p50, p90, p99 for each pair, flattened
+        self.u_state = array("B")
+        self.u_sent = array("H")
+        self.u_received = array("H")
+        self.u_rtt = array("f")  # the underlay's average
+        self.mtu = array("b")
         self.errors: dict[int, str] = {}
+        self.u_errors: dict[int, str] = {}
+        self.mtu_errors: dict[int, str] = {}
+        self.replies: Counter[int] = Counter()  # every tunnel reply's RTT, in microseconds
 
     def __len__(self) -> int:
         return len(self.state)
@@ -113,6 +170,12 @@ class PairColumns:
         self.sent.append(min(sent, 0xFFFF))
         self.received.append(min(received, 0xFFFF))
         self.rtt.extend(NAN if v is None else v for v in rtt)
+        self.pct.extend((NAN, NAN, NAN))
+        self.u_state.append(NOT_MEASURED)
+        self.u_sent.append(0)
+        self.u_received.append(0)
+        self.u_rtt.append(NAN)
+        self.mtu.append(MTU_NOT_MEASURED)
 
     def add_outcome(self, src: int, dst: int, outcome: PingOutcome | None) -> None:
         if outcome is None:
@@ -125,17 +188,61 @@ class PairColumns:
             return
         self.add(src, dst, state, stats.sent, stats.received,
                  (stats.rtt_min_ms, stats.rtt_avg_ms, stats.rtt_max_ms, stats.rtt_mdev_ms))
+        if stats.replies_ms:
+            row = len(self) - 1
+            self.pct[3 * row:3 * row + 3] = array("f", (
+                NAN if v is None else v for v in sample_percentiles(stats.replies_ms)))
+            self.replies.update(micros(stats.replies_ms))
+
+    def set_underlay(self, row: int, outcome: PingOutcome | None) -> None:
+        """Row `row`'s underlay from the outcome of pinging the peer's IPv4 (None: no answer)."""
+        state = PairState.ERROR if outcome is None else classify(outcome)
+        stats = outcome.stats if outcome is not None else None
+        self.u_state[row] = STATES.index(state)
+        if stats is not None:
+            self.u_sent[row], self.u_received[row] = min(stats.sent, 0xFFFF), min(stats.received,
+                                                                                 0xFFFF)
+            self.u_rtt[row] = NAN if stats.rtt_avg_ms is None else stats.rtt_avg_ms
+        if state is PairState.ERROR:
+            self.u_errors[row] = (outcome.error if outcome else None) or "not probed"
+
+    def set_underlay_error(self, row: int, error: str) -> None:
+        self.u_state[row] = STATES.index(PairState.ERROR)
+        self.u_errors[row] = error
+
+    def set_mtu(self, row: int, outcome: PingOutcome | None) -> None:
+        """Row `row`'s MTU check from its full-size outcome: a reply is ok, none is a failure,
+        unless not even the row's small pings got through (then it cannot tell)."""
+        stats = outcome.stats if outcome is not None else None
+        if stats is None or stats.sent == 0:
+            self.set_mtu_unknown(row, (outcome.error if outcome else None) or "not probed")
+        elif stats.received > 0:
+            self.mtu[row] = MTU_OK
+        elif self.received[row] == 0:
+            self.set_mtu_unknown(row, "not even the small pings got through")
+        else:
+            self.mtu[row] = MTU_FAILED
+            if outcome is not None and outcome.error:
+                self.mtu_errors[row] = outcome.error
+
+    def set_mtu_unknown(self, row: int, error: str) -> None:
+        self.mtu[row] = MTU_UNKNOWN
+        self.mtu_errors[row] = error
 
     def clear(self) -> None:
-        for name in ("src", "dst", "state", "sent", "received", "rtt"):
+        for name in _ARRAYS:
             setattr(self, name, array(getattr(self, name).typecode))
-        self.errors = {}
+        for name in _ERRORS:
+            setattr(self, name, {})
+        self.replies = Counter()
 
     def extend(self, other: PairColumns) -> None:
         offset = len(self)
-        self.errors.update({offset + i: e for i, e in other.errors.items()})
-        for name in ("src", "dst", "state", "sent", "received", "rtt"):
+        for name in _ERRORS:
+            getattr(self, name).update({offset + i: e for i, e in getattr(other, name).items()})
+        for name in _ARRAYS:
             getattr(self, name).extend(getattr(other, name))
+        self.replies.update(other.replies)
 
     def with_state(self, row: int, state: PairState, error: str) -> None:
         self.state[row] = STATES.index(state)
@@ -230,17 +337,37 @@ class Mesh:
         states = list(map(STATES.__getitem__, c.state[start:stop]))
         sent, received = c.sent[start:stop].tolist(), c.received[start:stop].tolist()
         rtt = rtts_ms(c.rtt[4 * start:4 * stop])
+        pct = rtts_ms(c.pct[3 * start:3 * stop])
         return (list(map(names.__getitem__, c.src[start:stop])),
                 list(map(names.__getitem__, c.dst[start:stop])),
                 states, sent, received, list(map(pair_loss_pct, states, sent, received)),
-                rtt[0::4], rtt[1::4], rtt[2::4], rtt[3::4],
-                list(map(c.errors.get, range(start, stop))))
+                rtt[0::4], rtt[1::4], rtt[2::4], rtt[3::4], pct[0::3], pct[1::3], pct[2::3],
+                list(map(c.errors.get, range(start, stop))),
+                list(map(self._underlay, range(start, stop))),
+                list(map(self._mtu, range(start, stop))))
 
-    def row_values(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[Any, ...]]:
-        """Rows `start` to `stop` as tuples of a Pair's values (PAIR_FIELDS order)."""
+    def _underlay(self, row: int) -> Underlay | None:
+        c = self.columns
+        code = c.u_state[row]
+        if code == NOT_MEASURED:
+            return None
+        state, sent, received = STATES[code], c.u_sent[row], c.u_received[row]
+        avg = c.u_rtt[row]
+        return Underlay(state, sent, received, pair_loss_pct(state, sent, received),
+                        None if avg != avg else round(avg, RTT_DECIMALS), c.u_errors.get(row))
+
+    def _mtu(self, row: int) -> MtuCheck | None:
+        code = self.columns.mtu[row]
+        if code == MTU_NOT_MEASURED or self.params.mtu_size is None:
+            return None
+        ok = None if code == MTU_UNKNOWN else code == MTU_OK
+        return MtuCheck(ok, self.params.mtu_size, self.columns.mtu_errors.get(row))
+
+    def row_values(self, start: int = 0, stop: int | None = None) -> Iterator[Any]:
+        """Rows `start` to `stop` as PairRows: a Pair's values, by name or in PAIR_FIELDS order."""
         stop = self.pair_count if stop is None else stop
         for begin in range(start, stop, _CHUNK):
-            yield from zip(*self.value_columns(begin, min(stop, begin + _CHUNK)))
+            yield from map(PairRow._make, zip(*self.value_columns(begin, min(stop, begin + _CHUNK))))
 
     def row(self, i: int) -> Pair:
         return Pair(*next(self.row_values(i, i + 1)))
@@ -271,16 +398,56 @@ class Mesh:
     def state_at(self, row: int) -> PairState:
         return STATES[self.columns.state[row]]
 
+    def underlay_state_at(self, row: int) -> PairState | None:
+        """The state of row `row`'s underlay ping (the peer's tunnel IPv4, outside the tunnel);
+        None when the underlay was not measured."""
+        code = self.columns.u_state[row]
+        return None if code == NOT_MEASURED else STATES[code]
+
+    def mtu_ok_at(self, row: int) -> bool | None:
+        """Whether row `row`'s full-size don't-fragment pings got through; None when not
+        measured or when it could not tell (see MtuCheck)."""
+        code = self.columns.mtu[row]
+        return None if code in (MTU_NOT_MEASURED, MTU_UNKNOWN) else code == MTU_OK
+
+    def rtt_percentiles(self) -> dict[str, float | None]:
+        """{"p50", "p90", "p99"} in ms over every tunnel reply of the mesh (nearest rank; None
+        with too few replies: see fleet.mesh.percentiles). Replies the prober did not print one
+        by one (the ping method's summaries) are not among them."""
+        return counter_percentiles(self.columns.replies)
+
+    def underlay_counts(self) -> dict[str, int] | None:
+        """Underlay pairs per state, or None when the underlay was not measured."""
+        if not self.params.underlay:
+            return None
+        return {state.value: self.columns.u_state.count(code) for code, state in enumerate(STATES)}
+
+    def mtu_counts(self) -> dict[str, int] | None:
+        """MTU checks that passed, failed and could not tell, or None when not measured."""
+        if self.params.mtu_size is None:
+            return None
+        m = self.columns.mtu
+        return {"ok": m.count(MTU_OK), "failed": m.count(MTU_FAILED),
+                "unknown": m.count(MTU_UNKNOWN)}
+
 
 def source_report(src: int, targets: Sequence[tuple[int, str]], method: str,
                   tunnel_addresses: tuple[IPv6Interface, ...],
                   outcomes: Mapping[str, PingOutcome],
-                  notes: tuple[str, ...] = ()) -> SourceReport:
+                  notes: tuple[str, ...] = (),
+                  underlay: tuple[Sequence[str], Mapping[str, PingOutcome]] | None = None,
+                  mtu: Mapping[str, PingOutcome] | None = None) -> SourceReport:
     """Fold one source's outcomes (keyed by the peers' address texts) into columns, right away
-    (the outcomes are then dropped)."""
+    (the outcomes are then dropped). `underlay`: the peers' IPv4 texts, in `targets`' order, and
+    the outcomes keyed by them; `mtu`: the full-size outcomes keyed by the IPv6 texts."""
     pairs = PairColumns()
-    for dst, address in targets:
+    ipv4s = underlay[0] if underlay is not None else ()
+    for k, (dst, address) in enumerate(targets):
         pairs.add_outcome(src, dst, outcomes.get(address))
+        if underlay is not None:
+            pairs.set_underlay(len(pairs) - 1, underlay[1].get(ipv4s[k]))
+        if mtu is not None:
+            pairs.set_mtu(len(pairs) - 1, mtu.get(address))
     return SourceReport(method, tunnel_addresses, pairs, notes)
 
 
@@ -304,6 +471,10 @@ def build_mesh(hosts: Sequence[FleetHost],
                                        error_kind=kind))
             for j in plan[i]:
                 columns.add(i, j, PairState.ERROR, error=f"source failed: {reason}")
+                if params.underlay:
+                    columns.set_underlay_error(len(columns) - 1, f"source failed: {reason}")
+                if params.mtu_size is not None:
+                    columns.set_mtu_unknown(len(columns) - 1, f"source failed: {reason}")
             continue
         own = IPv6Interface(f"{src.address}/{ISATAP_PREFIX_LENGTH}")
         start = len(columns)
@@ -320,4 +491,6 @@ def build_mesh(hosts: Sequence[FleetHost],
         for row in range(start, len(columns)):
             if columns.state[row] == STATES.index(PairState.UNREACHABLE):
                 columns.with_state(row, PairState.ERROR, f"source not configured: {note}")
+                if columns.mtu[row] == MTU_FAILED:
+                    columns.set_mtu_unknown(row, f"source not configured: {note}")
     return Mesh(tuple(mesh_hosts), columns, params, peers)

@@ -18,7 +18,9 @@ _RTT = re.compile(r"(?:rtt|round-trip) min/avg/max(?:/(?:mdev|stddev))? = "
 
 @dataclass(frozen=True)
 class PingStats:
-    """The statistics block of one ping run. RTTs are in milliseconds, None without replies."""
+    """The statistics block of one ping run. RTTs are in milliseconds, None without replies;
+    `replies_ms` holds each reply's RTT when the prober printed them (fping -C and fleet's own
+    prober do; ping's -q summary does not), for percentiles."""
 
     sent: int
     received: int
@@ -27,6 +29,7 @@ class PingStats:
     rtt_avg_ms: float | None = None
     rtt_max_ms: float | None = None
     rtt_mdev_ms: float | None = None
+    replies_ms: tuple[float, ...] = ()
 
     @property
     def loss_pct(self) -> float:

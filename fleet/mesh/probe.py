@@ -8,6 +8,11 @@ answer back into one PingOutcome per peer. The method is chosen on the host, che
     ping     iputils `ping -6`, one process per peer, at most `parallel` at once
 
 `--probe` forces one; the report names the method each host used.
+
+The same script can run more rounds after the tunnel's, each with its own choice of method (the
+same order and fallback): `underlay` pings the peers' tunnel IPv4 addresses (`-4`), outside the
+tunnel, and `mtu` sends don't-fragment pings that fill the tunnel MTU. The rounds run one after the
+other, so each adds about one ping round to the probe's time, and their answers never interleave.
 """
 
 from __future__ import annotations
@@ -22,13 +27,17 @@ from ipaddress import IPv6Address, IPv6Interface
 from fleet.core.sections import section, split_sections
 from fleet.mesh.fping import parse_fping
 from fleet.mesh.ping import PingStats, failure_reason, parse_ping
-from fleet.tunnel.plan import TUNNEL_NAME
+from fleet.tunnel.plan import TUNNEL_MTU, TUNNEL_NAME
 
 METHODS = ("auto", "fping", "python", "ping")
+ICMP6_OVERHEAD = 48  # IPv6 header (40) and ICMPv6 echo header (8): a ping of MTU - 48 data bytes fills it
+MTU_PINGS = 2  # don't-fragment pings per pair: one reply proves the full-size path
 NO_PROBER_STATUS = 4
 # A line inside a section; unlike MARKER ("@@fleet "), it does not start a new section.
 _RC = "@@fleet-rc "
-_METHOD = "method "
+_METHOD = "method "      # the tunnel round's sections ("method fping")
+_UNDERLAY = "underlay "  # the underlay round's ("underlay fping")
+_MTU = "mtu "            # the full-size round's ("mtu fping")
 _TUNNEL = "tunnel"
 _STATISTICS = re.compile(r"^--- (\S+) ping statistics ---$")
 _UNATTRIBUTED = ""  # key of the reason that explains peers ping printed nothing about
@@ -45,6 +54,8 @@ class ProbeParams:
     timeout: float = 1.0
     parallel: int = 16
     method: str = "auto"
+    underlay: bool = False       # also ping the peers' tunnel IPv4 addresses, outside the tunnel
+    mtu_size: int | None = None  # also send don't-fragment pings of this many bytes (IPv6 packet)
 
     def __post_init__(self) -> None:
         if not 1 <= self.count <= 1000:
@@ -57,16 +68,42 @@ class ProbeParams:
             raise ValueError("--parallel must be between 1 and 1024")
         if self.method not in METHODS:
             raise ValueError(f"--probe must be one of {', '.join(METHODS)}")
+        if self.mtu_size is not None and not 1280 <= self.mtu_size <= 65535:
+            raise ValueError("the MTU to check must be between 1280 (IPv6's minimum) and 65535")
 
     def seconds_per_peer(self) -> float:
         return (self.count - 1) * self.interval + self.timeout
 
+    @property
+    def mtu_payload(self) -> int | None:
+        """ICMPv6 data bytes of a ping that fills `mtu_size` (ping's -s, fping's -b)."""
+        return None if self.mtu_size is None else self.mtu_size - ICMP6_OVERHEAD
+
     def expected_seconds(self, peers: int) -> float:
         """How long one source's probe should take at most (the `ping` method, lanes being
-        sequential, is the slowest)."""
+        sequential, is the slowest): one ping round for the tunnel, one more for the underlay,
+        and a shorter one (MTU_PINGS pings) for the MTU check."""
         lanes = max(1, min(self.parallel, peers))
         rounds = -(-peers // lanes)
-        return rounds * self.seconds_per_peer() + peers * 0.002
+        per_peer = self.seconds_per_peer() * (2 if self.underlay else 1)
+        if self.mtu_size is not None:
+            per_peer += (MTU_PINGS - 1) * self.interval + self.timeout
+        return rounds * per_peer + peers * 0.002 * (1 + self.underlay + (self.mtu_size is not None))
+
+
+DEFAULT_MTU_SIZE = TUNNEL_MTU  # what --mtu checks: the tunnel's own MTU
+
+
+@dataclass(frozen=True)
+class ProbeRound:
+    """One round of pings from a source: its section prefix, address family, peers (as texts),
+    pings per peer, and, for the MTU round, the data bytes of don't-fragment pings."""
+
+    prefix: str
+    family: int
+    targets: tuple[str, ...]
+    count: int
+    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -81,12 +118,16 @@ class PingOutcome:
 
 @dataclass(frozen=True)
 class ProbeAnswer:
-    """One source's answer: the method it used, its tunnel's addresses and an outcome per peer."""
+    """One source's answer: the method it used, its tunnel's addresses and an outcome per peer;
+    with the underlay round, an outcome per peer's IPv4 text, and with the MTU round, a
+    full-size outcome per peer's IPv6 text (None: the round was not asked for)."""
 
     method: str
     tunnel_addresses: tuple[IPv6Interface, ...]
     outcomes: dict[str, PingOutcome]
     notes: tuple[str, ...] = ()
+    underlay: dict[str, PingOutcome] | None = None
+    mtu: dict[str, PingOutcome] | None = None
 
 
 def _lanes(targets: Sequence[str], count: int) -> list[list[str]]:
@@ -103,48 +144,74 @@ def _prober_program() -> str:
 class MeshProbe:
     """Builds the probe script and reads its answer."""
 
-    def script(self, targets: Sequence[str], params: ProbeParams) -> str:
-        """The probe script for peers given as canonical IPv6 texts. It tries the methods in order
-        and keeps the first that works; one that is present but fails outright (fping without
-        /etc/protocols, say) leaves a note and the next one is tried. Only shell builtins run
-        besides the prober itself: every process costs the target CPU."""
-        addrs = '"$@"'  # the peers' canonical IPv6 texts, set once below: nothing to quote
-        ms = lambda seconds: str(max(1, round(seconds * 1000)))  # noqa: E731
-        summaries = {
-            "fping": ("fping", f"fping -6 -q -C {params.count} -p {ms(params.interval)} -i 1 "
-                               f"-t {ms(params.timeout)} {addrs}", 2),
-            "python": ("python3", f"python3 -c {shlex.quote(_prober_program())} {params.count} "
-                                  f"{params.interval:g} {params.timeout:g} {addrs}", 0),
-        }
-        chosen = ["fping", "python", "ping"] if params.method == "auto" else [params.method]
-        lines = ["set -- " + " ".join(targets), section(_TUNNEL),
+    def script(self, targets: Sequence[str], params: ProbeParams,
+               underlay_targets: Sequence[str] = ()) -> str:
+        """The probe script for peers given as canonical IPv6 texts (and, with
+        `params.underlay`, their IPv4 texts, in the same order). Each round tries the methods in
+        order and keeps the first that works; one that is present but fails outright (fping
+        without /etc/protocols, say) leaves a note and the next one is tried. Only shell builtins
+        run besides the probers: every process costs the target CPU."""
+        lines = [section(_TUNNEL),
                  f'{{ while read -r a i p s f d; do [ "$d" = {TUNNEL_NAME} ] && echo "$a $p"; '
                  "done < /proc/net/if_inet6; } 2>/dev/null",
-                 "ran=", "nl='", "'"]  # a newline, for splitting output with builtins
+                 "nl='", "'"]  # a newline, for splitting output with builtins
+        if params.method in ("auto", "python"):
+            lines.insert(0, f"fp={shlex.quote(_prober_program())}")  # once, for every round
+        lines += self._round(ProbeRound(_METHOD, 6, tuple(targets), params.count), params)
+        lines.append(f'[ -n "$ran" ] || exit {NO_PROBER_STATUS}')
+        if params.underlay:
+            if len(underlay_targets) != len(targets):
+                raise ValueError("the underlay round needs every peer's IPv4 address")
+            lines += self._round(ProbeRound(_UNDERLAY, 4, tuple(underlay_targets), params.count),
+                                 params)
+        if params.mtu_payload is not None:
+            lines += self._round(ProbeRound(_MTU, 6, tuple(targets), MTU_PINGS, params.mtu_payload),
+                                 params)
+        if params.underlay or params.mtu_payload is not None:
+            lines.append("exit 0")  # the tunnel round worked; a later round's failure is in its pairs
+        return "\n".join(lines)
+
+    def _round(self, probe: ProbeRound, params: ProbeParams) -> list[str]:
+        """The lines of one round: its peers set once as "$@", then each method in turn until one
+        works (`ran` names it)."""
+        addrs = '"$@"'  # the peers' canonical address texts, set once below: nothing to quote
+        ms = lambda seconds: str(max(1, round(seconds * 1000)))  # noqa: E731
+        fping_df = f" -M -b {probe.size}" if probe.size is not None else ""
+        python_opts = (" -4" if probe.family == 4 else "") + (
+            f" -s {probe.size} -M" if probe.size is not None else "")
+        summaries = {
+            "fping": ("fping", f"fping -{probe.family} -q -C {probe.count} -p {ms(params.interval)} "
+                               f"-i 1 -t {ms(params.timeout)}{fping_df} {addrs}", 2),
+            "python": ("python3", f'python3 -c "$fp" {probe.count} {params.interval:g} '
+                                  f"{params.timeout:g}{python_opts} {addrs}", 0),
+        }
+        chosen = ["fping", "python", "ping"] if params.method == "auto" else [params.method]
+        lines = ["set -- " + " ".join(probe.targets), "ran="]
         for name in chosen:
             if name == "ping":
                 lines += ['if [ -z "$ran" ] && command -v ping >/dev/null 2>&1; then',
-                          "  ran=ping", "  " + section(_METHOD + "ping")]
-                lines += ["  " + line for line in self._ping_lanes(targets, params)]
+                          "  ran=ping", "  " + section(probe.prefix + "ping")]
+                lines += ["  " + line for line in self._ping_lanes(probe, params)]
                 lines.append("fi")
                 continue
             command_name, command, worst_ok = summaries[name]
             lines += [
                 f'if [ -z "$ran" ] && command -v {command_name} >/dev/null 2>&1; then',
-                f"  {section(_METHOD + name)}",
+                f"  {section(probe.prefix + name)}",
                 f"  {command} 2>&1",
                 "  rc=$?",
                 f'  echo "{_RC}$rc"',
                 f'  [ "$rc" -le {worst_ok} ] && ran={name}',
                 "fi",
             ]
-        lines.append(f'[ -n "$ran" ] || exit {NO_PROBER_STATUS}')
-        return "\n".join(lines)
+        return lines
 
     @staticmethod
-    def _ping_lanes(targets: Sequence[str], params: ProbeParams) -> list[str]:
-        ping = shlex.join(["ping", "-6", "-n", "-q", "-c", str(params.count),
-                           "-i", f"{params.interval:g}", "-W", f"{params.timeout:g}"])
+    def _ping_lanes(probe: ProbeRound, params: ProbeParams) -> list[str]:
+        targets = probe.targets
+        df = ["-M", "do", "-s", str(probe.size)] if probe.size is not None else []
+        ping = shlex.join(["ping", f"-{probe.family}", "-n", "-q", "-c", str(probe.count),
+                           "-i", f"{params.interval:g}", "-W", f"{params.timeout:g}", *df])
         # Each lane pings its peers one after the other; a lane of one peer is that ping alone.
         # No wrapper, no temporary file: ping writes its whole -q summary, which names the peer
         # ("--- ADDR ping statistics ---"), in one write at exit, atomic on the shared pipe.
@@ -154,16 +221,33 @@ class MeshProbe:
         lines.append("wait")
         return lines
 
-    def parse(self, output: str, targets: Sequence[str]) -> ProbeAnswer:
+    def parse(self, output: str, targets: Sequence[str],
+              underlay_targets: Sequence[str] | None = None, mtu: bool = False) -> ProbeAnswer:
+        """The answer to `script`: pass `underlay_targets` when it had the underlay round and
+        `mtu` when it had the MTU round."""
         parts = split_sections(output)
-        attempts = [name[len(_METHOD):] for name in parts if name.startswith(_METHOD)]
+        method, outcomes, notes = self._parse_round(parts, _METHOD, targets)
+        underlay = full_size = None
+        if underlay_targets is not None:
+            _, underlay, more = self._parse_round(parts, _UNDERLAY, underlay_targets)
+            notes += tuple(f"underlay: {note}" for note in more)
+        if mtu:
+            _, full_size, more = self._parse_round(parts, _MTU, targets)
+            notes += tuple(f"mtu: {note}" for note in more)
+        return ProbeAnswer(method, parse_proc_inet6(parts.get(_TUNNEL, "")), outcomes, notes,
+                           underlay, full_size)
+
+    def _parse_round(self, parts: dict[str, str], prefix: str, targets: Sequence[str]
+                     ) -> tuple[str, dict[str, PingOutcome], tuple[str, ...]]:
+        attempts = [name[len(prefix):] for name in parts if name.startswith(prefix)]
         method = attempts[-1] if attempts else "none"  # the script stops at the first that works
-        notes = tuple(_failure_note(name, parts[_METHOD + name]) for name in attempts[:-1])
-        body = parts.get(_METHOD + method, "")
+        notes = tuple(_failure_note(name, parts[prefix + name]) for name in attempts[:-1])
+        body = parts.get(prefix + method, "")
         if method == "ping":
             outcomes = self._parse_ping_lanes(body)
         else:
-            outcomes = self._parse_summaries(body)
+            # a full-size ping that could not be sent (EMSGSIZE) is the MTU check's answer
+            outcomes = self._parse_summaries(body, keep_stats=prefix == _MTU)
             last_rc = _last_status(body)
             if last_rc is not None and last_rc > _WORST_OK.get(method, 0):
                 notes += (_failure_note(method, body),)
@@ -173,10 +257,12 @@ class MeshProbe:
         for target in targets:
             if target not in outcomes:
                 outcomes[target] = PingOutcome(target, None, None, missing)
-        return ProbeAnswer(method, parse_proc_inet6(parts.get(_TUNNEL, "")), outcomes, notes)
+        return method, outcomes, notes
 
     @staticmethod
-    def _parse_summaries(body: str) -> dict[str, PingOutcome]:
+    def _parse_summaries(body: str, keep_stats: bool = False) -> dict[str, PingOutcome]:
+        """Outcomes from `fping -C`-style lines. A peer whose pings could not be sent has no
+        statistics (could not tell), unless `keep_stats`: then it keeps both."""
         status = None
         lines = body.splitlines()
         if lines and lines[-1].startswith(_RC):
@@ -186,8 +272,10 @@ class MeshProbe:
         for text, value in stats.items():
             target = text  # the prober prints each address as it was given
             error = errors.get(text)
-            if error and value.received == 0:
+            if error and value.received == 0 and not keep_stats:
                 outcomes[target] = PingOutcome(target, None, status, error)
+            elif error and value.received == 0:
+                outcomes[target] = PingOutcome(target, value, status, error)
             else:
                 outcomes[target] = PingOutcome(target, value, status)
         return outcomes

@@ -15,7 +15,7 @@ from fleet.core.output import columns
 from fleet.core.results import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from fleet.core.terminal import one_line, printable
 from fleet.mesh.diagnosis import Finding, diagnose_mesh, failed, verdict
-from fleet.mesh.model import PAIR_FIELDS, STATES, HostState, Mesh, Pair, PairState
+from fleet.mesh.model import PAIR_FIELDS, STATES, HostState, Mesh, MtuCheck, Pair, PairState, Underlay
 
 SYMBOLS = {PairState.OK: ".", PairState.LOSSY: "~", PairState.UNREACHABLE: "X", PairState.ERROR: "E"}
 LEGEND = "legend: . ok   ~ lossy   X unreachable   E error (could not tell)   - self   (blank: not probed)"
@@ -25,19 +25,40 @@ PAIR_BATCH = 4096         # pairs rendered at once in the JSON report
 
 # A column of a Pair's field rendered as JSON texts, by the field's type (`quoted`: texts of the
 # host names and states). Floats and ints are written as json.dumps writes them (repr, str).
+def _json_or_null(value: str | float | None) -> str:
+    return "null" if value is None else json.dumps(value)
+
+
+def _underlay_text(u: Underlay | None) -> str:
+    if u is None:
+        return "null"
+    return (f'{{"state": "{u.state.value}", "sent": {u.sent}, "received": {u.received}, '
+            f'"loss_pct": {_json_or_null(u.loss_pct)}, "rtt_avg_ms": {_json_or_null(u.rtt_avg_ms)}, '
+            f'"error": {_json_or_null(u.error)}}}')
+
+
+def _mtu_text(m: MtuCheck | None) -> str:
+    if m is None:
+        return "null"
+    return (f'{{"ok": {json.dumps(m.ok)}, "size": {m.size}, "error": {_json_or_null(m.error)}}}')
+
+
 _COLUMN_RENDERERS: dict[object, Callable[[list[Any], dict[Any, str]], Iterable[str]]] = {
     str: lambda column, quoted: map(quoted.__getitem__, column),
     PairState: lambda column, quoted: map(quoted.__getitem__, column),
     int: lambda column, quoted: map(str, column),
     float | None: lambda column, quoted: ["null" if v is None else repr(v) for v in column],
     str | None: lambda column, quoted: ["null" if v is None else json.dumps(v) for v in column],
+    Underlay | None: lambda column, quoted: map(_underlay_text, column),
+    MtuCheck | None: lambda column, quoted: map(_mtu_text, column),
 }
 
 
 def mesh_diagnosis(mesh: Mesh) -> list[Finding]:
     """The findings of a mesh from every measurement it carries (the report's one place that
-    chooses them)."""
-    return diagnose_mesh(mesh)
+    chooses them): the tunnel's pairs, and the underlay and MTU check where they were measured."""
+    return diagnose_mesh(mesh, mesh.underlay_state_at if mesh.params.underlay else None,
+                         mesh.mtu_ok_at if mesh.params.mtu_size else None)
 
 
 class MeshJson:
@@ -53,7 +74,8 @@ class MeshJson:
         return {
             "task": "mesh",
             "probe": {"method": mesh.probe, "count": p.count, "interval_s": p.interval,
-                      "timeout_s": p.timeout, "parallel": p.parallel},
+                      "timeout_s": p.timeout, "parallel": p.parallel, "underlay": p.underlay,
+                      "mtu_size": p.mtu_size},
             "coverage": {"peers_per_host": mesh.peers, "pairs": mesh.pair_count,
                          "fraction": round(mesh.coverage(), 4)},
             "hosts": [{"name": h.name, "ipv4": str(h.ipv4), "address": str(h.address),
@@ -76,11 +98,18 @@ class MeshJson:
             stream.write(("\n    " if self.mesh.pair_count <= len(batch) else ",\n    ")
                          + ",\n    ".join(batch))
         stream.write("\n  ],\n")
-        tail = json.dumps({"summary": self.mesh.summary(),
+        tail = json.dumps({"summary": self.summary(),
                            "verdict": verdict(self.mesh, self.findings),
                            "diagnosis": [f.as_dict() for f in self.findings], **self.extra},
                           indent=2)
         stream.write(tail[2:])
+
+    def summary(self) -> dict[str, Any]:
+        """The pair counts, the RTT percentiles over every reply, and the underlay's and MTU
+        check's counts (null when not measured)."""
+        mesh = self.mesh
+        return {**mesh.summary(), "rtt_ms": mesh.rtt_percentiles(),
+                "underlay": mesh.underlay_counts(), "mtu": mesh.mtu_counts()}
 
     def _pair_texts(self) -> Iterator[str]:
         """Each pair as one JSON object with the fields of a Pair, rendered a column at a time
@@ -165,7 +194,22 @@ def render_mesh(mesh: Mesh, findings: list[Finding] | None = None) -> str:
     rtt = _rtt_line(mesh)
     if rtt:
         lines += ["", rtt]
+    lines += _extra_round_lines(mesh)
     return printable("\n".join(lines))
+
+
+def _extra_round_lines(mesh: Mesh) -> list[str]:
+    """One line each for the underlay and the MTU check, when they were measured."""
+    lines = []
+    underlay = mesh.underlay_counts()
+    if underlay is not None:
+        lines.append("underlay (ping -4 to the tunnel IPv4): " + ", ".join(
+            f"{n} {state}" for state, n in underlay.items()))
+    mtu = mesh.mtu_counts()
+    if mtu is not None:
+        lines.append(f"mtu {mesh.params.mtu_size} (don't fragment): {mtu['ok']} ok, "
+                     f"{mtu['failed']} failed, {mtu['unknown']} could not tell")
+    return lines
 
 
 def _mesh_headline(mesh: Mesh, findings: list[Finding]) -> str:
@@ -176,7 +220,9 @@ def _mesh_headline(mesh: Mesh, findings: list[Finding]) -> str:
                                      f"({100 * mesh.coverage():.1f}% of pairs)")
     return (f"mesh {verdict}: {len(mesh.hosts)} hosts, {mesh.pair_count} pairs{sampled}: "
             f"{c['ok']} ok, {c['lossy']} lossy, {c['unreachable']} unreachable, {c['error']} error"
-            f"  (probe {mesh.probe}: {p.count} x {p.interval:g} s, wait {p.timeout:g} s)")
+            f"  (probe {mesh.probe}: {p.count} x {p.interval:g} s, wait {p.timeout:g} s"
+            f"{', underlay' if p.underlay else ''}"
+            f"{f', mtu {p.mtu_size}' if p.mtu_size is not None else ''})")
 
 
 def _matrix_lines(mesh: Mesh) -> list[str]:
@@ -227,9 +273,12 @@ def _rtt_line(mesh: Mesh) -> str:
     maxima = rtt[2::4]
     worst = max(range(len(maxima)), key=lambda i: maxima[i] if maxima[i] == maxima[i] else -1.0)
     slowest = mesh.row(worst)
+    spread = ", ".join(f"{name} {value:.3f}" for name, value in mesh.rtt_percentiles().items()
+                       if value is not None)
     return (f"rtt ms: median of averages {_median_ms(rtt[1::4]):.3f}, "
             f"min {min(v for v in rtt[0::4] if v == v):.3f}, "
-            f"max {slowest.rtt_max_ms:.3f} ({slowest.src} -> {slowest.dst})")
+            f"max {slowest.rtt_max_ms:.3f} ({slowest.src} -> {slowest.dst})"
+            + (f"; every reply: {spread}" if spread else ""))
 
 
 def _median_ms(values: Iterable[float]) -> float:

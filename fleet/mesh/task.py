@@ -21,7 +21,14 @@ from fleet.core.runner import HostRun, host_task
 from fleet.core.task import TaskContext
 from fleet.inventory import FleetHost
 from fleet.mesh.model import build_mesh, peer_plan, source_report
-from fleet.mesh.probe import METHODS, NO_PROBER_STATUS, MeshProbe, ProbeParams
+from fleet.mesh.probe import (
+    DEFAULT_MTU_SIZE,
+    METHODS,
+    MTU_PINGS,
+    NO_PROBER_STATUS,
+    MeshProbe,
+    ProbeParams,
+)
 from fleet.mesh.report import MeshReport
 
 PROBE = MeshProbe()
@@ -39,6 +46,10 @@ class MeshParams:
                         "auto: the first the host has, in that order (default)")
     peers: int | None = option(None, metavar="K", help="sampled mesh: each host probes K peers and "
                                "is probed by K others (default: every other host)")
+    underlay: bool = option(False, help="also ping every peer's tunnel IPv4 (data.ipv4), outside the "
+                            "tunnel, in the same command (about one more ping round)")
+    mtu: bool = option(False, help=f"also send {MTU_PINGS} don't-fragment pings that fill the tunnel "
+                       f"MTU ({DEFAULT_MTU_SIZE} bytes) to every peer (about one more ping round)")
 
     def __post_init__(self) -> None:
         self.probe_params  # noqa: B018  # its checks
@@ -48,7 +59,8 @@ class MeshParams:
     @property
     def probe_params(self) -> ProbeParams:
         return ProbeParams(count=self.count, interval=self.interval, timeout=self.timeout,
-                           parallel=self.parallel, method=self.probe)
+                           parallel=self.parallel, method=self.probe, underlay=self.underlay,
+                           mtu_size=DEFAULT_MTU_SIZE if self.mtu else None)
 
 
 Params = MeshParams
@@ -70,13 +82,15 @@ async def run(host: HostRun[FleetHost]) -> Result:
     index, peers = _targets(host)
     probe_params = host.params.probe_params
     addresses = [peer.address_text for _, peer in peers]
-    script = PROBE.script(addresses, probe_params)
+    ipv4s = [str(peer.ipv4) for _, peer in peers] if probe_params.underlay else []
+    script = PROBE.script(addresses, probe_params, ipv4s)
     budget = max(host.limits.command_timeout, probe_params.expected_seconds(len(peers)) * 2 + 10)
     answer = await host.run(script, timeout=budget)
-    if len(addresses) > 200:  # a big reply: fold it off the event loop, which runs handshakes
-        parsed = await asyncio.to_thread(PROBE.parse, answer.stdout, addresses)
-    else:
-        parsed = PROBE.parse(answer.stdout, addresses)
+    parse = functools.partial(PROBE.parse, answer.stdout, addresses,
+                              ipv4s if probe_params.underlay else None,
+                              probe_params.mtu_size is not None)
+    # a big reply: fold it off the event loop, which runs handshakes
+    parsed = await asyncio.to_thread(parse) if len(addresses) > 200 else parse()
     if answer.exit_status == NO_PROBER_STATUS:
         if parsed.notes:
             raise CommandError(host.name, "every prober failed: " + "; ".join(parsed.notes),
@@ -90,7 +104,9 @@ async def run(host: HostRun[FleetHost]) -> Result:
                            stderr=answer.stderr)
     targets = [(j, peer.address_text) for j, peer in peers]
     fold = functools.partial(source_report, index, targets, parsed.method, parsed.tunnel_addresses,
-                             parsed.outcomes, parsed.notes)
+                             parsed.outcomes, parsed.notes,
+                             (ipv4s, parsed.underlay) if parsed.underlay is not None else None,
+                             parsed.mtu)
     report = await asyncio.to_thread(fold) if len(targets) > 200 else fold()
     return host.result(report)
 

@@ -1,0 +1,106 @@
+"""The mesh's extra measurements on real kernels (the lab's QEMU guests), driven by the CLI.
+
+With protocol 41 dropped for one guest on the bridge, its tunnel pairs fail while `--underlay`
+(the same sources pinging the guests' tunnel IPv4, outside the tunnel) says the underlay is fine;
+with the bridge-side tap of one guest at MTU 1400, small pings pass while `--mtu` (don't-fragment
+pings that fill the tunnel MTU) fails that guest's pairs, and only those. Each run checks that
+every source still got one SSH command (one login each, the report's one probe per host).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+
+import pytest
+from labtools import fleet, fleet_json
+
+from fleet.lab import check_prerequisites, down, up
+
+GUESTS = ["h1", "h2", "h3"]
+PROBLEMS = ["needs root"] if os.geteuid() != 0 else check_prerequisites()
+if shutil.which("nft") is None:
+    PROBLEMS = [*PROBLEMS, "needs nft (nftables)"]
+pytestmark = [pytest.mark.lab,
+              pytest.mark.skipif(bool(PROBLEMS), reason="; ".join(PROBLEMS) or "ready")]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """Three guests with fleet's sit1, as after `fleet run setup`; torn down at the end."""
+    workdir = tmp_path_factory.mktemp("measure")
+    try:
+        info = up(len(GUESTS), workdir=workdir, name=f"m{uuid.uuid4().hex[:6]}")
+        done = fleet(info, "run", "setup")
+        assert done.returncode == 0, done.stdout + done.stderr
+        yield info
+    finally:
+        down(workdir=workdir)
+
+
+def in_lab(lab, *command: str) -> None:
+    subprocess.run(["ip", "netns", "exec", lab.netns, *command], check=True, capture_output=True)
+
+
+def drop_protocol_41(lab, tap: str | None) -> None:
+    """The security-group analogue on the lab's bridge: drop 6in4 to and from one guest's tap
+    (None: remove the rule)."""
+    subprocess.run(["ip", "netns", "exec", lab.netns, "nft", "delete", "table", "bridge",
+                    "fleetmeasure"], capture_output=True)
+    if tap:
+        subprocess.run(["ip", "netns", "exec", lab.netns, "nft", "-f", "-"], check=True, text=True,
+                       input=f'table bridge fleetmeasure {{\n chain c {{\n  type filter hook forward '
+                             f'priority 0;\n  iifname "{tap}" ip protocol 41 drop\n'
+                             f'  oifname "{tap}" ip protocol 41 drop\n }}\n}}\n')
+
+
+def by_pair(report):
+    return {(p["src"], p["dst"]): p for p in report["pairs"]}
+
+
+def test_without_the_options_nothing_more_is_measured(lab, tmp_path):
+    done, report = fleet_json(lab, tmp_path, "run", "mesh", "--count", "2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert report["probe"]["underlay"] is False and report["probe"]["mtu_size"] is None
+    assert all(p["underlay"] is None and p["mtu"] is None for p in report["pairs"])
+    assert report["summary"]["underlay"] is None and report["summary"]["mtu"] is None
+
+
+def test_protocol_41_dropped_fails_the_tunnel_while_the_underlay_answers(lab, tmp_path):
+    drop_protocol_41(lab, "tap2")
+    try:
+        done, report = fleet_json(lab, tmp_path, "run", "mesh", "--underlay", "--count", "3")
+    finally:
+        drop_protocol_41(lab, None)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert report["probe"]["underlay"] is True
+    assert [h["state"] for h in report["hosts"]] == ["ok"] * 3
+    for (src, dst), pair in by_pair(report).items():
+        assert pair["state"] == ("unreachable" if "h2" in (src, dst) else "ok"), (src, dst)
+        underlay = pair["underlay"]
+        assert underlay["state"] == "ok", (src, dst, underlay)  # IPv4 itself is fine
+        assert (underlay["sent"], underlay["received"], underlay["loss_pct"]) == (3, 3, 0.0)
+        assert underlay["rtt_avg_ms"] > 0 and underlay["error"] is None
+    assert report["summary"]["underlay"] == {"ok": 6, "lossy": 0, "unreachable": 0, "error": 0}
+    assert "underlay (ping -4 to the tunnel IPv4): 6 ok" in done.stdout
+
+
+def test_an_mtu_black_hole_fails_the_full_size_pings_of_that_guest_only(lab, tmp_path):
+    in_lab(lab, "ip", "link", "set", "tap3", "mtu", "1400")
+    try:
+        done, report = fleet_json(lab, tmp_path, "run", "mesh", "--mtu", "--count", "2")
+    finally:
+        in_lab(lab, "ip", "link", "set", "tap3", "mtu", "1500")
+    assert done.returncode == 0, done.stdout + done.stderr  # the small pings: every pair ok
+    assert report["probe"]["mtu_size"] == 1480
+    for (src, dst), pair in by_pair(report).items():
+        assert pair["state"] == "ok", (src, dst, pair)
+        assert pair["mtu"]["ok"] is ("h3" not in (src, dst)), (src, dst, pair["mtu"])
+        assert pair["mtu"]["size"] == 1480
+    assert report["summary"]["mtu"] == {"ok": 2, "failed": 4, "unknown": 0}
+    # and with the tap as it was, every full-size ping passes again
+    done, report = fleet_json(lab, tmp_path, "run", "mesh", "--mtu", "--underlay", "--count", "2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert all(p["mtu"]["ok"] is True and p["underlay"]["state"] == "ok" for p in report["pairs"])
