@@ -157,3 +157,39 @@ def test_the_field_of_a_several_task_run_is_named_with_its_place():
         mesh_from_document(document, source="run.json")
     assert caught.value.field == "tasks[1].pairs[3].src"
     assert str(caught.value) == ("run.json: field 'tasks[1].pairs[3].src': expected a text, not 7")
+
+
+def test_the_underlay_mtu_check_and_percentiles_survive_a_round_trip(tmp_path):
+    from array import array
+    from collections import Counter
+    from dataclasses import replace
+
+    from fleet.mesh.ping import PingStats
+    from fleet.mesh.probe import PingOutcome
+
+    measured = mesh(["h1", "h2", "h3"], {("h1", "h3"): {"state": PairState.UNREACHABLE}})
+    measured.params = replace(measured.params, underlay=True, mtu_size=1480)
+    c = measured.columns
+    c.pct[0:3] = array("f", [0.25, float("nan"), float("nan")])
+    c.replies = Counter({250: 3, 500: 2, 900: 1})
+    for row in range(len(c)):
+        answered = 0 if row == 1 else 3
+        c.set_underlay(row, PingOutcome("x", PingStats(3, answered, rtt_avg_ms=0.125 if answered
+                                                       else None), 0))
+        c.set_mtu(row, PingOutcome("y", PingStats(2, 0 if row == 2 else 2), 0))
+    written = MeshJson(measured).as_dict()
+    assert written["pairs"][0]["rtt_p50_ms"] == 0.25 and written["pairs"][1]["underlay"]["state"] \
+        == "unreachable"
+    assert any(f["kind"] == "mtu-blackhole" for f in written["diagnosis"])
+    path = write(tmp_path, written)
+    again = load_mesh_document(path).mesh
+    assert MeshJson(again).as_dict() == written
+    assert again.underlay_state_at(1) is PairState.UNREACHABLE and again.mtu_ok_at(2) is False
+    assert render_mesh(again) == render_mesh(measured)
+
+
+def test_a_bad_underlay_is_named_with_its_field(tmp_path):
+    document = golden()
+    document["pairs"][0]["underlay"] = {"state": "fine", "sent": 3, "received": 3}
+    with pytest.raises(SavedReportError, match=r"pairs\[0\]\.underlay\.state.*unknown state 'fine'"):
+        load_mesh_document(write(tmp_path, document))

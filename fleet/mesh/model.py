@@ -296,6 +296,9 @@ class Mesh:
     params: ProbeParams
     peers: int | None = None
     _starts: list[int] = field(default_factory=list, repr=False)
+    # The percentiles over every reply when only the figures are known (a mesh read back from a
+    # report, whose replies one by one were not saved); None: computed from columns.replies.
+    reply_percentiles: dict[str, float | None] | None = None
 
     @property
     def probe(self) -> str:
@@ -414,6 +417,8 @@ class Mesh:
         """{"p50", "p90", "p99"} in ms over every tunnel reply of the mesh (nearest rank; None
         with too few replies: see fleet.mesh.percentiles). Replies the prober did not print one
         by one (the ping method's summaries) are not among them."""
+        if self.reply_percentiles is not None:
+            return dict(self.reply_percentiles)
         return counter_percentiles(self.columns.replies)
 
     def underlay_counts(self) -> dict[str, int] | None:

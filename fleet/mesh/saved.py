@@ -5,13 +5,14 @@ This is the one reader of the format. What the model does not hold (fields added
 versions, the summary, which the mesh recomputes) is read past, not refused; what the model needs
 is checked, and every error names the file and the field (`pairs[12].state`), since a report
 edited by hand or cut short should say where it went wrong. A new optional field is read in
-`_read_host` or `_read_pair`, and nowhere else.
+`_read_host` or `_read_pair` (and `_read_underlay`, `_read_mtu`), and nowhere else.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import AddressValueError, IPv4Address, IPv6Address
@@ -19,12 +20,25 @@ from pathlib import Path
 from typing import Any
 
 from fleet.core.errors import UsageError
-from fleet.mesh.model import HostState, Mesh, MeshHost, PairColumns, PairState
+from fleet.mesh.model import (
+    MTU_FAILED,
+    MTU_OK,
+    MTU_UNKNOWN,
+    NAN,
+    STATES,
+    HostState,
+    Mesh,
+    MeshHost,
+    PairColumns,
+    PairState,
+)
 from fleet.mesh.probe import ProbeParams
 from fleet.mesh.report import MeshReport
 
 _INF = float("inf")
 _RTT_FIELDS = ("rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "rtt_mdev_ms")  # PairColumns.add's order
+_PCT_FIELDS = ("rtt_p50_ms", "rtt_p90_ms", "rtt_p99_ms")
+_NO_EXTRAS = ((None, None, None), None, None)  # no percentiles, underlay or MTU check
 
 
 class SavedReportError(UsageError):
@@ -115,7 +129,9 @@ class _Reader:
             params = ProbeParams(count=self.integer(probe, "probe.count"),
                                  interval=self.number(probe, "probe.interval_s"),
                                  timeout=self.number(probe, "probe.timeout_s"),
-                                 parallel=self.integer(probe, "probe.parallel"))
+                                 parallel=self.integer(probe, "probe.parallel"),
+                                 underlay=self.flag(probe, "probe.underlay"),
+                                 mtu_size=self.optional_integer(probe, "probe.mtu_size"))
         except ValueError as exc:
             raise self.fail(self.where + "probe", str(exc).replace("--", "")) from None
         coverage = self.object(doc, "coverage", required=False) or {}
@@ -136,8 +152,15 @@ class _Reader:
         elapsed = doc.get("elapsed_s")
         if elapsed is not None and not _is_number(elapsed):
             raise self.fail(self.where + "elapsed_s", f"expected a number, not {_kind(elapsed)}")
-        return SavedMesh(Mesh(hosts, self._columns(rows), params, peers), interrupted,
-                         None if elapsed is None else float(elapsed), self.source)
+        mesh = Mesh(hosts, self._columns(rows), params, peers,
+                    reply_percentiles=self._reply_percentiles(doc))
+        return SavedMesh(mesh, interrupted, None if elapsed is None else float(elapsed), self.source)
+
+    def _reply_percentiles(self, doc: Mapping[str, Any]) -> dict[str, float | None]:
+        summary = self.object(doc, "summary", required=False) or {}
+        figures = self.object(summary, "summary.rtt_ms", required=False) or {}
+        return {name: self.optional_number(figures, f"summary.rtt_ms.{name}")
+                for name in ("p50", "p90", "p99")}
 
     def _read_host(self, value: Any, at: str) -> MeshHost:
         host = self.object_value(value, at)
@@ -175,19 +198,57 @@ class _Reader:
         if received > sent:
             raise self.fail(f"{self.where}{at}.received", f"{received} received of {sent} sent")
         rtt = tuple(self.optional_number(pair, f"{at}.{name}") for name in _RTT_FIELDS)
-        return (ends[0], ends[1], state, sent, received, rtt, self.optional_text(pair, f"{at}.error"))
+        pct = tuple(self.optional_number(pair, f"{at}.{name}") for name in _PCT_FIELDS)
+        extras = (pct, self._read_underlay(pair, f"{at}.underlay"), self._read_mtu(pair, f"{at}.mtu"))
+        return (ends[0], ends[1], state, sent, received, rtt, self.optional_text(pair, f"{at}.error"),
+                extras)
+
+    def _read_underlay(self, pair: Mapping[str, Any], at: str) -> tuple[Any, ...] | None:
+        underlay = self.object(pair, at, required=False)
+        if underlay is None:
+            return None
+        sent, received = self.count(underlay, f"{at}.sent"), self.count(underlay, f"{at}.received")
+        if received > sent:
+            raise self.fail(f"{self.where}{at}.received", f"{received} received of {sent} sent")
+        return (self.choice(underlay, f"{at}.state", PairState), sent, received,
+                self.optional_number(underlay, f"{at}.rtt_avg_ms"),
+                self.optional_text(underlay, f"{at}.error"))
+
+    def _read_mtu(self, pair: Mapping[str, Any], at: str) -> tuple[Any, ...] | None:
+        mtu = self.object(pair, at, required=False)
+        if mtu is None:
+            return None
+        ok = self._get(mtu, f"{at}.ok", required=False)
+        if ok not in (True, False, None):
+            raise self.fail(f"{self.where}{at}.ok", f"expected true, false or null, not {_kind(ok)}")
+        return (ok, self.optional_text(mtu, f"{at}.error"))
 
     def _columns(self, rows: list[tuple[Any, ...]]) -> PairColumns:
         """The rows in the order Mesh.find needs (by source, then destination), each pair once."""
         rows.sort(key=lambda r: (r[0], r[1]))
         columns = PairColumns()
         last = None
-        for src, dst, state, sent, received, rtt, error in rows:
+        for src, dst, state, sent, received, rtt, error, (pct, underlay, mtu) in rows:
             if (src, dst) == last:
                 raise self.fail(f"{self.where}pairs", f"pair {src} -> {dst} (by host index) is "
                                 "listed twice")
             last = (src, dst)
+            row = len(columns)
             columns.add(src, dst, state, sent, received, rtt, error)
+            if pct != (None, None, None):
+                columns.pct[3 * row:3 * row + 3] = array("f", (NAN if v is None else v for v in pct))
+            if underlay is not None:
+                u_state, u_sent, u_received, u_rtt, u_error = underlay
+                columns.u_state[row] = STATES.index(u_state)
+                columns.u_sent[row], columns.u_received[row] = min(u_sent, 0xFFFF), min(u_received, 0xFFFF)
+                columns.u_rtt[row] = NAN if u_rtt is None else u_rtt
+                if u_error is not None:
+                    columns.u_errors[row] = u_error
+            if mtu is not None:
+                ok, mtu_error = mtu
+                columns.mtu[row] = MTU_UNKNOWN if ok is None else MTU_OK if ok else MTU_FAILED
+                if mtu_error is not None:
+                    columns.mtu_errors[row] = mtu_error
         return columns
 
     # Field readers: `field` is the path below the document, as the error shows it.
@@ -232,6 +293,13 @@ class _Reader:
         if not _is_integer(found):
             raise self.fail(self.where + field, f"expected a whole number, not {_kind(found)}")
         return int(found)
+
+    def flag(self, value: Mapping[str, Any], field: str) -> bool:
+        """An optional true/false, false when missing (reports written before it existed)."""
+        found = self._get(value, field, required=False)
+        if found is not None and not isinstance(found, bool):
+            raise self.fail(self.where + field, f"expected true or false, not {_kind(found)}")
+        return bool(found)
 
     def optional_integer(self, value: Mapping[str, Any], field: str) -> int | None:
         found = self._get(value, field, required=False)
@@ -282,6 +350,8 @@ def _well_formed_pair(value: Any, index: Mapping[Any, int],
     except TypeError:  # a list or an object where a name belongs
         return None
     sent, received, error = get("sent"), get("received"), get("error")
+    if get("underlay") is not None or get("mtu") is not None or get("rtt_p50_ms") is not None:
+        return None  # more than the tunnel's numbers: read, and checked, by _read_pair
     rtt = (get("rtt_min_ms"), get("rtt_avg_ms"), get("rtt_max_ms"), get("rtt_mdev_ms"))
     if (src is None or dst is None or src == dst or state is None
             or type(sent) is not int or type(received) is not int or not 0 <= received <= sent
@@ -289,7 +359,8 @@ def _well_formed_pair(value: Any, index: Mapping[Any, int],
             or not all(v is None or (type(v) is float or type(v) is int) and 0 <= v < _INF
                        for v in rtt)):
         return None
-    return (src, dst, state, sent, received, tuple(None if v is None else float(v) for v in rtt), error)
+    return (src, dst, state, sent, received, tuple(None if v is None else float(v) for v in rtt), error,
+            _NO_EXTRAS)
 
 
 def _is_integer(value: Any) -> bool:
