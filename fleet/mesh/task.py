@@ -20,11 +20,12 @@ from fleet.core.results import RunOutcome, host_error
 from fleet.core.runner import HostRun, host_task
 from fleet.core.task import TaskContext
 from fleet.inventory import FleetHost
-from fleet.mesh.model import build_mesh, peer_plan, source_report
+from fleet.mesh.model import STATES, PairState, build_mesh, peer_plan, source_report
 from fleet.mesh.probe import METHODS, NO_PROBER_STATUS, MeshProbe, ProbeParams
 from fleet.mesh.report import MeshReport
 
 PROBE = MeshProbe()
+_ANSWERED = {STATES.index(PairState.OK), STATES.index(PairState.LOSSY)}  # a reply came
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ async def run(host: HostRun[FleetHost]) -> Result:
     fold = functools.partial(source_report, index, targets, parsed.method, parsed.tunnel_addresses,
                              parsed.outcomes, parsed.notes)
     report = await asyncio.to_thread(fold) if len(targets) > 200 else fold()
+    host.tally(sum(1 for code in report.pairs.state if code in _ANSWERED), "pairs answered")
     return host.result(report)
 
 
