@@ -14,7 +14,6 @@ from fleet.core.results import HostOutcome, HostsReport, headline, highlights
 from fleet.mesh.highlight import mesh_highlights
 from fleet.mesh.report import MeshReport, render_mesh
 
-ESCAPE = "\x1b"
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
 
 
