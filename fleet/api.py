@@ -25,6 +25,7 @@ from nornir.core.task import AggregatedResult
 
 from fleet.catalog import task as load_task
 from fleet.core.errors import UsageError
+from fleet.core.progress import HOST_DONE, ProgressEvent, ProgressListener
 from fleet.core.results import EXIT_INTERRUPTED, EXIT_OK, Report
 from fleet.core.runner import RunLimits, Runner
 from fleet.core.task import Task, TaskContext
@@ -33,6 +34,8 @@ from fleet.inventory import Inventory, check_ssh_files, load_inventory
 
 Warn = Callable[[str, str], None]  # (host or "", text)
 TaskProgress = Callable[[str, int, int, str, bool], None]  # task, done, total, last host, it failed
+# The richer alternative: `on_progress` gets every fleet.core.progress.ProgressEvent (connections
+# established, hosts done with the task's own count).
 
 
 @dataclass(frozen=True)
@@ -120,13 +123,19 @@ def prepare(tasks: Sequence[str | Task], inventory: Inventory, *,
 
 async def execute(prepared: PreparedRun, transport: Transport, *, limits: RunLimits | None = None,
                   stop: asyncio.Event | None = None, progress: TaskProgress | None = None,
-                  on_task_done: Callable[[TaskOutcome], None] | None = None) -> Outcome:
+                  on_task_done: Callable[[TaskOutcome], None] | None = None,
+                  on_progress: ProgressListener | None = None) -> Outcome:
     """Run prepared tasks in order over one connection per host; stops after an interrupted
-    task. The transport stays the caller's to close."""
+    task. The transport stays the caller's to close.
+
+    `progress(task, done, total, host, failed)` is called as each host finishes a task;
+    `on_progress(event)` gets every ProgressEvent (fleet.core.progress): each connection
+    established too, and the count a task reports per host (the mesh: pairs answered)."""
     done: list[TaskOutcome] = []
+    listeners = [f for f in (on_progress, None if progress is None else _host_done(progress)) if f]
+    step = None if not listeners else _each(listeners)
     async with Runner(transport, limits) as runner:
         for task, context in zip(prepared.tasks, prepared.contexts):
-            step = None if progress is None else _for_task(progress, task.name)
             run = await runner.run(task.name, task.run, prepared.inventory.hosts,
                                    params=context.params, dry_run=context.dry_run, stop=stop,
                                    progress=step)
@@ -140,8 +149,19 @@ async def execute(prepared: PreparedRun, transport: Transport, *, limits: RunLim
     return Outcome(tuple(done))
 
 
-def _for_task(progress: TaskProgress, name: str) -> Callable[[int, int, str, bool], None]:
-    return lambda done, total, host, failed: progress(name, done, total, host, failed)
+def _host_done(progress: TaskProgress) -> ProgressListener:
+    """The positional callback, fed the events of hosts done."""
+    def listener(event: ProgressEvent) -> None:
+        if event.kind == HOST_DONE:
+            progress(event.task, event.done, event.total, event.host, event.failed)
+    return listener
+
+
+def _each(listeners: Sequence[ProgressListener]) -> ProgressListener:
+    def listener(event: ProgressEvent) -> None:
+        for one in listeners:
+            one(event)
+    return listener
 
 
 async def open_transport(*, host_key_checking: str = "yes", persist: float = 0.0,
@@ -171,7 +191,8 @@ async def run_async(tasks: Sequence[str | Task], inventory: Inventory | str | Pa
                     persist: float = 0.0, transport: Transport | None = None,
                     tasks_dirs: Sequence[Path] = (), stop: asyncio.Event | None = None,
                     progress: TaskProgress | None = None, on_warning: Warn | None = None,
-                    on_task_done: Callable[[TaskOutcome], None] | None = None) -> Outcome:
+                    on_task_done: Callable[[TaskOutcome], None] | None = None,
+                    on_progress: ProgressListener | None = None) -> Outcome:
     """`run`, inside a running event loop."""
     prepared = prepare(tasks, select(inventory, limit, groups), params=params, dry_run=dry_run,
                        tasks_dirs=tasks_dirs, host_key_checking=host_key_checking)
@@ -180,7 +201,7 @@ async def run_async(tasks: Sequence[str | Task], inventory: Inventory | str | Pa
                                              persist=persist, on_warning=on_warning)
     try:
         return await execute(prepared, used, limits=limits, stop=stop, progress=progress,
-                             on_task_done=on_task_done)
+                             on_task_done=on_task_done, on_progress=on_progress)
     finally:
         if own:
             await used.close()
@@ -207,5 +228,5 @@ def run(tasks: Sequence[str | Task], inventory: Inventory | str | Path = "invent
                                  transport=transport, tasks_dirs=tasks_dirs, on_warning=on_warning))
 
 
-__all__ = ["Outcome", "PreparedRun", "TaskOutcome", "execute", "open_transport", "prepare", "run",
-           "run_async", "select"]
+__all__ = ["Outcome", "PreparedRun", "ProgressEvent", "TaskOutcome", "execute", "open_transport",
+           "prepare", "run", "run_async", "select"]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from fleet import __version__, api, cli_report
 from fleet.catalog import find_tasks
 from fleet.catalog import task as load_task
+from fleet.cli_display import LiveDisplay, print_report, stderr_console, terminal_features
 from fleet.cli_options import TaskOptions
 from fleet.core.errors import InventoryError, LabError, TaskError, UsageError
 from fleet.core.oslimits import raise_open_file_limit
@@ -89,9 +90,13 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tasks-dir", type=Path, action="append", default=[], metavar="DIR",
                        help="look for tasks here first (repeatable); then ./tasks, then built-ins")
     group.add_argument("--no-progress", dest="progress", action="store_false",
-                       help="no progress line on stderr (shown only on a terminal anyway)")
-    group.add_argument("-v", "--verbose", action="store_true",
-                       help="also print every host's full result (nornir-utils print_result)")
+                       help="plain output: no live display on stderr and no colour (both are "
+                       "shown only on a terminal, and not with $NO_COLOR set, anyway)")
+    talk = group.add_mutually_exclusive_group()
+    talk.add_argument("-q", "--quiet", action="store_true",
+                      help="print only each task's verdict line (--json is still written)")
+    talk.add_argument("-v", "--verbose", action="store_true",
+                      help="also print every host's full result (nornir-utils print_result)")
     limits = parser.add_argument_group("concurrency and timeouts")
     d = RunLimits()
     limits.add_argument("-w", "--workers", type=_positive_int, default=d.workers,
@@ -360,29 +365,40 @@ async def _execute(prepared: api.PreparedRun, options: argparse.Namespace) -> ap
     loop.add_signal_handler(signal.SIGINT, interrupted)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     out = sys.stderr if options.json == "-" else sys.stdout
-    progress = _ProgressLine(sys.stderr) if options.progress and sys.stderr.isatty() else None
+    shows = terminal_features(options.progress, os.environ, sys.stderr, out)
+    display = LiveDisplay(stderr_console(sys.stderr)) if shows.live else None
+    names, hosts = [t.name for t in prepared.tasks], len(prepared.inventory.hosts)
 
     def task_done(outcome: api.TaskOutcome) -> None:
-        if progress is not None:
-            progress.clear()
+        if display is not None:
+            display.pause()
         if options.verbose:
             from nornir_utils.plugins.functions import print_result
             print_result(outcome.results)
-        print(outcome.report.render(), file=out, flush=True)
+        print_report(outcome.report, out, quiet=options.quiet, colour=shows.colour)
+        following = names.index(outcome.task) + 1
+        if display is not None and not outcome.interrupted and following < len(names):
+            display.begin(names[following], hosts)
 
-    transport = await api.open_transport(host_key_checking=options.host_key_checking,
-                                         persist=options.persist, on_warning=_warn)
+    if display is not None:
+        display.begin(names[0], hosts)
     try:
-        return await api.execute(prepared, transport, limits=limits, stop=stop, progress=progress,
-                                 on_task_done=task_done)
+        transport = await api.open_transport(host_key_checking=options.host_key_checking,
+                                             persist=options.persist, on_warning=_warn)
+        try:
+            return await api.execute(prepared, transport, limits=limits, stop=stop,
+                                     on_progress=display, on_task_done=task_done)
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+            loop.remove_signal_handler(signal.SIGTERM)
+            await transport.close()
+            reused = getattr(transport, "reused", None)
+            if options.verbose and reused is not None:
+                print(f"fleet: --persist: {reused} connection(s) reused from earlier runs; "
+                      f"all kept {options.persist:g} s (`fleet persist status`)", file=sys.stderr)
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
-        loop.remove_signal_handler(signal.SIGTERM)
-        await transport.close()
-        reused = getattr(transport, "reused", None)
-        if options.verbose and reused is not None:
-            print(f"fleet: --persist: {reused} connection(s) reused from earlier runs; "
-                  f"all kept {options.persist:g} s (`fleet persist status`)", file=sys.stderr)
+        if display is not None:
+            display.pause()  # also when the transport could not be opened
 
 
 def _warn(host: str, text: str) -> None:
@@ -414,25 +430,6 @@ def cmd_persist(options: argparse.Namespace) -> int:
     if options.persist_command == "status":
         return control.status(directory, sys.stdout, as_json=options.json)
     return control.stop(directory, sys.stdout)
-
-
-class _ProgressLine:
-    """`[setup] 12/100 hosts, 1 failed, last h12` rewritten in place on a terminal."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream, self._task, self._failed = stream, "", 0
-
-    def __call__(self, task: str, done: int, total: int, host: str, failed: bool) -> None:
-        if task != self._task:
-            self._task, self._failed = task, 0
-        self._failed += failed
-        self._stream.write(f"\r\033[K[{task}] {done}/{total} hosts, {self._failed} failed, "
-                           f"last {host}")
-        self._stream.flush()
-
-    def clear(self) -> None:
-        self._stream.write("\r\033[K")
-        self._stream.flush()
 
 
 def cmd_lab(options: argparse.Namespace) -> int:

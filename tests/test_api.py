@@ -171,3 +171,36 @@ def test_the_mesh_report_is_the_model(tmp_path):
                                                       "unreachable": 0, "error": 3,
                                                       "rtt_ms": {"p50": 0.5, "p90": None, "p99": None},
                                                       "underlay": None, "mtu": None}
+
+
+def test_progress_events_say_connections_hosts_done_and_the_tasks_count(tmp_path, tasks_dir):
+    (tasks_dir / "letters.py").write_text(
+        '"""Count letters."""\n'
+        "async def run(host):\n"
+        "    await host.run('true', check=True)\n"
+        "    host.tally(len(host.name) + 2, 'letters')\n"
+        "    return host.result({'summary': 'counted'})\n")
+    calls, events = [], []
+
+    async def scenario():
+        started = await servers(tmp_path, 2)
+        started[1].accept_auth = False
+        try:
+            return await fleet.run_async(["letters"], inventory_of(tmp_path, started),
+                                         tasks_dirs=[tasks_dir], limits=RunLimits(workers=1),
+                                         progress=lambda *args: calls.append(args),
+                                         on_progress=events.append)
+        finally:
+            for s in started:
+                await s.close()
+
+    outcome = asyncio.run(scenario())
+    assert outcome.exit_code == 1
+    assert calls == [("letters", 1, 2, "a", False), ("letters", 2, 2, "b", True)]  # as before
+    assert [(e.kind, e.host, e.done, e.total, e.connected, e.failed, e.count, e.count_label)
+            for e in events] == [
+        ("connected", "a", 0, 2, 1, False, None, ""),
+        ("host-done", "a", 1, 2, 1, False, 3, "letters"),
+        ("host-done", "b", 2, 2, 1, True, None, ""),   # refused at login: never connected
+    ]
+    assert {e.task for e in events} == {"letters"}

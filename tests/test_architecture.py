@@ -43,8 +43,9 @@ def test_the_command_line_loads_no_feature_and_no_ssh_library_until_a_run_needs_
     loaded = loaded_after("import fleet.cli")
     assert "fleet.cli" in loaded
     for feature in ("fleet.mesh", "fleet.tunnel.setup_task", "fleet.lab", "asyncssh",
-                    "fleet.ssh.transport", "fleet.formats"):
+                    "fleet.ssh.transport", "fleet.formats", "rich"):
         assert feature not in loaded, feature
+    assert "fleet.cli_display" in loaded  # the display module is loaded, rich only when drawing
 
 
 def test_loading_one_task_loads_no_other_feature():

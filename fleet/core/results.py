@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from nornir.core.task import AggregatedResult, Result
 
 from fleet.core.errors import error_kind, failure_reason
-from fleet.core.output import render_host_table
+from fleet.core.output import host_recap, render_host_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -30,7 +30,12 @@ class RunOutcome:
 
 
 class Report(Protocol):
-    """A task's outcome as people and programs read it."""
+    """A task's outcome as people and programs read it.
+
+    Two optional members (see `headline` and `highlights` below): `headline`, the one line that
+    gives the verdict (`fleet run -q` prints only it); `highlights(text)`, where a text the report
+    rendered shows a state, for a terminal to colour.
+    """
 
     @property
     def exit_code(self) -> int: ...
@@ -38,6 +43,25 @@ class Report(Protocol):
     def render(self) -> str: ...
 
     def to_json(self) -> Any: ...  # a plain value, or an object with write_json(stream)
+
+
+Highlight = tuple[int, int, str]  # start, end (offsets in a rendered text), state it shows
+HIGHLIGHT_STATES = ("ok", "lossy", "unreachable", "error", "good", "bad")  # good/bad: a verdict
+
+
+def headline(report: Report) -> str:
+    """The report's verdict line: its `headline` when it has one, else the first line it renders."""
+    line = getattr(report, "headline", None)
+    if isinstance(line, str):
+        return line
+    return next((text for text in report.render().splitlines() if text.strip()), "")
+
+
+def highlights(report: Report, text: str) -> list[Highlight]:
+    """Where `text` (the report's render() or headline) shows a state; none for a report without
+    `highlights`."""
+    find = getattr(report, "highlights", None)
+    return list(find(text)) if callable(find) else []
 
 
 def host_error(result: Result) -> str:
@@ -112,6 +136,22 @@ class HostsReport:
         return render_host_table(self.task, [(h.name, h.status, h.detail) for h in self.hosts],
                                  self.counts, self.elapsed, interrupted=self.interrupted)
 
+    @property
+    def headline(self) -> str:
+        """The recap, the table's last line."""
+        return host_recap(self.task, self.counts, self.elapsed, interrupted=self.interrupted)
+
+    def highlights(self, text: str) -> list[Highlight]:
+        """The recap's verdict: its `N failed` bad when N > 0, good otherwise."""
+        recap = self.headline
+        start = text.rfind(recap)
+        if start < 0:
+            return []
+        word = f"{self.counts['failed']} failed"
+        at = start + recap.find(f", {word}") + 2
+        bad = self.counts["failed"] > 0 or self.interrupted
+        return [(at, at + len(word), "bad" if bad else "good")]
+
     def to_json(self) -> dict[str, Any]:
         return {"task": self.task,
                 "hosts": [{"name": h.name, "status": h.status, "changed": h.changed,
@@ -136,6 +176,6 @@ def hosts_report(task: str, host_names: Sequence[str], outcome: RunOutcome) -> H
                        outcome.elapsed, outcome.interrupted)
 
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "HostOutcome", "HostsReport",
-           "Report", "RunOutcome", "failed_result", "host_error", "host_error_kind", "host_outcome",
-           "hosts_report"]
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "HIGHLIGHT_STATES", "Highlight",
+           "HostOutcome", "HostsReport", "Report", "RunOutcome", "failed_result", "headline",
+           "highlights", "host_error", "host_error_kind", "host_outcome", "hosts_report"]

@@ -26,6 +26,7 @@ from fleet.core.errors import (
     HostTimeoutError,
 )
 from fleet.core.privilege import check_privilege, privileged
+from fleet.core.progress import CONNECTED, HOST_DONE, ProgressEvent, ProgressListener
 from fleet.core.results import RunOutcome, failed_result
 from fleet.core.transport import CommandResult, RunTarget, Session, Transport
 
@@ -57,6 +58,12 @@ class ConnectionPool:
         self._sessions: dict[str, Session] = {}
         self._failures: dict[str, ConnectError] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self.on_connect: Callable[[str], None] | None = None  # a host's connection was established
+
+    @property
+    def connected(self) -> int:
+        """Hosts with a session open now."""
+        return len(self._sessions)
 
     async def session(self, host: RunTarget) -> Session:
         lock = self._locks.setdefault(host.name, asyncio.Lock())
@@ -74,6 +81,8 @@ class ConnectionPool:
                     except ConnectError as exc:
                         self._failures[host.name] = exc
                         raise
+                if self.on_connect is not None:
+                    self.on_connect(host.name)
             return self._sessions[host.name]
 
     async def discard(self, host: RunTarget) -> None:
@@ -103,6 +112,8 @@ class HostRun(Generic[H]):
         self.task_name = task_name
         self.dry_run = dry_run
         self._pool = pool
+        self.count: int | None = None
+        self.count_label = ""
 
     @property
     def name(self) -> str:
@@ -127,6 +138,11 @@ class HostRun(Generic[H]):
                                command=command, exit_status=result.exit_status,
                                stdout=result.stdout, stderr=result.stderr)
         return result
+
+    def tally(self, count: int, label: str) -> None:
+        """Report a number for this host (`label` says what it counts: "pairs answered"); a
+        progress display sums it over the hosts done so far."""
+        self.count, self.count_label = count, label
 
     def result(self, result: object = None, *, changed: bool = False, failed: bool = False,
                diff: str = "", exception: BaseException | None = None) -> Result:
@@ -160,7 +176,6 @@ def host_task(run: Callable[[HostRun[Any]], Awaitable[Result]]) -> HostTask:
 
     checked.__fleet_host_task__ = True  # type: ignore[attr-defined]  # fleet.core.task.is_host_task
     return checked
-Progress = Callable[[int, int, str, bool], None]  # hosts done, hosts in all, the last host, it failed
 
 
 class Runner:
@@ -178,34 +193,44 @@ class Runner:
 
     async def run(self, name: str, task: HostTask, hosts: Sequence[RunTarget], *,
                   params: Any = None, dry_run: bool = False, stop: asyncio.Event | None = None,
-                  progress: Progress | None = None,
+                  progress: ProgressListener | None = None,
                   fleet: Sequence[RunTarget] | None = None) -> RunOutcome:
         """Run `task` on every host with the task's `params`. When `stop` is set, unfinished
         hosts are cancelled and reported as interrupted; what finished is kept. `fleet` is what
         each host's task sees as `host.fleet` (default: `hosts`), for running on some hosts of a
-        larger fleet (one host's share of a mesh)."""
+        larger fleet (one host's share of a mesh). `progress` gets an event for each connection
+        established and each host done (fleet.core.progress)."""
         started = time.monotonic()
         seen = hosts if fleet is None else fleet
         results = AggregatedResult(name)
         slots = asyncio.Semaphore(self.limits.workers)
         done = 0
 
+        def connected(host: str) -> None:
+            if progress is not None:
+                progress(ProgressEvent(name, CONNECTED, host, done, len(hosts), self._pool.connected))
+
         async def one(host: RunTarget) -> None:
             nonlocal done
             async with slots:
-                result = await self._run_host(name, task, host, seen, params, dry_run)
+                result, run = await self._run_host(name, task, host, seen, params, dry_run)
             multi = MultiResult(name)
             multi.append(result)
             results[host.name] = multi
             done += 1
             if progress is not None:
-                progress(done, len(hosts), host.name, result.failed)
+                progress(ProgressEvent(name, HOST_DONE, host.name, done, len(hosts),
+                                       self._pool.connected, result.failed, run.count,
+                                       run.count_label))
+
+        self._pool.on_connect = connected
 
         jobs = [asyncio.create_task(one(h), name=f"{name}:{h.name}") for h in hosts]
         interrupted = False
         try:
             await self._until_done_or_stopped(jobs, stop)
         finally:
+            self._pool.on_connect = None
             unfinished = [job for job in jobs if not job.done()]
             if unfinished:
                 interrupted = True
@@ -242,21 +267,23 @@ class Runner:
             stopper.cancel()
 
     async def _run_host(self, name: str, task: HostTask, host: RunTarget,
-                        fleet: Sequence[RunTarget], params: Any, dry_run: bool) -> Result:
+                        fleet: Sequence[RunTarget], params: Any, dry_run: bool,
+                        ) -> tuple[Result, HostRun[Any]]:
         run = HostRun(host, fleet, params, self._pool, self.limits, name, dry_run=dry_run)
         try:
             async with asyncio.timeout(self.limits.host_timeout):
                 result = await task(run)
         except HostError as exc:  # a timed-out command was stopped and its channel closed
-            return run.result(failed=True, exception=exc)
+            return run.result(failed=True, exception=exc), run
         except TimeoutError:
             await self._pool.discard(host)
             return run.result(failed=True, exception=HostTimeoutError(
-                host.name, f"{name} did not finish within --host-timeout {self.limits.host_timeout:g} s"))
+                host.name, f"{name} did not finish within --host-timeout {self.limits.host_timeout:g} s"
+            )), run
         except Exception as exc:  # a failure belongs to one host, even a bug in a task
             return run.result(failed=True, exception=HostError(
-                host.name, f"{name} crashed: {type(exc).__name__}: {exc}"))
+                host.name, f"{name} crashed: {type(exc).__name__}: {exc}")), run
         result.name = name  # type: ignore[assignment]  # nornir annotates Result.name as None
         if result.host is None:
             result.host = host.nornir_host
-        return result
+        return result, run

@@ -161,6 +161,17 @@ class MeshReport:
     def render(self) -> str:
         return render_mesh(self.mesh, self.findings)
 
+    @property
+    def headline(self) -> str:
+        """`mesh ALL OK: 4 hosts, 12 pairs: ...`, the first line of the table."""
+        return printable(_mesh_headline(self.mesh, self.findings))
+
+    def highlights(self, text: str) -> list[tuple[int, int, str]]:
+        """Where `text` (this report's table or headline) shows a pair's state or the verdict."""
+        from fleet.mesh.highlight import mesh_highlights  # it reads SYMBOLS from this module
+
+        return mesh_highlights(text)
+
     def to_json(self) -> MeshJson:
         return MeshJson(self.mesh, self.findings, interrupted=self.interrupted,
                         elapsed_s=round(self.elapsed, 3))

@@ -20,7 +20,7 @@ from fleet.core.results import RunOutcome, host_error
 from fleet.core.runner import HostRun, host_task
 from fleet.core.task import TaskContext
 from fleet.inventory import FleetHost
-from fleet.mesh.model import build_mesh, peer_plan, source_report
+from fleet.mesh.model import STATES, PairState, build_mesh, peer_plan, source_report
 from fleet.mesh.probe import (
     DEFAULT_MTU_SIZE,
     METHODS,
@@ -32,6 +32,7 @@ from fleet.mesh.probe import (
 from fleet.mesh.report import MeshReport
 
 PROBE = MeshProbe()
+_ANSWERED = {STATES.index(PairState.OK), STATES.index(PairState.LOSSY)}  # a reply came
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ async def run(host: HostRun[FleetHost]) -> Result:
                              (ipv4s, parsed.underlay) if parsed.underlay is not None else None,
                              parsed.mtu)
     report = await asyncio.to_thread(fold) if len(targets) > 200 else fold()
+    host.tally(sum(1 for code in report.pairs.state if code in _ANSWERED), "pairs answered")
     return host.result(report)
 
 
