@@ -160,7 +160,8 @@ def test_pairs_answered_leave_out_the_pairs_that_got_no_reply(inprocess_fleet, t
     out, err = terminal()
     done, report = run(inprocess_fleet)
     assert done.code == 1
-    assert report["tasks"][1]["summary"] == {"hosts": 3, "pairs": 6, "ok": 4, "lossy": 1,
-                                             "unreachable": 1, "error": 0}
+    assert {k: v for k, v in report["tasks"][1]["summary"].items() if k in (
+        "hosts", "pairs", "ok", "lossy", "unreachable", "error")} == {
+        "hosts": 3, "pairs": 6, "ok": 4, "lossy": 1, "unreachable": 1, "error": 0}
     assert "mesh  connected 3/3  done 3/3  failed 0  pairs answered 5" in SGR.sub("", err.getvalue())
     assert "\x1b[1;31mNOT OK\x1b[0m" in out.getvalue() and "\x1b[33m~\x1b[0m" in out.getvalue()

@@ -1,10 +1,13 @@
-"""The mesh's extra measurements on real kernels (the lab's QEMU guests), driven by the CLI.
+"""The mesh's extra measurements and the diagnosis they feed, on real kernels (the lab's QEMU
+guests), driven by the CLI.
 
 With protocol 41 dropped for one guest on the bridge, its tunnel pairs fail while `--underlay`
 (the same sources pinging the guests' tunnel IPv4, outside the tunnel) says the underlay is fine;
 with the bridge-side tap of one guest at MTU 1400, small pings pass while `--mtu` (don't-fragment
 pings that fill the tunnel MTU) fails that guest's pairs, and only those. Each run checks that
-every source still got one SSH command (one login each, the report's one probe per host).
+every source still got one SSH command (one login each, the report's one probe per host). The
+diagnosis names the fault each time: `tunnel-blocked`, `mtu-blackhole`, and `host-down` for a guest
+that was stopped.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -60,6 +64,10 @@ def by_pair(report):
     return {(p["src"], p["dst"]): p for p in report["pairs"]}
 
 
+def findings(report):
+    return {f["kind"]: f for f in report["diagnosis"]}
+
+
 def test_without_the_options_nothing_more_is_measured(lab, tmp_path):
     done, report = fleet_json(lab, tmp_path, "run", "mesh", "--count", "2")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -85,6 +93,11 @@ def test_protocol_41_dropped_fails_the_tunnel_while_the_underlay_answers(lab, tm
         assert underlay["rtt_avg_ms"] > 0 and underlay["error"] is None
     assert report["summary"]["underlay"] == {"ok": 6, "lossy": 0, "unreachable": 0, "error": 0}
     assert "underlay (ping -4 to the tunnel IPv4): 6 ok" in done.stdout
+    found = findings(report)
+    assert list(found) == ["tunnel-blocked"], report["diagnosis"]
+    assert found["tunnel-blocked"]["hosts"] == ["h2"] and "protocol 41" in found["tunnel-blocked"]["text"]
+    assert report["verdict"] == "NOT OK: tunnel-blocked (1 host)"
+    assert "tunnel-blocked: " in done.stdout
 
 
 def test_an_mtu_black_hole_fails_the_full_size_pings_of_that_guest_only(lab, tmp_path):
@@ -93,8 +106,11 @@ def test_an_mtu_black_hole_fails_the_full_size_pings_of_that_guest_only(lab, tmp
         done, report = fleet_json(lab, tmp_path, "run", "mesh", "--mtu", "--count", "2")
     finally:
         in_lab(lab, "ip", "link", "set", "tap3", "mtu", "1500")
-    assert done.returncode == 0, done.stdout + done.stderr  # the small pings: every pair ok
+    assert done.returncode == 1, done.stdout + done.stderr  # small pings ok, full-size ones not
     assert report["probe"]["mtu_size"] == 1480
+    found = findings(report)
+    assert list(found) == ["mtu-blackhole"], report["diagnosis"]
+    assert found["mtu-blackhole"]["hosts"] == ["h3"] and found["mtu-blackhole"]["pairs"] == 4
     for (src, dst), pair in by_pair(report).items():
         assert pair["state"] == "ok", (src, dst, pair)
         assert pair["mtu"]["ok"] is ("h3" not in (src, dst)), (src, dst, pair["mtu"])
@@ -104,3 +120,26 @@ def test_an_mtu_black_hole_fails_the_full_size_pings_of_that_guest_only(lab, tmp
     done, report = fleet_json(lab, tmp_path, "run", "mesh", "--mtu", "--underlay", "--count", "2")
     assert done.returncode == 0, done.stdout + done.stderr
     assert all(p["mtu"]["ok"] is True and p["underlay"]["state"] == "ok" for p in report["pairs"])
+    assert report["verdict"] == "ALL OK" and report["diagnosis"] == []
+
+
+def test_a_stopped_guest_is_host_down_tunnel_and_underlay_both(lab, tmp_path):
+    # Runs last: h3 does not come back.
+    guest = next(g for g in lab.guests if g.name == "h3")
+    os.kill(guest.pid, 9)
+    for _ in range(50):
+        if not os.path.exists(f"/proc/{guest.pid}") or "zombie" in open(
+                f"/proc/{guest.pid}/status").read():
+            break
+        time.sleep(0.1)
+    done, report = fleet_json(lab, tmp_path, "run", "mesh", "--underlay", "--count", "2",
+                              "--connect-timeout", "5")
+    assert done.returncode == 1, done.stdout + done.stderr
+    for (src, dst), pair in by_pair(report).items():
+        if dst == "h3":
+            assert (pair["state"], pair["underlay"]["state"]) == ("unreachable", "unreachable")
+        elif src == "h3":
+            assert pair["state"] == "error"
+    found = findings(report)
+    assert list(found) == ["source-cannot-probe", "host-down"], report["diagnosis"]
+    assert found["host-down"]["hosts"] == ["h3"] and found["source-cannot-probe"]["hosts"] == ["h3"]
