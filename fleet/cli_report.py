@@ -91,12 +91,12 @@ def run(options: argparse.Namespace) -> int:
         comparison = compare(baseline.mesh, current.mesh)
         report = SavedMeshReport(current, check_gates(gates, current.mesh, comparison),
                                  baseline=baseline, comparison=comparison)
-    out = sys.stderr if options.json == "-" else sys.stdout
-    print(report.render(), file=out, flush=True)
-    if files:
+    if files:  # first: a reader of the text that stops early (`| head`) must not cost the files
         from fleet import formats
 
         formats.write([_SavedTask("mesh", current.report())], files)
+    out = sys.stderr if options.json == "-" else sys.stdout
+    print(report.render(), file=out, flush=True)
     if options.json == "-":
         write_json(report.to_json(), sys.stdout)
     elif options.json is not None:
