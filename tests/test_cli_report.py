@@ -196,3 +196,22 @@ def test_report_files_are_checked_before_anything_is_written(tmp_path, capsys):
     before = path.read_text()
     code, _, err = fleet(capsys, "report", path, "--junit", path)
     assert code == 2 and "--junit" in err and path.read_text() == before
+
+
+def test_a_comparison_states_each_runs_own_verdict_an_mtu_black_hole_included(tmp_path, capsys):
+    from dataclasses import replace
+
+    from fleet.mesh.model import MTU_FAILED, MTU_OK
+
+    good = mesh(NAMES)
+    holed = mesh(NAMES)
+    holed.params = replace(holed.params, mtu_size=1480)
+    for row in range(holed.pair_count):  # every small ping answered, h3's full-size ones not
+        holed.columns.mtu[row] = MTU_FAILED if 2 in (holed.columns.src[row],
+                                                     holed.columns.dst[row]) else MTU_OK
+    old, new = saved(tmp_path, "old.json", good), saved(tmp_path, "new.json", holed)
+    assert fleet(capsys, "report", new)[0] == 1  # the run's own verdict: mtu-blackhole
+    code, out, _ = fleet(capsys, "report", "--baseline", old, new, "--json", tmp_path / "cmp.json")
+    assert f"{new}: NOT OK" in out and f"{old}: ALL OK" in out, out
+    compared = json.loads((tmp_path / "cmp.json").read_text())
+    assert (compared["baseline"]["all_ok"], compared["current"]["all_ok"]) == (True, False)

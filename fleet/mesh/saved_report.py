@@ -12,6 +12,7 @@ from typing import Any
 from fleet.core.output import columns
 from fleet.core.terminal import printable
 from fleet.mesh.compare import Changes, Comparison, PairChange, RttSpread
+from fleet.mesh.diagnosis import failed
 from fleet.mesh.gates import Verdict
 from fleet.mesh.report import MeshJson, render_mesh
 from fleet.mesh.saved import SavedMesh
@@ -115,15 +116,22 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
             "passed": verdict.passed}
 
 
+def _ok(saved: SavedMesh) -> bool:
+    """The saved run's own verdict, from its diagnosis (an MTU black hole fails a mesh whose
+    pairs all answered), as the run itself said it."""
+    report = saved.report()
+    return not failed(report.mesh, report.findings)
+
+
 def _run(saved: SavedMesh) -> str:
     mesh = saved.mesh
-    verdict = "ALL OK" if mesh.all_ok else "NOT OK"
+    verdict = "ALL OK" if _ok(saved) else "NOT OK"
     tail = ", INTERRUPTED" if saved.interrupted else ""
     return f"{saved.source}: {verdict}, {len(mesh.hosts)} hosts, {mesh.pair_count} pairs{tail}"
 
 
 def _run_json(saved: SavedMesh) -> dict[str, Any]:
-    return {"file": saved.source, "summary": saved.mesh.summary(), "all_ok": saved.mesh.all_ok,
+    return {"file": saved.source, "summary": saved.mesh.summary(), "all_ok": _ok(saved),
             "interrupted": saved.interrupted}
 
 
