@@ -82,3 +82,6 @@ def installed_venv(tmp_path_factory):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return venv / "bin" / "python"
+
+
+from motoserver import aws_env, moto_endpoint  # noqa: E402,F401  (fixtures: a moto server on loopback)
