@@ -117,10 +117,10 @@ class AsyncsshSession:
     """A Session over one asyncssh connection (and the jump-host connections it goes through)."""
 
     def __init__(self, host: SSHTarget, connection: asyncssh.SSHClientConnection, *,
-                 jumps: Sequence[asyncssh.SSHClientConnection] = ()) -> None:
+                 release: Callable[[], None] | None = None) -> None:
         self._host = host
         self._connection = connection
-        self._jumps = list(jumps)
+        self._release = release  # lets go of the shared jump connections this one goes through
 
     @property
     def closed(self) -> bool:
@@ -205,12 +205,14 @@ class AsyncsshSession:
         return bytes(out), split_marker(bytes(err))[1], stopped
 
     async def close(self) -> None:
-        for connection in [self._connection, *reversed(self._jumps)]:
-            connection.close()
-            try:
-                await asyncio.wait_for(connection.wait_closed(), timeout=5)
-            except (TimeoutError, OSError, asyncssh.Error):
-                pass
+        self._connection.close()
+        try:
+            await asyncio.wait_for(self._connection.wait_closed(), timeout=5)
+        except (TimeoutError, OSError, asyncssh.Error):
+            pass
+        if self._release is not None:
+            release, self._release = self._release, None
+            release()
 
 
 class _HostKeyPolicy(asyncssh.SSHClient):
@@ -315,6 +317,44 @@ def parse_jumps(spec: str) -> list[Hop]:
     return hops
 
 
+class _SharedJump:
+    """One jump host's login, shared by every host behind it for as long as any uses it."""
+
+    def __init__(self, label: str, login: asyncio.Future[asyncssh.SSHClientConnection]) -> None:
+        self.label = label
+        self.login = login
+        self.users = 0
+
+    async def connection(self, name: str) -> asyncssh.SSHClientConnection:
+        """The jump connection, or the jump host's failure as this host's (same kind, same words:
+        they name the jump host)."""
+        try:
+            return await asyncio.shield(self.login)
+        except ConnectError as exc:
+            raise type(exc)(name, exc.reason, via=exc.via) from exc
+
+    def failed(self) -> bool:
+        """Its login failed (the failure is kept: the hosts behind it share it, not retry it)."""
+        return self.login.done() and (self.login.cancelled() or self.login.exception() is not None)
+
+    def lost(self) -> bool:
+        """It logged in, and the connection has closed since."""
+        return self.login.done() and not self.failed() and bool(self.login.result().is_closed())
+
+    async def close(self) -> None:
+        if not self.login.done():
+            self.login.cancel()
+        try:
+            connection = await self.login
+        except BaseException:  # noqa: B036  (a failed or cancelled login has nothing to close)
+            return
+        connection.close()
+        try:
+            await asyncio.wait_for(connection.wait_closed(), timeout=5)
+        except (TimeoutError, OSError, asyncssh.Error):
+            pass
+
+
 class AsyncsshTransport:
     """Connects with asyncssh, using the host's Nornir fields, its asyncssh extras and the user's
     ssh config.
@@ -334,6 +374,9 @@ class AsyncsshTransport:
         self._known_hosts: dict[tuple[Path, ...], Any] = {}
         self._client_keys: dict[tuple[tuple[str, ...], str | None], Any] = {}
         self._writer = KnownHostsWriter()
+        self._jumps: dict[tuple[Any, ...], _SharedJump] = {}  # jump logins shared by the hosts behind
+        self._closing: set[asyncio.Future[None]] = set()
+        self._closed = False
 
     def _known_hosts_files(self, name: str, files: tuple[Path, ...]) -> Any:
         """known_hosts files read and parsed once per run (again after a key was added); a missing
@@ -406,7 +449,20 @@ class AsyncsshTransport:
         return options
 
     async def close(self) -> None:
-        """Nothing to release: each session is closed by whoever opened it (the runner's pool)."""
+        """Close the shared jump connections no session uses any more; the others close when
+        their last session does. Sessions themselves are closed by whoever opened them."""
+        self._closed = True
+        for key, shared in list(self._jumps.items()):
+            if shared.users == 0:
+                del self._jumps[key]
+                await shared.close()
+
+    def forget_failures(self) -> None:
+        """Log in to a jump host again next time even though it failed before (a new run through
+        a transport that outlives runs, as the persistent-connection process's do)."""
+        for key, shared in list(self._jumps.items()):
+            if shared.failed():
+                del self._jumps[key]
 
     async def connect(self, host: SSHTarget, *, timeout: float) -> AsyncsshSession:
         options = self.connect_options(host, timeout=timeout)
@@ -422,22 +478,62 @@ class AsyncsshTransport:
             jump_spec = options["tunnel"] if isinstance(options["tunnel"], str) else None
             if jump_spec is not None:
                 del options["tunnel"]
-        jumps: list[asyncssh.SSHClientConnection] = []
+        held: list[_SharedJump] = []
         through: str | None = None
         try:
             if jump_spec:
+                chain: tuple[Any, ...] = (self._trust_key(host.ssh_options),)
                 for hop, hop_route in await self._expand(host.name, jump_spec, config):
-                    jumps.append(await self._open_hop(host.name, hop, hop_route, jumps[-1] if jumps else None,
-                                                      options, files, timeout))
+                    chain += ((hop, hop_route),)
+                    shared = await self._jump(host.name, chain, hop, hop_route,
+                                              held[-1] if held else None, options, files, timeout)
+                    held.append(shared)
                     through = hop_route.target
-                options["tunnel"] = jumps[-1]
+                options["tunnel"] = await shared.connection(host.name)
             connection = await self._handshake(host.name, host.ssh_host, options, files, route=route,
                                                timeout=timeout, through=through)
         except BaseException:
-            for jump in reversed(jumps):
-                jump.close()
+            self._release(held)
             raise
-        return AsyncsshSession(host, connection, jumps=jumps)
+        return AsyncsshSession(host, connection, release=(lambda: self._release(held)) if held else None)
+
+    @staticmethod
+    def _trust_key(ssh_options: Mapping[str, Any]) -> str:
+        """What, besides the route, decides whether two hosts may share a jump login: the keys,
+        known_hosts files, passphrase and ssh config their extras name."""
+        return repr(sorted((k, repr(v)) for k, v in ssh_options.items()
+                           if k in ("client_keys", "known_hosts", "passphrase", "config", "agent_path")))
+
+    async def _jump(self, name: str, chain: tuple[Any, ...], hop: Hop, route: Route,
+                    before: _SharedJump | None, options: Mapping[str, Any],
+                    files: tuple[Path, ...] | None, timeout: float) -> _SharedJump:
+        """The one login to a jump host (at this place in a chain) that every host behind it
+        shares: started by the first host that needs it, awaited by the others; a login that
+        failed is the same failure for all of them, one that ended is replaced."""
+        shared = self._jumps.get(chain)
+        if shared is not None and shared.lost():  # log in again, once, for all behind it
+            del self._jumps[chain]
+            shared = None
+        if shared is None:
+            async def login() -> asyncssh.SSHClientConnection:
+                tunnel = await before.connection(name) if before is not None else None
+                return await self._open_hop(name, hop, route, tunnel, options, files, timeout)
+
+            shared = _SharedJump(f"{hop.host}:{route.port}", asyncio.ensure_future(login()))
+            self._jumps[chain] = shared
+        shared.users += 1
+        return shared
+
+    def _release(self, held: Sequence[_SharedJump]) -> None:
+        for shared in held:
+            shared.users -= 1
+            if shared.users == 0 and (self._closed or shared.lost()):
+                for key, value in list(self._jumps.items()):
+                    if value is shared:
+                        del self._jumps[key]
+                task = asyncio.ensure_future(shared.close())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
 
     async def _expand(self, name: str, spec: str, config: Any) -> list[tuple[Hop, Route]]:
         """The hops of a ProxyJump, first hop first, each with where the ssh config puts it; the

@@ -19,6 +19,7 @@ import sys
 import time
 import traceback
 from collections import OrderedDict
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,8 @@ class Daemon:
         transport = self._transports.pop(index, None) or transport_for_policy(policy)
         self._transports[index] = transport
         while len(self._transports) > TRANSPORTS_KEPT:
-            self._transports.popitem(last=False)
+            _, evicted = self._transports.popitem(last=False)
+            self._closing_soon(evicted.close())  # its shared jump logins, once no session uses them
         return transport
 
     async def _kept(self, spec: wire.ConnectionSpec, policy: str, files: tuple[trust.TrustFile, ...],
@@ -141,9 +143,12 @@ class Daemon:
         pooled = self.pool.get(key)
         if pooled is not None and pooled.retired and pooled.holders <= 0 and pooled.active <= 0:
             del self.pool[key]
-            closing = asyncio.ensure_future(pooled.session.close())
-            self._closing.add(closing)
-            closing.add_done_callback(self._closing.discard)
+            self._closing_soon(pooled.session.close())
+
+    def _closing_soon(self, closing: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(closing)
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def release(self, held: set[str]) -> None:
         """A client went away: it holds none of its connections any more."""
@@ -217,6 +222,8 @@ class Daemon:
             writer.close()
             return
         self._clients += 1
+        for transport in self._transports.values():  # a new run: a jump host that failed is tried again
+            transport.forget_failures()
         running: dict[Any, asyncio.Task] = {}
         held: set[str] = set()
         lock = asyncio.Lock()
@@ -300,6 +307,8 @@ class Daemon:
         pooled, self.pool = list(self.pool.values()), {}
         await asyncio.gather(*(p.session.close() for p in pooled), *self._closing,
                              return_exceptions=True)
+        transports, self._transports = list(self._transports.values()), OrderedDict()
+        await asyncio.gather(*(t.close() for t in transports), return_exceptions=True)
 
 
 async def serve(directory: Path, idle: float) -> int:
