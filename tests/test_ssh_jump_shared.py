@@ -174,3 +174,28 @@ def test_with_persist_the_jump_login_is_kept_between_runs(tmp_path, persist_dir)
     assert (one.stdout, two.stdout) == ("one\n", "two\n")
     assert (reused1, reused2) == (False, False)  # two target logins ...
     assert logins == 1  # ... through the one jump login, kept by the background process
+
+
+def test_a_chain_of_jump_hosts_logs_in_to_each_hop_once(tmp_path):
+    async def scenario():
+        jump, servers, hosts = await bed(tmp_path, targets=3)
+        (tmp_path / "inner").mkdir()
+        inner = await CommandServer(tmp_path / "inner", forwarding=True).start()
+        inner.client_key = servers[0].client_key
+        known = servers[0].known_hosts_path
+        known.write_text(known.read_text() + inner.host_key_line)
+        chain = f"127.0.0.1:{jump.port},127.0.0.1:{inner.port}"  # outer first, as ProxyJump
+        chained = [Target(h.name, ssh_port=h.ssh_port, ssh_options={**h.ssh_options, "tunnel": chain})
+                   for h in hosts]
+        transport = AsyncsshTransport()
+        answers = await echo_all(transport, chained)
+        logins = (jump.connections, inner.connections)
+        outer_forwards, inner_forwards = list(jump.forwarded), list(inner.forwarded)
+        await transport.close()
+        await close_all(jump, [*servers, inner])
+        return answers, logins, outer_forwards, inner_forwards, inner.port
+
+    answers, logins, outer_forwards, inner_forwards, inner_port = asyncio.run(scenario())
+    assert answers == ["ok"] * 3 and logins == (1, 1)
+    assert outer_forwards == [("127.0.0.1", inner_port)]  # the outer hop carries the inner one once
+    assert len(inner_forwards) == 3  # and the inner hop carries every host
