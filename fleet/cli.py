@@ -333,8 +333,9 @@ def _check_artifacts(options: argparse.Namespace, tasks: Sequence[str],
 
 def _refuse_to_overwrite_the_inventory(report: Path, inventory: Inventory, option: str = "--json") -> None:
     """A report file must not be a file the run reads: an inventory file or a trust file in it."""
-    names = (HOSTS_FILE, GROUPS_FILE, DEFAULTS_FILE)  # and an EC2 source file, with its defaults.yaml
-    precious = [Path(inventory.files.path(n)) for n in names] + [inventory.directory / n for n in names]
+    # The three files, or an EC2 source file and the defaults.yaml beside it.
+    precious = [Path(inventory.files.path(name)) for name in (HOSTS_FILE, GROUPS_FILE, DEFAULTS_FILE)]
+    precious.append(inventory.directory / DEFAULTS_FILE)
     for host in inventory.hosts:
         keys = host.ssh_options.get("client_keys")
         for value in [host.ssh_options.get("known_hosts"),
