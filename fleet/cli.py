@@ -65,9 +65,11 @@ def _names(text: str) -> list[str]:
 
 def add_inventory_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("inventory")
-    group.add_argument("-i", "--inventory", type=Path, default=DEFAULT_INVENTORY, metavar="DIR",
+    group.add_argument("-i", "--inventory", type=Path, default=DEFAULT_INVENTORY, metavar="DIR|FILE",
                        help="Nornir inventory directory: hosts.yaml, groups.yaml, defaults.yaml "
-                            "(default: ./inventory)")
+                            "(default: ./inventory); or a YAML file with `plugin: fleet.aws_ec2`, "
+                            "whose hosts are the running EC2 instances matching its filters "
+                            "(needs the aws extra)")
     group.add_argument("-l", "--limit", type=_names, action="extend", default=[], metavar="HOSTS",
                        help="only these hosts: comma-separated names or glob patterns; repeatable")
     group.add_argument("-g", "--groups", type=_names, action="extend", default=[], metavar="GROUPS",
@@ -331,7 +333,9 @@ def _check_artifacts(options: argparse.Namespace, tasks: Sequence[str],
 
 def _refuse_to_overwrite_the_inventory(report: Path, inventory: Inventory, option: str = "--json") -> None:
     """A report file must not be a file the run reads: an inventory file or a trust file in it."""
-    precious = [inventory.directory / name for name in (HOSTS_FILE, GROUPS_FILE, DEFAULTS_FILE)]
+    # The three files, or an EC2 source file and the defaults.yaml beside it.
+    precious = [Path(inventory.files.path(name)) for name in (HOSTS_FILE, GROUPS_FILE, DEFAULTS_FILE)]
+    precious.append(inventory.directory / DEFAULTS_FILE)
     for host in inventory.hosts:
         keys = host.ssh_options.get("client_keys")
         for value in [host.ssh_options.get("known_hosts"),

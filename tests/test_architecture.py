@@ -55,3 +55,36 @@ def test_loading_one_task_loads_no_other_feature():
     loaded = loaded_after("from fleet.catalog import task\ntask('mesh')")
     assert "fleet.mesh.task" in loaded
     assert "fleet.tunnel.setup_task" not in loaded and "fleet.tunnel.teardown_task" not in loaded
+
+
+def test_only_fleet_aws_imports_boto3_and_only_when_used():
+    """boto3 is an optional extra: no module outside fleet/aws names it, and no fleet/aws module
+    imports it at import time (only inside the functions that call AWS)."""
+    def names_aws(module: str) -> bool:
+        return module.split(".")[0] in ("boto3", "botocore")
+
+    outside = {}
+    for path in sorted((REPO / "fleet").rglob("*.py")):
+        if path.is_relative_to(REPO / "fleet" / "aws"):
+            continue
+        found = sorted(m for m in imported_modules(path) if names_aws(m))
+        if found:
+            outside[str(path.relative_to(REPO))] = found
+    assert not outside, outside
+
+    at_import = {}
+    for path in sorted((REPO / "fleet" / "aws").glob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        top = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+        found = sorted({alias.name for node in top if isinstance(node, ast.Import) for alias in node.names}
+                       | {node.module for node in top if isinstance(node, ast.ImportFrom) and node.module})
+        if any(names_aws(m) for m in found):
+            at_import[str(path.relative_to(REPO))] = found
+    assert not at_import, at_import
+
+
+def test_loading_an_inventory_or_the_command_line_loads_no_boto3():
+    for statement in ("import fleet.cli", "import fleet.inventory", "import fleet.aws.ec2_inventory",
+                      "import fleet.nornir.inventory"):
+        loaded = loaded_after(statement)
+        assert not {m for m in loaded if m.split(".")[0] in ("boto3", "botocore")}, statement

@@ -1,4 +1,5 @@
-"""Load and validate a Nornir inventory directory (hosts.yaml, groups.yaml, defaults.yaml).
+"""Load and validate a Nornir inventory directory (hosts.yaml, groups.yaml, defaults.yaml), or a
+source file that builds the same dicts in memory (an EC2 source: `plugin: fleet.aws_ec2`).
 
 Everything is checked here, before any host is touched: each problem is an InventoryError naming the
 file, the host and the field. The inventory is made of Nornir's own objects, built as Nornir's
@@ -94,15 +95,24 @@ class Source:
 
 @dataclass(frozen=True)
 class InventoryFiles:
-    """The three files as read and checked, kept to say which one set a host's value."""
+    """The three files as read and checked, kept to say which one set a host's value.
+
+    `label` is set when the dicts were built in memory from one source file (an EC2 source):
+    every message then names that file instead of hosts.yaml, groups.yaml or defaults.yaml."""
 
     directory: Path
     hosts: dict[str, Any]
     groups: dict[str, Any]
     defaults: dict[str, Any]
+    label: str | None = None
 
     def path(self, name: str) -> str:
-        return str(self.directory / name)
+        return self.label if self.label is not None else str(self.directory / name)
+
+    @property
+    def where(self) -> str:
+        """The inventory as messages name it: the directory, or the source file."""
+        return self.label if self.label is not None else str(self.directory)
 
     def data_source(self, host: str, key: str) -> str:
         """The file that supplies `data.key` for a host, following Nornir's inheritance order."""
@@ -208,13 +218,13 @@ class Inventory:
         if names:
             for pattern in names:
                 if not any(fnmatch.fnmatchcase(h.name, pattern) for h in self.hosts):
-                    raise UsageError(f"-l/--limit: no host in {self.directory} matches {pattern!r}")
+                    raise UsageError(f"-l/--limit: no host in {self.files.where} matches {pattern!r}")
             selected = [h for h in selected if any(fnmatch.fnmatchcase(h.name, p) for p in names)]
         if groups:
             known = set(self.nornir.inventory.groups)
             for group in groups:
                 if group not in known:
-                    raise UsageError(f"-g/--groups: {self.directory / GROUPS_FILE} has no group {group!r}")
+                    raise UsageError(f"-g/--groups: {self.files.path(GROUPS_FILE)} has no group {group!r}")
             selected = [h for h in selected if any(h.nornir_host.has_parent_group(g) for g in groups)]
         return Inventory(self.directory, tuple(selected), self.nornir, self.files)
 
@@ -222,24 +232,50 @@ class Inventory:
         return len(self.hosts)
 
 
+EC2_PLUGIN = "fleet.aws_ec2"  # the `plugin:` of a source file read by fleet.aws.ec2_inventory
+
+
 def load_inventory(directory: Path | str) -> Inventory:
-    """Read, validate and load an inventory directory. Raises InventoryError on any problem.
+    """Read, validate and load an inventory directory, or a source file (`plugin: fleet.aws_ec2`,
+    see fleet.aws.ec2_inventory). Raises InventoryError on any problem.
 
     Files named in the SSH options (keys, known_hosts) are not looked at here: `fleet inventory`
     works without them. `check_ssh_files` checks them before connecting.
     """
     directory = Path(directory)
+    if directory.is_file():
+        return _load_source_file(directory)
     if not directory.is_dir():
-        raise InventoryError("inventory directory not found (use -i/--inventory DIR)",
+        raise InventoryError("inventory directory not found (use -i/--inventory DIR, or FILE for "
+                             f"an EC2 source with `plugin: {EC2_PLUGIN}`)",
                              file=str(directory))
     hosts_path = directory / HOSTS_FILE
     if not hosts_path.is_file():
         raise InventoryError("file not found; an inventory needs at least hosts.yaml",
                              file=str(hosts_path))
-    files = InventoryFiles(directory, _read_yaml(hosts_path, required=True),
-                           _read_yaml(directory / GROUPS_FILE, required=False),
-                           _read_yaml(directory / DEFAULTS_FILE, required=False))
-    _check_structure(directory, files.hosts, files.groups, files.defaults)
+    return load_inventory_files(InventoryFiles(directory, read_yaml(hosts_path, required=True),
+                                               read_yaml(directory / GROUPS_FILE, required=False),
+                                               read_yaml(directory / DEFAULTS_FILE, required=False)))
+
+
+def _load_source_file(path: Path) -> Inventory:
+    document = read_yaml(path, required=True)
+    plugin = document.get("plugin")
+    if plugin != EC2_PLUGIN:
+        raise InventoryError(f"not an inventory source: a file given to -i/--inventory needs "
+                             f"`plugin: {EC2_PLUGIN}` (found {plugin!r}); otherwise give the "
+                             "inventory directory", file=str(path), field="plugin")
+    from fleet.aws.ec2_inventory import ec2_inventory_files  # only here: it needs boto3
+
+    return load_inventory_files(ec2_inventory_files(path, document))
+
+
+def load_inventory_files(files: InventoryFiles) -> Inventory:
+    """Validate and load hosts, groups and defaults dicts, as read from the files or built in
+    memory (`files.label` names their source in messages). The dicts may be normalised in place.
+    Raises InventoryError on any problem."""
+    directory = files.directory
+    _check_structure(files)
 
     # Nornir's own inventory objects, built from the files as read and checked above (read once:
     # what was checked is what is used). Not InitNornir: that would import every installed
@@ -248,7 +284,7 @@ def load_inventory(directory: Path | str) -> Inventory:
     nornir = Nornir(inventory=_nornir_inventory(files),
                     config=Config(logging=LoggingConfig(enabled=False)), runner=ThreadedRunner())
     hosts = tuple(_fleet_host(files, host) for host in nornir.inventory.hosts.values())
-    _check_unique_ipv4(directory / HOSTS_FILE, hosts)
+    _check_unique_ipv4(files.path(HOSTS_FILE), hosts)
     _check_unique_ssh_target(files, hosts)
     inventory = Inventory(directory, hosts, nornir, files)
     for host in hosts:
@@ -257,7 +293,8 @@ def load_inventory(directory: Path | str) -> Inventory:
     return inventory
 
 
-def _read_yaml(path: Path, *, required: bool) -> dict[str, Any]:
+def read_yaml(path: Path, *, required: bool) -> dict[str, Any]:
+    """A YAML file holding a mapping ({} when missing and not `required`, or empty)."""
     if not path.exists() and not required:
         return {}
     try:
@@ -277,12 +314,15 @@ def _read_yaml(path: Path, *, required: bool) -> dict[str, Any]:
     return data
 
 
-def _check_structure(directory: Path, hosts: dict[str, Any], groups: dict[str, Any],
-                     defaults: dict[str, Any]) -> None:
-    hosts_file, groups_file = str(directory / HOSTS_FILE), str(directory / GROUPS_FILE)
+_read_yaml = read_yaml  # its earlier name
+
+
+def _check_structure(files: InventoryFiles) -> None:
+    hosts, groups = files.hosts, files.groups
+    hosts_file, groups_file = files.path(HOSTS_FILE), files.path(GROUPS_FILE)
     if not hosts:
         raise InventoryError("no hosts defined", file=hosts_file)
-    _check_element(str(directory / DEFAULTS_FILE), None, defaults, allow_groups=False)
+    _check_element(files.path(DEFAULTS_FILE), None, files.defaults, allow_groups=False)
     for kind_file, elements in ((groups_file, groups), (hosts_file, hosts)):
         for name, element in elements.items():
             _check_name(kind_file, name)
@@ -634,11 +674,11 @@ def _target(ssh_host: str, port: int) -> str:
     return f"[{ssh_host}]:{port}" if ":" in ssh_host else f"{ssh_host}:{port}"
 
 
-def _check_unique_ipv4(hosts_file: Path, hosts: Sequence[FleetHost]) -> None:
+def _check_unique_ipv4(hosts_file: str, hosts: Sequence[FleetHost]) -> None:
     seen: dict[IPv4Address, str] = {}
     for host in hosts:
         if host.ipv4 in seen:
             raise InventoryError(f"{host.ipv4} is also the ipv4 of host {seen[host.ipv4]!r}; "
                                  "every host needs its own tunnel address",
-                                 file=str(hosts_file), host=host.name, field="data.ipv4")
+                                 file=hosts_file, host=host.name, field="data.ipv4")
         seen[host.ipv4] = host.name

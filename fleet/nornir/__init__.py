@@ -12,6 +12,7 @@
 - `FleetInventory` (fleet.nornir.inventory) is registered as Nornir's inventory plugin
   "FleetInventory" (entry point): it loads and validates the directory exactly as `fleet
   inventory` does and fails with the same InventoryError (file, host, field).
+  `FleetEC2Inventory` (options {"source": "aws_ec2.yaml"}) does the same for an EC2 source file.
 - `setup`, `teardown`, `mesh_probe` (fleet.nornir.tasks) are ordinary synchronous Nornir tasks.
   Nornir's runners are threads and `Task.start` is synchronous, so each call runs fleet's task for
   its one host on a private event loop (asyncio.run) in the calling thread over its own SSH
@@ -35,6 +36,7 @@ from typing import Any
 
 _EXPORTS = {
     "FleetInventory": "fleet.nornir.inventory",
+    "FleetEC2Inventory": "fleet.nornir.inventory",
     "fleet_host": "fleet.nornir.hosts",
     "fleet_inventory": "fleet.nornir.hosts",
     "setup": "fleet.nornir.tasks",

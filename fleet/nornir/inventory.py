@@ -1,6 +1,9 @@
-"""FleetInventory: Nornir's inventory plugin for fleet's inventory directories.
+"""FleetInventory and FleetEC2Inventory: Nornir's inventory plugins for fleet's inventory
+directories and for EC2 source files (`plugin: fleet.aws_ec2`, see fleet.aws.ec2_inventory).
 
     InitNornir(inventory={"plugin": "FleetInventory", "options": {"inventory_dir": "inventory"}},
+               logging={"enabled": False})
+    InitNornir(inventory={"plugin": "FleetEC2Inventory", "options": {"source": "aws_ec2.yaml"}},
                logging={"enabled": False})
 
 Registered under the entry point group `nornir.plugins.inventory` (pyproject.toml), which
@@ -31,4 +34,21 @@ class FleetInventory:
         return load_inventory(Path(self.inventory_dir)).nornir.inventory
 
 
-__all__ = ["FleetInventory"]
+class FleetEC2Inventory:
+    """Nornir inventory plugin: the EC2 instances an EC2 source file selects, validated by fleet
+    as an inventory directory would be (needs the aws extra)."""
+
+    def __init__(self, source: str | PathLike[str] = "aws_ec2.yaml") -> None:
+        self.source = source
+
+    def load(self) -> Inventory:
+        from fleet.core.errors import InventoryError
+        from fleet.inventory import load_inventory
+
+        path = Path(self.source)
+        if not path.is_file():
+            raise InventoryError("EC2 source file not found", file=str(path))
+        return load_inventory(path).nornir.inventory
+
+
+__all__ = ["FleetEC2Inventory", "FleetInventory"]
