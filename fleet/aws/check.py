@@ -153,7 +153,7 @@ class Applied:
 def apply_security_group_fixes(fixes: Sequence[SecurityGroupFix],
                                clients: ClientFactory | None = None) -> list[Applied]:
     """AuthorizeSecurityGroupIngress for each fix; a rule that exists already is fine."""
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     clients = clients or _default_clients()
     done = []
@@ -169,6 +169,9 @@ def apply_security_group_fixes(fixes: Sequence[SecurityGroupFix],
                 continue
             _call(client, "authorize_security_group_ingress", GroupId=fix.group_id,
                   IpPermissions=fix.ip_permissions())  # raises it again, as an AwsError
+        except BotoCoreError as exc:
+            raise AwsError(f"AWS AuthorizeSecurityGroupIngress on {fix.group_id} in {fix.region}: "
+                           f"{exc}") from None
     return done
 
 

@@ -151,7 +151,7 @@ class SecurityGroupFix:
 
     def ip_permissions(self) -> list[dict[str, Any]]:
         """The IpPermissions of AuthorizeSecurityGroupIngress."""
-        permission: dict[str, Any] = {"IpProtocol": PROTOCOL}
+        permission: dict[str, Any] = {"IpProtocol": PROTOCOL, "FromPort": -1, "ToPort": -1}
         if self.source_group is not None:
             permission["UserIdGroupPairs"] = [{"GroupId": self.source_group}]
         else:
