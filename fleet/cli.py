@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from fleet import __version__, api, cli_report
+from fleet import __version__, api, cli_aws, cli_report
 from fleet.catalog import find_tasks
 from fleet.catalog import task as load_task
 from fleet.cli_display import LiveDisplay, print_report, stderr_console, terminal_features
@@ -170,6 +170,7 @@ def build_parser(tasks: Sequence[Task] = ()) -> tuple[argparse.ArgumentParser, T
                          help="where the lab keeps its state and inventory (default ./.fleet-lab)")
 
     cli_report.add_parser(commands)
+    cli_aws.add_parser(commands, add_inventory_options)
 
     persist = commands.add_parser("persist", help="show or stop the kept SSH connections (--persist)",
                                   description="The background process of `fleet run --persist`: "
@@ -199,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_persist(options)
         if options.command == "report":
             return cli_report.run(options)
+        if options.command == "aws":
+            return cli_aws.run(options, select_hosts(options))
         return cmd_run(options, task_options)
     except (InventoryError, UsageError, TaskError) as exc:
         print(f"fleet: error: {exc}", file=sys.stderr)
