@@ -184,6 +184,17 @@ async def open_transport(*, host_key_checking: str = "yes", persist: float = 0.0
     return AsyncsshTransport(host_key_checking=host_key_checking, on_warning=on_warning)
 
 
+def preflight_warnings(prepared: PreparedRun) -> list[str]:
+    """What the run should hear before it starts, from outside the hosts: for setup on an
+    inventory from EC2, what blocks IP protocol 41 between its instances (fleet.aws.check, the
+    same check as `fleet aws check`). Warnings only: the run goes on."""
+    if not any(task.name == "setup" for task in prepared.tasks):
+        return []
+    from fleet.aws.check import has_ec2, protocol41_warnings  # no boto3 until AWS is asked
+
+    return protocol41_warnings(prepared.inventory) if has_ec2(prepared.inventory) else []
+
+
 async def run_async(tasks: Sequence[str | Task], inventory: Inventory | str | Path = "inventory", *,
                     limit: Sequence[str] = (), groups: Sequence[str] = (),
                     params: Mapping[str, Any] | None = None, dry_run: bool = False,
@@ -196,6 +207,9 @@ async def run_async(tasks: Sequence[str | Task], inventory: Inventory | str | Pa
     """`run`, inside a running event loop."""
     prepared = prepare(tasks, select(inventory, limit, groups), params=params, dry_run=dry_run,
                        tasks_dirs=tasks_dirs, host_key_checking=host_key_checking)
+    if on_warning is not None:
+        for warning in await asyncio.to_thread(preflight_warnings, prepared):
+            on_warning("", warning)
     own = transport is None
     used = transport or await open_transport(host_key_checking=host_key_checking,
                                              persist=persist, on_warning=on_warning)
@@ -229,4 +243,4 @@ def run(tasks: Sequence[str | Task], inventory: Inventory | str | Path = "invent
 
 
 __all__ = ["Outcome", "PreparedRun", "ProgressEvent", "TaskOutcome", "execute", "open_transport",
-           "prepare", "run", "run_async", "select"]
+           "preflight_warnings", "prepare", "run", "run_async", "select"]

@@ -300,6 +300,8 @@ def cmd_run(options: argparse.Namespace, task_options: TaskOptions) -> int:
         except OSError as exc:
             raise UsageError(f"--json {options.json}: {exc.strerror}") from None
     artifacts = _check_artifacts(options, [t.name for t in tasks], inventory)
+    for warning in api.preflight_warnings(prepared):
+        _warn("", warning)
     outcome = asyncio.run(_execute(prepared, options))
     with _json_target(options.json) as stream:
         if stream is not None and outcome.tasks:

@@ -163,3 +163,32 @@ def test_the_preflight_warnings_name_the_missing_rule_and_never_raise(aws_env, e
     gone.mkdir()
     (warning,) = protocol41_warnings(select(inventory(gone, {"a": ("10.9.1.10", "i-0123456789abcdef0")})))
     assert warning.startswith("protocol 41 check could not run: AWS DescribeInstances")
+
+
+def test_setup_on_an_inventory_from_ec2_warns_first_about_protocol_41(aws_env, ec2, tmp_path):
+    import socket
+
+    vpc, subnet = network(ec2)
+    sg_a, sg_b = security_group(ec2, vpc, "a"), security_group(ec2, vpc, "b")
+    a, b = launch(ec2, subnet, [sg_a], "10.9.1.10"), launch(ec2, subnet, [sg_b], "10.9.1.11")
+    ports = []
+    for _ in range(2):  # closed ports on loopback: the hosts themselves cannot be reached
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    directory = tmp_path / "inventory"
+    directory.mkdir()
+    (directory / "hosts.yaml").write_text("".join(
+        f"{name}:\n  hostname: 127.0.0.1\n  port: {port}\n  data:\n    ipv4: {address}\n"
+        f"    ec2: {{instance_id: {instance}, region: {REGION}}}\n"
+        for name, port, address, instance in [("a", ports[0], "10.9.1.10", a),
+                                              ("b", ports[1], "10.9.1.11", b)]))
+    (directory / "defaults.yaml").write_text("data:\n  isatap_prefix: 'fd00:5efe:1ab::/64'\n")
+    code, out, err = fleet(aws_env, "run", "setup", "-i", directory, "--connect-timeout", "3",
+                           "--no-host-key-checking", "--no-progress")
+    assert code == 1  # the hosts are unreachable; the warning came first, and the run went on
+    assert f"warning: protocol 41: security group {sg_b} lacks inbound 41 from {sg_a}" in err
+    assert "unreachable" in out  # and the hosts' own failures follow
+    code, _, err = fleet(aws_env, "run", "mesh", "-i", directory, "--connect-timeout", "3",
+                         "--no-host-key-checking", "--no-progress")
+    assert "protocol 41" not in err  # the mesh reports what it measures; the warning is setup's
