@@ -17,6 +17,7 @@
     │   ├── PreflightError          the host lacks what a task needs    kind `preflight`
     │   ├── PrivilegeError          no root and no `sudo -n`            kind `privilege`
     │   ├── ForeignTunnelError      a sit1 that fleet did not make      kind `foreign-tunnel`
+    │   ├── ForeignRouteError       a route fleet did not make          kind `foreign-route`
     │   └── HostInterrupted         the run was stopped (Ctrl-C)        kind `interrupted`
     └── LabError                    the local QEMU lab could not be built, started or stopped
 
@@ -152,6 +153,12 @@ class ForeignTunnelError(HostError):
     """The host has a tunnel of the same name that fleet did not make; it was left untouched."""
 
     kind = "foreign-tunnel"
+
+
+class ForeignRouteError(HostError):
+    """The host has a route for a prefix fleet was asked to route, not fleet's; left untouched."""
+
+    kind = "foreign-route"
 
 
 class HostInterrupted(HostError):

@@ -15,11 +15,11 @@ import fnmatch
 import re
 import socket
 import stat
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import ruamel.yaml
 from nornir.core import Nornir
@@ -65,6 +65,8 @@ class FleetHost:
     prefix: IPv6Network
     ssh_options: Mapping[str, Any] = field(repr=False, compare=False)
     nornir_host: Host = field(repr=False, compare=False)
+    isatap_routers: tuple[IPv4Address, ...] = ()  # the PRL: ISATAP routers' IPv4 addresses
+    isatap_routes: tuple[IPv6Network, ...] | None = None  # through the first router; None: not set
     address: IPv6Address = field(init=False)  # the host's ISATAP address (RFC 5214)
     address_text: str = field(init=False, repr=False, compare=False)  # its canonical text
 
@@ -459,6 +461,15 @@ def _fleet_host(files: InventoryFiles, host: Host) -> FleetHost:
         raise InventoryError(str(exc), file=prefix_file, host=host.name,
                              field="data.isatap_prefix") from None
 
+    routers = tuple(_data_list(files, host, "isatap_routers", parse_ipv4))
+    routes = None
+    if host.get("isatap_routes") is not None:
+        routes = tuple(_data_list(files, host, "isatap_routes", lambda t: _parse_route(t, prefix)))
+    if len(routers) > _MAX_ROUTERS:
+        raise InventoryError(f"at most {_MAX_ROUTERS} routers (fleet records them in the link's "
+                             "alias)", file=files.data_source(host.name, "isatap_routers"),
+                             host=host.name, field="data.isatap_routers")
+
     return FleetHost(
         name=host.name,
         ssh_host=ssh_host,
@@ -470,7 +481,45 @@ def _fleet_host(files: InventoryFiles, host: Host) -> FleetHost:
         prefix=prefix,
         ssh_options=dict(params.extras or {}),
         nornir_host=host,
+        isatap_routers=routers,
+        isatap_routes=routes,
     )
+
+
+_MAX_ROUTERS = 8
+_T = TypeVar("_T")
+
+
+def _data_list(files: InventoryFiles, host: Host, key: str,
+               parse: Callable[[str], _T]) -> list[_T]:
+    """A data field that is a list of values, each parsed; InventoryError naming the entry."""
+    raw = host.get(key)
+    where = {"file": files.data_source(host.name, key), "host": host.name}
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise InventoryError(f"must be a list, not {type(raw).__name__}", field=f"data.{key}",
+                             **where)
+    values = []
+    for index, item in enumerate(raw):
+        try:
+            values.append(parse(str(item)))
+        except ValueError as exc:
+            raise InventoryError(str(exc), field=f"data.{key}[{index}]", **where) from None
+    if len(set(values)) != len(values):
+        raise InventoryError("lists the same entry twice", field=f"data.{key}", **where)
+    return values
+
+
+def _parse_route(text: str, prefix: IPv6Network) -> IPv6Network:
+    """A prefix to reach through an ISATAP router: IPv6, no host bits, outside the tunnel's /64."""
+    try:
+        network = IPv6Network(text.strip(), strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not an IPv6 prefix ({exc})") from None
+    if network.subnet_of(prefix):
+        raise ValueError(f"{network} is inside the ISATAP prefix {prefix}, which is on-link")
+    return network
 
 
 def _check_connection(files: InventoryFiles, name: str, ssh_host: str, params: ConnectionOptions) -> None:

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Interface, ip_interface
+from ipaddress import IPv4Address, IPv6Address, IPv6Interface, IPv6Network, ip_interface
 from typing import Any
 
 
 class ParseError(ValueError):
     """The text is not the `ip -j` output we expected."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """One IPv6 route of the main table (`ip -j -6 route show`)."""
+
+    dst: IPv6Network
+    dev: str | None = None
+    gateway: IPv6Address | None = None
+    protocol: str | None = None  # "kernel", "94", ...; None: the default ("boot")
+
+    def describe(self) -> str:
+        via = f" via {self.gateway}" if self.gateway else ""
+        proto = f" proto {self.protocol}" if self.protocol else ""
+        return f"{self.dst}{via} dev {self.dev or '?'}{proto}"
 
 
 @dataclass(frozen=True)
@@ -26,6 +41,7 @@ class TunnelState:
     addresses: tuple[IPv6Interface, ...] = ()
     alias: str | None = None      # the link's alias (`ip link set dev X alias TEXT`): fleet's mark
     ifindex: int | None = None    # which device this is: a device made anew gets another index
+    routes: tuple[Route, ...] | None = ()  # the host's IPv6 routes (all devices); None: unreadable
 
     def describe(self) -> str:
         if not self.exists:
@@ -43,7 +59,8 @@ class TunnelState:
                 and self.isatap == other.isatap and self.local == other.local
                 and self.remote == other.remote and self.mtu == other.mtu and self.up == other.up
                 and set(self.addresses) == set(other.addresses) and self.alias == other.alias
-                and self.ifindex == other.ifindex)
+                and self.ifindex == other.ifindex
+                and set(self.routes or ()) == set(other.routes or ()))
 
 
 ABSENT = TunnelState(exists=False)
@@ -104,4 +121,20 @@ def parse_global_ipv6(addr_json: str) -> tuple[IPv6Interface, ...]:
                 raise ParseError(f"ip -j addr show: bad address entry {info!r}") from exc
             if isinstance(iface, IPv6Interface) and not iface.ip.is_link_local:
                 found.append(iface)
+    return tuple(found)
+
+
+def parse_routes(route_json: str) -> tuple[Route, ...]:
+    """The routes in `ip -j -6 route show` ("default" is ::/0, a host route has no length)."""
+    found: list[Route] = []
+    for entry in _load(route_json, "ip -j -6 route show"):
+        dst_text = entry.get("dst")
+        try:
+            dst = IPv6Network("::/0" if dst_text == "default" else str(dst_text))
+            gateway = IPv6Address(entry["gateway"]) if entry.get("gateway") else None
+        except ValueError as exc:
+            raise ParseError(f"ip -j -6 route show: bad route entry {entry!r}") from exc
+        protocol = entry.get("protocol")
+        found.append(Route(dst=dst, dev=entry.get("dev"), gateway=gateway,
+                           protocol=str(protocol) if protocol is not None else None))
     return tuple(found)

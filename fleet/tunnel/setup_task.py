@@ -12,6 +12,7 @@ from nornir.core.task import Result
 from fleet.core.errors import (
     CommandError,
     CommandTimeoutError,
+    ForeignRouteError,
     ForeignTunnelError,
     HostError,
     PreflightError,
@@ -24,6 +25,7 @@ from fleet.tunnel.iproute import TunnelState
 from fleet.tunnel.plan import (
     STALE_STATUS,
     DesiredTunnel,
+    ForeignRoute,
     ForeignTunnel,
     Ownership,
     StateUnreadable,
@@ -37,6 +39,7 @@ from fleet.tunnel.plan import (
     parse_state,
     plan,
     read_state_script,
+    skipped_routes,
 )
 from fleet.tunnel.preflight import FACTS_SCRIPT, parse_facts, preflight_problems
 
@@ -60,6 +63,11 @@ async def run(host: HostRun[FleetHost]) -> Result:
         raise CommandError(host.name, str(exc), command=probe.command, stdout=probe.stdout) from None
     except ForeignTunnel as exc:
         raise ForeignTunnelError(host.name, str(exc)) from None
+    except ForeignRoute as exc:
+        raise ForeignRouteError(host.name, str(exc)) from None
+    kept = [f"kept the host's own route {r.describe()}; not routing {r.dst} through "
+            f"{desired.routers[0]} (set data.isatap_routes to choose prefixes)"
+            for r in skipped_routes(before, desired)]
     problems = preflight_problems(facts, need_sit=creates_tunnel(steps), need_ping=True,
                                   need_root=bool(steps))
     if problems:
@@ -68,10 +76,12 @@ async def run(host: HostRun[FleetHost]) -> Result:
 
     details = {"ipv4": str(host.host.ipv4), "address": str(desired.address),
                "before": before.describe(), "owner": ownership(before, desired).value,
-               "changes": [s.description for s in steps], "commands": [s.command for s in steps]}
+               "changes": [s.description for s in steps], "commands": [s.command for s in steps],
+               "routers": [str(r) for r in desired.routers],
+               "routes": [str(r) for r in desired.routes], "kept_routes": kept}
     if not steps:
         return host.result({**details, "after": before.describe(),
-                            "summary": f"sit1 {before.describe()}"})
+                            "summary": "; ".join([f"sit1 {before.describe()}", *kept])})
     if host.dry_run:
         return host.result({**details, "after": None, "dry_run": True,
                             "summary": "would " + "; ".join(s.description for s in steps)},
@@ -114,7 +124,7 @@ async def run(host: HostRun[FleetHost]) -> Result:
                            + ("; ".join(s.description for s in left) or outcome.after.describe()),
                            command=applied.command)
     return host.result({**details, "after": outcome.after.describe(),
-                        "summary": "; ".join(s.description for s in steps)},
+                        "summary": "; ".join([*(s.description for s in steps), *kept])},
                        changed=True, diff="\n".join(s.command for s in steps))
 
 
