@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import uuid
-from ipaddress import IPv6Network
+from ipaddress import IPv4Address, IPv6Network
 
 import pytest
 from labtools import fleet, fleet_json, on_guest
@@ -107,7 +107,7 @@ def test_a_prefix_beyond_the_64_through_the_prl(lab, tmp_path):
 
     # A sit1 made by hand is adopted; its teardown takes fleet's route and PRL entry with it.
     by_hand = lab.guests[2]
-    address = f"{isatap_address(IPv6Network('fd00:5efe:1ab::/64'), by_hand.ipv4)}/64"
+    address = f"{isatap_address(IPv6Network('fd00:5efe:1ab::/64'), IPv4Address(by_hand.ipv4))}/64"
     assert on_guest(lab, by_hand.name, f"ip tunnel add sit1 mode isatap local {by_hand.ipv4} && "
                     f"ip addr add {address} dev sit1 && ip link set sit1 up").exit_status == 0  # type: ignore[attr-defined]
     done = fleet(lab, "run", "setup", inventory=routed)
