@@ -314,11 +314,13 @@ class TunnelParams:
 
 # -- reading the state ---------------------------------------------------------------------------
 
-def read_state_script(name: str = TUNNEL_NAME) -> str:
+def read_state_script(name: str = TUNNEL_NAME, *, routes_when_absent: bool = True) -> str:
     """Shell lines that print the tunnel's state as sections: `sysfs` (present, absent, or no
     sysfs), then for a present device the link and address JSON with their exit statuses. A
     failing `ip` is reported as such, never read as "no tunnel"."""
     dev = shlex.quote(name)
+    routes = [section("routes"), "ip -j -6 route show 2>&1; rc=$?", section("routes-status"),
+              'echo "$rc"']
     return "\n".join([
         section("sysfs"),
         f"if [ ! -d /sys/class/net ]; then echo no-sysfs; "
@@ -328,8 +330,9 @@ def read_state_script(name: str = TUNNEL_NAME) -> str:
         'echo "$rc"',
         section("addr"), f"ip -j addr show dev {dev} 2>&1; rc=$?", section("addr-status"),
         'echo "$rc"',
+        *routes,
+        *(["else", *routes] if routes_when_absent else []),
         "fi",
-        section("routes"), "ip -j -6 route show 2>&1; rc=$?", section("routes-status"), 'echo "$rc"',
     ])
 
 

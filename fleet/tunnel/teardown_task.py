@@ -32,7 +32,8 @@ Params = TunnelParams
 @host_task
 async def run(host: HostRun[FleetHost]) -> Result:
     desired = DesiredTunnel.for_host(host.host)
-    probe = await host.run(read_state_script(), check=True)
+    # routes matter only to name what goes with an existing sit1
+    probe = await host.run(read_state_script(routes_when_absent=False), check=True)
     try:
         before = parse_state(split_sections(probe.stdout))
         step = removal(before, desired, replace=host.params.replace)
