@@ -485,11 +485,11 @@ class AsyncsshTransport:
                 chain: tuple[Any, ...] = (self._trust_key(host.ssh_options),)
                 for hop, hop_route in await self._expand(host.name, jump_spec, config):
                     chain += ((hop, hop_route),)
-                    shared = await self._jump(host.name, chain, hop, hop_route,
-                                              held[-1] if held else None, options, files, timeout)
-                    held.append(shared)
+                    held.append(await self._jump(host.name, chain, hop, hop_route,
+                                                 held[-1] if held else None, options, files, timeout))
                     through = hop_route.target
-                options["tunnel"] = await shared.connection(host.name)
+            if held:  # a spec of only commas names no hop: connect directly, as OpenSSH does
+                options["tunnel"] = await held[-1].connection(host.name)
             connection = await self._handshake(host.name, host.ssh_host, options, files, route=route,
                                                timeout=timeout, through=through)
         except BaseException:
