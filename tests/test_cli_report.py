@@ -155,7 +155,7 @@ def test_report_of_a_real_several_task_run_matches_what_the_run_printed(inproces
     shown = inprocess_fleet.cli("report", str(inprocess_fleet.workdir / "report.json"))
     assert shown.code == ran.code and shown.err == ""
     table = shown.out.rstrip("\n")
-    assert table.startswith("mesh NOT OK: 3 hosts, 6 pairs") and table in ran.out
+    assert table.startswith("mesh COULD NOT TELL: 3 hosts, 6 pairs") and table in ran.out
     assert inprocess_fleet.logins() == logins  # no host was asked anything
 
 
@@ -180,7 +180,8 @@ def test_report_writes_the_report_files_of_a_saved_mesh(tmp_path, capsys):
     assert code == 1, err
     suite = next(iter(JUnitXml.fromfile(str(junit))))
     cases = {case.name: case for case in suite}
-    assert len(cases) == 6 and suite.name == "fleet.mesh"
+    assert len(cases) == 7 and suite.name == "fleet.mesh"  # six pairs and the verdict
+    assert cases["verdict"].result[0].message.startswith("NOT OK")
     assert cases["h1 -> h3"].result and cases["h1 -> h2"].result == []
     up = {(s.labels["src"], s.labels["dst"]): s.value
           for family in text_string_to_metric_families(prom.read_text())

@@ -20,7 +20,6 @@ from fleet.mesh.diagnosis import (
     PairRecord,
     diagnose,
     diagnose_mesh,
-    verdict,
 )
 from fleet.mesh.model import (
     MTU_NOT_MEASURED,
@@ -35,6 +34,7 @@ from fleet.mesh.model import (
 )
 from fleet.mesh.probe import ProbeParams
 from fleet.mesh.report import MeshJson, MeshReport, render_mesh
+from fleet.mesh.verdict import MeshVerdict, Status, judge
 
 OK, LOSSY, UNREACHABLE, ERROR = PairState.OK, PairState.LOSSY, PairState.UNREACHABLE, PairState.ERROR
 RECEIVED = {OK: 3, LOSSY: 1, UNREACHABLE: 0, ERROR: 0}
@@ -101,7 +101,7 @@ def isolating(h: int) -> Callable[[int, int], PairState]:
 
 def test_a_healthy_mesh_has_no_finding_and_is_all_ok():
     mesh = mesh_of(4)
-    assert diagnose_mesh(mesh) == [] and verdict(mesh, []) == "ALL OK" and mesh.all_ok
+    assert diagnose_mesh(mesh) == [] and judge(mesh).text == "ALL OK" and judge(mesh).ok
     report = MeshReport(mesh, interrupted=False, elapsed=1.0)
     assert report.exit_code == 0
     assert report.render().startswith("mesh ALL OK: 4 hosts, 12 pairs")
@@ -140,10 +140,11 @@ def test_a_source_that_cannot_probe_names_its_error_kind_once_for_its_whole_row(
     assert kinds(findings) == ["source-cannot-probe"]
     assert findings[0].text == "h3 -> *: error, could not probe (unreachable): cannot connect: " \
                                "Connection refused"
-    assert findings[0].pairs == 9 and not mesh.all_ok
-    assert verdict(mesh, findings) == "NOT OK: source-cannot-probe (1 host)"
+    assert findings[0].pairs == 9 and not judge(mesh).ok
+    # nothing measured failed, but a whole row was not measured: not green, and not "failed"
+    assert judge(mesh).text == "COULD NOT TELL: source-cannot-probe (1 host)"
     text = render_mesh(mesh)
-    assert text.count("h3 -> *") == 1 and text.startswith("mesh NOT OK")
+    assert text.count("h3 -> *") == 1 and text.startswith("mesh COULD NOT TELL")
 
 
 def test_sources_that_cannot_probe_are_grouped_by_error_kind():
@@ -172,10 +173,10 @@ def test_every_host_unconfigured_is_a_warning_when_every_ping_answers():
     findings = diagnose_mesh(mesh)
     assert kinds(findings) == ["unconfigured"] and findings[0].hosts == ("h0", "h1", "h2")
     assert "run `fleet run setup`" in findings[0].text
-    assert mesh.all_ok
+    assert judge(mesh).ok
     report = MeshReport(mesh, interrupted=False, elapsed=1.0)
     assert report.exit_code == 0 and report.render().startswith("mesh ALL OK")
-    assert verdict(mesh, findings) == "ALL OK (warning: unconfigured (3 hosts))"
+    assert judge(mesh).text == "ALL OK (warning: unconfigured (3 hosts))"
     assert "diagnosis: ALL OK (warning: unconfigured (3 hosts))" in report.render()
 
 
@@ -260,7 +261,7 @@ def test_nothing_answering_anywhere_is_one_all_failing_finding():
     findings = diagnose_mesh(mesh)
     assert kinds(findings) == ["all-failing"] and findings[0].pairs == 30
     assert "protocol 41 is likely blocked everywhere" in findings[0].text
-    assert verdict(mesh, findings) == "NOT OK: all-failing (all 30 pairs)"
+    assert judge(mesh).text == "NOT OK: all-failing (all 30 pairs)"
     ipv4 = diagnose_mesh(mesh, lambda r: OK)
     assert kinds(ipv4) == ["all-failing"] and "while IPv4 ping answers on 30 of 30 pairs" in ipv4[0].text
     down = diagnose_mesh(mesh, lambda r: UNREACHABLE)
@@ -280,25 +281,32 @@ def test_records_and_mesh_columns_give_the_same_findings():
                                                         "lossy"]
 
 
-@pytest.mark.parametrize("mesh", [
-    mesh_of(3), mesh_of(3, isolating(1)), mesh_of(4, hosts={2: HostState.UNCONFIGURED}),
-    mesh_of(3, lambda s, d: LOSSY), mesh_of(1), mesh_of(4, hosts={0: HostState.ERROR}),
-    mesh_of(3, lambda s, d: ERROR if s == 1 else OK),
-], ids=["ok", "isolated", "unconfigured", "lossy", "alone", "failed-source", "error-row"])
-def test_all_ok_and_the_exit_code_agree_with_the_verdict(mesh):
-    findings = diagnose_mesh(mesh)
+@pytest.mark.parametrize(("mesh", "status"), [
+    (mesh_of(3), "ok"), (mesh_of(3, isolating(1)), "not-ok"),
+    (mesh_of(4, hosts={2: HostState.UNCONFIGURED}), "ok"), (mesh_of(3, lambda s, d: LOSSY), "not-ok"),
+    (mesh_of(1), "could-not-tell"), (mesh_of(0), "could-not-tell"),
+    (mesh_of(4, hosts={0: HostState.ERROR}), "could-not-tell"),
+    (mesh_of(3, lambda s, d: ERROR if s == 1 else OK), "could-not-tell"),
+], ids=["ok", "isolated", "unconfigured", "lossy", "alone", "empty", "failed-source", "error-row"])
+def test_the_exit_code_and_the_headline_follow_the_verdict(mesh, status):
     report = MeshReport(mesh, interrupted=False, elapsed=1.0)
-    assert mesh.all_ok == verdict(mesh, findings).startswith("ALL OK") == (report.exit_code == 0)
-    assert report.render().startswith("mesh ALL OK" if mesh.all_ok else "mesh NOT OK")
+    assert report.verdict.status == status
+    assert (report.exit_code == 0) == (status == "ok")
+    assert report.render().startswith({"ok": "mesh ALL OK", "not-ok": "mesh NOT OK",
+                                       "could-not-tell": "mesh COULD NOT TELL"}[status])
 
 
-def test_the_json_report_carries_the_verdict_and_the_diagnosis_after_the_pairs():
+def test_the_json_report_carries_the_verdict_first_and_the_diagnosis_after_the_pairs():
     mesh = mesh_of(3, isolating(2))
     stream = io.StringIO()
     MeshJson(mesh, interrupted=False, elapsed_s=1.0).write_json(stream)
     document = json.loads(stream.getvalue())
-    assert list(document)[-5:] == ["summary", "verdict", "diagnosis", "interrupted", "elapsed_s"]
-    assert document["verdict"] == "NOT OK: host-unreachable (1 host)"
+    assert list(document)[:2] == ["task", "verdict"]
+    assert list(document)[-4:] == ["summary", "diagnosis", "interrupted", "elapsed_s"]
+    assert document["verdict"] == {"status": "not-ok", "ok": False,
+                                   "text": "NOT OK: host-unreachable (1 host)",
+                                   "reasons": [{"kind": "host-unreachable", "hosts": 1, "pairs": 4,
+                                                "warning": False}]}
     assert document["diagnosis"] == [{"kind": "host-unreachable", "hosts": ["h2"], "pairs": 4,
                                       "text": diagnose_mesh(mesh)[0].text}]
 
@@ -328,7 +336,7 @@ def test_a_thousand_hosts_with_every_kind_of_trouble_stay_readable():
     assert kinds(findings) == ["source-cannot-probe", "unconfigured", "tunnel-blocked",
                                "asymmetric", "lossy"]
     assert [len(f.hosts) for f in findings[:3]] == [60, 40, 30]  # the data names every host
-    text = render_mesh(mesh, findings)
+    text = render_mesh(mesh, MeshVerdict(Status.NOT_OK, tuple(findings), mesh.pair_count))
     lines = text.splitlines()
     diagnosis = lines[lines.index(next(x for x in lines if x.startswith("diagnosis: "))):]
     assert len(diagnosis) <= 1 + len(findings) + 2  # the verdict, a line each, the RTT line

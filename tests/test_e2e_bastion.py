@@ -80,7 +80,7 @@ def test_setup_and_mesh_through_one_bastion_login_per_run(lab, tmp_path):
     after_mesh = bastion_logins(lab)
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(report["pairs"]) == 6 and all(p["state"] == "ok" for p in report["pairs"])
-    assert report["verdict"] == "ALL OK"
+    assert report["verdict"]["text"] == "ALL OK"
     # three hosts behind it, one login on the bastion for each run
     assert (after_setup - before, after_mesh - after_setup) == (1, 1)
     teardown = fleet(lab, "run", "teardown", inventory=inventory)

@@ -49,7 +49,7 @@ def test_the_whole_story(lab, tmp_path):
     assert {k: summary[k] for k in ("hosts", "pairs", "ok", "lossy", "unreachable", "error")} == {
         "hosts": 4, "pairs": 12, "ok": 12, "lossy": 0, "unreachable": 0, "error": 0}
     assert summary["rtt_ms"]["p50"] > 0 and summary["underlay"] is None and summary["mtu"] is None
-    assert mesh["verdict"] == "ALL OK" and mesh["diagnosis"] == []
+    assert mesh["verdict"]["text"] == "ALL OK" and mesh["diagnosis"] == []
     assert {h["state"] for h in mesh["hosts"]} == {"ok"}
     assert mesh["hosts"][0]["address"] == "fd00:5efe:1ab::5efe:ac1f:b"
 

@@ -96,7 +96,7 @@ def test_protocol_41_dropped_fails_the_tunnel_while_the_underlay_answers(lab, tm
     found = findings(report)
     assert list(found) == ["tunnel-blocked"], report["diagnosis"]
     assert found["tunnel-blocked"]["hosts"] == ["h2"] and "protocol 41" in found["tunnel-blocked"]["text"]
-    assert report["verdict"] == "NOT OK: tunnel-blocked (1 host)"
+    assert report["verdict"]["text"] == "NOT OK: tunnel-blocked (1 host)"
     assert "tunnel-blocked: " in done.stdout
 
 
@@ -120,7 +120,7 @@ def test_an_mtu_black_hole_fails_the_full_size_pings_of_that_guest_only(lab, tmp
     done, report = fleet_json(lab, tmp_path, "run", "mesh", "--mtu", "--underlay", "--count", "2")
     assert done.returncode == 0, done.stdout + done.stderr
     assert all(p["mtu"]["ok"] is True and p["underlay"]["state"] == "ok" for p in report["pairs"])
-    assert report["verdict"] == "ALL OK" and report["diagnosis"] == []
+    assert report["verdict"]["text"] == "ALL OK" and report["diagnosis"] == []
 
 
 def test_a_stopped_guest_is_host_down_tunnel_and_underlay_both(lab, tmp_path):

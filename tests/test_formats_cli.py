@@ -18,7 +18,8 @@ def test_one_run_writes_all_three_files(inprocess_fleet, tmp_path):
     assert sorted(suites) == ["fleet.mesh", "fleet.setup"]
     assert (suites["fleet.setup"].tests, suites["fleet.setup"].failures) == (3, 1)
     mesh_cases = {c.name: c for c in suites["fleet.mesh"]}
-    assert len(mesh_cases) == 6 and mesh_cases["h1 -> h2"].is_passed
+    assert len(mesh_cases) == 7 and mesh_cases["h1 -> h2"].is_passed  # six pairs and the verdict
+    assert not mesh_cases["verdict"].is_passed
     assert not mesh_cases["h3 -> h1"].is_passed  # h3 could not probe: an error case
     report_pairs = {(p["src"], p["dst"]): p["state"] for p in done.report["tasks"][1]["pairs"]}
     up = {(s.labels["src"], s.labels["dst"]): s.value

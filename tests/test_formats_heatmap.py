@@ -32,22 +32,61 @@ def cell_at(cells, kind):
 def test_the_svg_has_a_cell_per_pair_each_state_its_own_fill_and_a_tooltip(tmp_path):
     names = ["h1", "h2", "h3", "h4"]
     mesh = mesh_of(names, {("h1", "h3"): UNREACHABLE, ("h2", "h4"): LOSSY, ("h4", "h1"): ERROR},
-                   skip={("h4", "h2")})
+                   skip={("h4", "h2")}, mtu={("h3", "h2"): False})
     target = tmp_path / "map.svg"
     write_artifacts([mesh_outcome(mesh)], heatmap=target)
     cells = drawn_cells(target)
     assert len(cells) == 16
     counts = {kind: len(cell_at(cells, kind)) for kind in heatmap.KINDS}
-    assert counts == {"ok": 8, "unreachable": 1, "lossy": 1, "error": 1, "none": 1, "self": 4}
+    assert counts == {"ok": 7, "unreachable": 1, "lossy": 1, "mtu": 1, "error": 1, "none": 1,
+                      "self": 4}
     (red,) = cell_at(cells, "unreachable")
     assert red.get("fill") == heatmap.STATE_COLOURS["unreachable"]
-    assert red.find(f"{SVG}title").text.splitlines() == ["h1 -> h3: unreachable",
-                                                         "sent 3, received 0, loss 100%"]
+    assert red.find(f"{SVG}title").text.splitlines()[:2] == [
+        "h1 -> h3: unreachable", "tunnel: unreachable, sent 3, received 0, loss 100%"]
+    (purple,) = cell_at(cells, "mtu")
+    assert "mtu 1480: failed" in purple.find(f"{SVG}title").text
     fills = {kind: {c.get("fill") for c in cell_at(cells, kind)} for kind in heatmap.KINDS}
     assert len(set().union(*fills.values())) == len(heatmap.KINDS)  # no two states look alike
     (ok_title,) = [c.find(f"{SVG}title").text for c in cells
                    if c.find(f"{SVG}title").text.startswith("h2 -> h1:")]
     assert "rtt ms: min 0.1 avg 0.2 max 0.3" in ok_title
+
+
+def verdict_of(path: Path) -> ET.Element:
+    (found,) = [t for t in ET.parse(path).getroot().iter(f"{SVG}text") if t.get("id") == "verdict"]
+    return found
+
+
+def test_the_verdict_stands_above_the_matrix_as_the_run_says_it(tmp_path):
+    target = tmp_path / "map.svg"
+    cases = {"ok": mesh_of(["h1", "h2"]),
+             "not-ok": mesh_of(["h1", "h2", "h3"], mtu={("h1", "h2"): False}),
+             "could-not-tell": mesh_of(["h1", "h2", "h3"], skip={("h3", "h1")})}
+    for status, mesh in cases.items():
+        outcome = mesh_outcome(mesh)
+        write_artifacts([outcome], heatmap=target)
+        shown = verdict_of(target)
+        assert shown.get("data-status") == status == outcome.report.verdict.status.value
+        assert shown.text == outcome.report.verdict.text
+        root = ET.parse(target).getroot()
+        assert root.get("data-verdict") == status
+
+
+def test_underlay_failures_are_marked_and_the_page_lists_the_diagnosis(tmp_path):
+    mesh = mesh_of(["h1", "h2", "h3"], {("h1", "h2"): UNREACHABLE, ("h2", "h1"): UNREACHABLE},
+                   underlay=True)
+    mesh.columns.u_state[0] = 2  # h1 -> h2: the IPv4 ping was lost too
+    target = tmp_path / "map.svg"
+    write_artifacts([mesh_outcome(mesh)], heatmap=target)
+    root = ET.parse(target).getroot()
+    marks = [p for p in root.iter(f"{SVG}path") if p.get("class") == "underlay-failed"]
+    assert len(marks) == 1 and marks[0].find(f"{SVG}title").text.startswith("h1 -> h2")
+    page = tmp_path / "map.html"
+    write_artifacts([mesh_outcome(mesh)], heatmap=page)
+    text = page.read_text()
+    assert 'id="run-verdict" data-status="not-ok"' in text
+    assert '<ul id="diagnosis">' in text and 'data-kind="unreachable"' in text
 
 
 def test_ok_cells_are_coloured_by_rtt_from_light_to_dark():

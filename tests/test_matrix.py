@@ -11,6 +11,7 @@ from fleet.mesh.model import HostState, PairState, build_mesh, classify, peer_pl
 from fleet.mesh.ping import PingStats
 from fleet.mesh.probe import PingOutcome, ProbeParams
 from fleet.mesh.report import MeshJson, mesh_to_json, render_mesh
+from fleet.mesh.verdict import judge
 
 PARAMS = ProbeParams()
 
@@ -57,7 +58,7 @@ def test_one_failed_host_marks_its_row_error_and_its_column_unreachable(make_hos
     assert [h.state for h in mesh.hosts] == [HostState.OK, HostState.OK, HostState.ERROR]
     assert mesh.summary() == {"hosts": 3, "pairs": 6, "ok": 2, "lossy": 0, "unreachable": 2,
                               "error": 2}
-    assert not mesh.all_ok
+    assert not judge(mesh).ok
     text = render_mesh(mesh)
     assert "h3 -> *: error, could not probe (unreachable): cannot connect" in text
     assert [h.error_kind for h in mesh.hosts] == [None, None, "unreachable"]
@@ -166,7 +167,7 @@ def test_sampled_mesh_states_its_coverage(make_hosts):
                                       for j in plan[i]})
                for i, h in enumerate(hosts)}
     mesh = build_mesh(hosts, reports, PARAMS, plan, 3)
-    assert mesh.pair_count == 30 and mesh.all_ok
+    assert mesh.pair_count == 30 and judge(mesh).ok
     assert "sampled: 3 peers per host (33.3% of pairs)" in render_mesh(mesh)
     assert mesh_to_json(mesh)["coverage"] == {"peers_per_host": 3, "pairs": 30, "fraction": 0.3333}
 

@@ -154,6 +154,6 @@ def test_a_host_whose_sshd_is_gone_is_a_failed_result_not_a_stop(bed, installed_
     assert "teardown h2: changed=False failed=True unreachable: " in shown.stdout
     for name in ("h1", "h3"):
         assert f"teardown {name}: changed=False failed=False" in shown.stdout
-    assert shown.stdout.count("mesh NOT OK: 3 hosts, 6 pairs: 4 ok, 0 lossy, 0 unreachable, "
+    assert shown.stdout.count("mesh COULD NOT TELL: 3 hosts, 6 pairs: 4 ok, 0 lossy, 0 unreachable, "
                               "2 error") == 2  # h2's row: could not probe; its column: ok
     assert shown.stdout.count("h2 -> *: error, could not probe (unreachable)") == 2

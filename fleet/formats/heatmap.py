@@ -1,17 +1,22 @@
 """The mesh as a picture: a matrix of sources (rows) by destinations (columns), one SVG document,
 standalone (FILE.svg) or in a page (FILE.html). Self-contained: inline CSS and script, no network.
 
+Above the matrix stands the run's one verdict (fleet.mesh.verdict: ALL OK, NOT OK, COULD NOT
+TELL) with its diagnosis, as the exit code and every other output say it.
+
 Each cell is coloured by its state; ok pairs by their average RTT on a sequential scale (light:
 fast, dark: slow; log scale between the fastest and the slowest ok pair). The other states have
-colours of their own, two of them with a pattern too, so they stay apart in grey print: lossy
-(orange, striped), unreachable (red), error: could not tell (grey, cross-hatched), not probed
-(white), self (black). Hovering a cell shows its numbers (an SVG <title>: the browser's tooltip,
-in the page and in the SVG alike). Host names label both axes.
+colours of their own, three of them with a pattern too, so they stay apart in grey print: lossy
+(orange, striped), unreachable (red), mtu: small pings pass but the MTU check failed (purple,
+dotted), error: could not tell (grey, cross-hatched; also a pair whose MTU check could not tell),
+not probed (white), self (black). A pair whose underlay (IPv4) ping failed under --underlay has
+a black corner. Hovering a cell shows its numbers (an SVG <title>: the browser's tooltip, in the
+page and in the SVG alike). Host names label both axes.
 
 Up to CELL_HOSTS hosts a cell is one directed pair. Above, hosts are grouped in blocks of
 consecutive hosts (inventory order) so that the matrix stays at most CELL_HOSTS cells a side
 (1,000 hosts: blocks of 7, 143 x 143): a block takes the worst state among its pairs
-(unreachable, then lossy, then error, then ok), its colour by the median RTT of its ok pairs,
+(unreachable, then lossy, then mtu, then error, then ok), its colour by the median RTT of its ok pairs,
 and its tooltip counts its pairs by state. A page of 40,000 SVG elements stays responsive; one of
 a million does not.
 """
@@ -28,6 +33,8 @@ from typing import TYPE_CHECKING
 
 from fleet.formats.sources import mesh_sources
 from fleet.formats.text import xml_text
+from fleet.mesh.model import MTU_FAILED, MTU_UNKNOWN, NOT_MEASURED
+from fleet.mesh.verdict import MeshVerdict, judge
 
 if TYPE_CHECKING:
     from fleet.formats import TaskOutcomeLike
@@ -36,11 +43,14 @@ if TYPE_CHECKING:
 CELL_HOSTS = 150
 EXTENSIONS = (".html", ".svg")
 # Cell kinds, from the worst: a block shows the first of these among its pairs.
-KINDS = ("unreachable", "lossy", "error", "ok", "none", "self")
-STATE_COLOURS = {"lossy": "#f28e2b", "unreachable": "#d62728", "error": "#8c8c8c",
+KINDS = ("unreachable", "lossy", "mtu", "error", "ok", "none", "self")
+STATE_COLOURS = {"lossy": "#f28e2b", "unreachable": "#d62728", "mtu": "#9467bd", "error": "#8c8c8c",
                  "none": "#ffffff", "self": "#222222"}
 STATE_LABELS = {"lossy": "lossy (some loss)", "unreachable": "unreachable (all lost)",
-                "error": "error (could not tell)", "none": "not probed", "self": "self"}
+                "mtu": "mtu check failed", "error": "error (could not tell)", "none": "not probed",
+                "self": "self"}
+PATTERNS = {"lossy": "url(#p-lossy)", "mtu": "url(#p-mtu)", "error": "url(#p-error)"}
+VERDICT_COLOURS = {"ok": "#2ca02c", "not-ok": "#d62728", "could-not-tell": "#8c6d00"}
 # ok: light (fast) to dark (slow), ColorBrewer's sequential Blues.
 RTT_SCALE = ("#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b")
 NONE, SELF = 254, 255  # state codes of cells with no pair
@@ -58,10 +68,11 @@ def render(outcomes: Sequence[TaskOutcomeLike], path: Path) -> Iterator[str] | N
     sources = mesh_sources(outcomes)
     if not sources:
         return None
-    mesh, task = sources[-1].mesh, sources[-1].task
+    mesh, task, verdict = sources[-1].mesh, sources[-1].task, sources[-1].verdict
     if path.suffix.lower() == ".svg":
-        return iter(['<?xml version="1.0" encoding="UTF-8"?>\n', *svg(mesh, title=f"fleet {task}")])
-    return page(mesh, title=f"fleet {task}")
+        return iter(['<?xml version="1.0" encoding="UTF-8"?>\n',
+                     *svg(mesh, title=f"fleet {task}", verdict=verdict)])
+    return page(mesh, title=f"fleet {task}", verdict=verdict)
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,7 @@ class Cell:
     kind: str
     fill: str
     tip: str
+    underlay_failed: bool = False
 
 
 def rtt_colour(value: float, low: float, high: float) -> str:
@@ -84,7 +96,21 @@ def rtt_colour(value: float, low: float, high: float) -> str:
 def _fill(kind: str, rtt: float | None, low: float, high: float) -> str:
     if kind == "ok":
         return rtt_colour(rtt, low, high) if rtt is not None else RTT_SCALE[0]
-    return {"lossy": "url(#p-lossy)", "error": "url(#p-error)"}.get(kind, STATE_COLOURS[kind])
+    return PATTERNS.get(kind, STATE_COLOURS[kind])
+
+
+_UNDERLAY_FAILED = (1, 2)  # lossy, unreachable: state codes of the underlay
+
+
+def _kind_code(state: int, mtu: int, mtu_measured: bool) -> str:
+    """A pair's cell kind from its columns: the tunnel's state, then its MTU check."""
+    kind = ("ok", "lossy", "unreachable", "error")[state]
+    if kind == "ok" and mtu_measured:
+        if mtu == MTU_FAILED:
+            return "mtu"
+        if mtu == MTU_UNKNOWN:
+            return "error"
+    return kind
 
 
 def _rtt_range(mesh: Mesh) -> tuple[float, float]:
@@ -112,19 +138,29 @@ def _pair_cells(mesh: Mesh, names: list[str], low: float, high: float) -> list[C
     n = len(names)
     found: dict[tuple[int, int], Cell] = {}
     cols = mesh.columns
+    mtu_measured = mesh.params.mtu_size is not None
     for r, values in enumerate(mesh.row_values()):
         src, dst, state, sent, received = values.src, values.dst, values.state, values.sent, values.received
         loss, rmin, ravg, rmax, error = (values.loss_pct, values.rtt_min_ms, values.rtt_avg_ms,
                                          values.rtt_max_ms, values.error)
         s, d = cols.src[r], cols.dst[r]
-        kind = str(state)
-        lines = [f"{src} -> {dst}: {kind}", f"sent {sent}, received {received}"
+        kind = _kind_code(cols.state[r], cols.mtu[r], mtu_measured)
+        lines = [f"{src} -> {dst}: {kind}", f"tunnel: {state}, sent {sent}, received {received}"
                  + ("" if loss is None else f", loss {loss:g}%")]
         if ravg is not None:
             lines.append(f"rtt ms: min {rmin} avg {ravg} max {rmax}")
         if error:
             lines.append(f"error: {error}")
-        found[(s, d)] = Cell(s, d, kind, _fill(kind, ravg, low, high), "\n".join(lines))
+        if values.mtu is not None:
+            lines.append(f"mtu {values.mtu.size}: " + {True: "ok", False: "failed",
+                                                       None: "could not tell"}[values.mtu.ok]
+                         + (f" ({values.mtu.error})" if values.mtu.error else ""))
+        if values.underlay is not None:
+            u = values.underlay
+            lines.append(f"underlay (IPv4): {u.state}" + ("" if u.loss_pct is None
+                                                          else f", loss {u.loss_pct:g}%"))
+        found[(s, d)] = Cell(s, d, kind, _fill(kind, ravg, low, high), "\n".join(lines),
+                             cols.u_state[r] in _UNDERLAY_FAILED)
     out = []
     for s in range(n):
         for d in range(n):
@@ -143,13 +179,18 @@ def _block_cells(mesh: Mesh, names: list[str], size: int, low: float,
     n = len(names)
     side = math.ceil(n / size)
     counts = [[0] * (len(KINDS) - 2) for _ in range(side * side)]
+    underlay_failed = [0] * (side * side)
     rtts: list[list[float]] = [[] for _ in range(side * side)]
     cols = mesh.columns
+    mtu_measured = mesh.params.mtu_size is not None
+    position = {kind: i for i, kind in enumerate(KINDS)}
     for r in range(len(cols)):
         b = (cols.src[r] // size) * side + cols.dst[r] // size
-        code = cols.state[r]  # ok, lossy, unreachable, error
-        counts[b][(3, 1, 0, 2)[code]] += 1
-        if code == 0 and cols.rtt[4 * r + 1] == cols.rtt[4 * r + 1]:
+        kind = _kind_code(cols.state[r], cols.mtu[r], mtu_measured)
+        counts[b][position[kind]] += 1
+        if cols.u_state[r] != NOT_MEASURED and cols.u_state[r] in _UNDERLAY_FAILED:
+            underlay_failed[b] += 1
+        if kind == "ok" and cols.rtt[4 * r + 1] == cols.rtt[4 * r + 1]:
             rtts[b].append(cols.rtt[4 * r + 1])
     labels = [_span(names, i * size, min(n, (i + 1) * size)) for i in range(side)]
     out = []
@@ -169,7 +210,9 @@ def _block_cells(mesh: Mesh, names: list[str], size: int, low: float,
             tip = f"{labels[bs]} -> {labels[bd]}: {possible} pairs: {', '.join(parts)}"
             if rtt is not None:
                 tip += f"\nmedian rtt of ok pairs: {rtt:.3f} ms"
-            out.append(Cell(bs, bd, kind, _fill(kind, rtt, low, high), tip))
+            if underlay_failed[b]:
+                tip += f"\nunderlay (IPv4) failed on {underlay_failed[b]} pairs"
+            out.append(Cell(bs, bd, kind, _fill(kind, rtt, low, high), tip, bool(underlay_failed[b])))
     return labels, out
 
 
@@ -181,8 +224,9 @@ def _cell_px(side: int) -> int:
     return max(4, min(24, 1200 // max(side, 1)))
 
 
-def svg(mesh: Mesh, *, title: str) -> Iterator[str]:
-    """The matrix as an SVG element (with its legend), in pieces."""
+def svg(mesh: Mesh, *, title: str, verdict: MeshVerdict | None = None) -> Iterator[str]:
+    """The matrix as an SVG element (with the verdict above it and its legend), in pieces."""
+    verdict = judge(mesh) if verdict is None else verdict
     labels, drawn = cells(mesh)
     side = len(labels)
     px = _cell_px(side)
@@ -190,13 +234,14 @@ def svg(mesh: Mesh, *, title: str) -> Iterator[str]:
     every = max(1, math.ceil((font + 1) / px))  # a label per `every` rows when cells are small
     shown = [label if len(label) <= 28 else label[:27] + "\u2026" for label in labels]
     margin = int(min(28, max((len(s) for s in shown), default=1)) * font * 0.62) + 12
-    top = margin + 24  # room for the caption above the column labels
+    top = margin + 44  # room for the verdict and the caption above the column labels
     width = margin + side * px + 20
     legend_y = top + side * px + 24
-    height = legend_y + 24 * (4 if block_size(len(mesh.hosts)) > 1 else 3) + 4
+    height = legend_y + 24 * (5 if block_size(len(mesh.hosts)) > 1 else 4) + 4
     yield (f'<svg xmlns="http://www.w3.org/2000/svg" id="fleet-heatmap" width="{max(width, 640)}" '
            f'height="{height}" viewBox="0 0 {max(width, 640)} {height}" font-family="sans-serif" '
-           f'data-hosts="{len(mesh.hosts)}" data-side="{side}">\n')
+           f'data-hosts="{len(mesh.hosts)}" data-side="{side}" '
+           f'data-verdict="{verdict.status.value}">\n')
     yield f"<title>{xml_text(title)}</title>\n"
     stroke = "0.5" if px >= 6 else "0"
     yield (f"<style>.lab{{font-size:{font}px;fill:#222}}.cell{{stroke:#fff;stroke-width:{stroke}}}"
@@ -207,8 +252,14 @@ def svg(mesh: Mesh, *, title: str) -> Iterator[str]:
            '<rect width="2" height="6" fill="#ffd9a8"/></pattern>'
            '<pattern id="p-error" width="6" height="6" patternUnits="userSpaceOnUse">'
            '<rect width="6" height="6" fill="#8c8c8c"/>'
-           '<path d="M0 0L6 6M6 0L0 6" stroke="#e0e0e0" stroke-width="1"/></pattern></defs>\n')
-    yield (f'<text class="leg" x="{margin}" y="14">rows: source, columns: destination</text>\n')
+           '<path d="M0 0L6 6M6 0L0 6" stroke="#e0e0e0" stroke-width="1"/></pattern>'
+           '<pattern id="p-mtu" width="6" height="6" patternUnits="userSpaceOnUse">'
+           '<rect width="6" height="6" fill="#9467bd"/><circle cx="3" cy="3" r="1.2" fill="#e5d8f0"/>'
+           '</pattern></defs>\n')
+    yield (f'<text id="verdict" x="{margin}" y="16" font-size="15" font-weight="bold" '
+           f'fill="{VERDICT_COLOURS[verdict.status.value]}" data-status="{verdict.status.value}">'
+           f'{xml_text(verdict.text)}</text>\n')
+    yield (f'<text class="leg" x="{margin}" y="34">rows: source, columns: destination</text>\n')
     for i, label in enumerate(shown):
         if i % every:
             continue
@@ -221,8 +272,13 @@ def svg(mesh: Mesh, *, title: str) -> Iterator[str]:
                f'<title>{full}</title>{xml_text(label)}</text>\n')
     yield '<g id="cells">\n'
     for c in drawn:
-        yield (f'<rect class="cell {c.kind}" x="{margin + c.col * px}" y="{top + c.row * px}" '
+        x, y = margin + c.col * px, top + c.row * px
+        yield (f'<rect class="cell {c.kind}" x="{x}" y="{y}" '
                f'width="{px}" height="{px}" fill="{c.fill}"><title>{xml_text(c.tip)}</title></rect>\n')
+        if c.underlay_failed:
+            corner = max(3, px // 3)
+            yield (f'<path class="underlay-failed" d="M{x + px - corner} {y}h{corner}v{corner}z" '
+                   f'fill="#000"><title>{xml_text(c.tip)}</title></path>\n')
     yield "</g>\n"
     yield from _legend(mesh, margin, legend_y)
     yield "</svg>\n"
@@ -237,15 +293,20 @@ def _legend(mesh: Mesh, x0: int, y0: int) -> Iterator[str]:
     span = f"{low:.3f} ms .. {high:.3f} ms (log scale)" if high > 0 else "no replies"
     yield (f'<text class="leg" x="{x0 + 140 + 22 * len(RTT_SCALE)}" y="{y0 + 12}">'
            f"{xml_text(span)}</text>\n")
-    fills = {"lossy": "url(#p-lossy)", "error": "url(#p-error)"}
-    for i, (kind, label) in enumerate(STATE_LABELS.items()):
+    entries = [*STATE_LABELS.items(), ("underlay-failed", "underlay (IPv4) ping failed")]
+    for i, (kind, label) in enumerate(entries):
         x, y = x0 + 200 * (i % 3), y0 + 24 * (1 + i // 3)
+        if kind == "underlay-failed":
+            yield (f'<rect x="{x}" y="{y}" width="16" height="16" stroke="#999" fill="{RTT_SCALE[0]}"/>'
+                   f'<path d="M{x + 10} {y}h6v6z" fill="#000"/>'
+                   f'<text class="leg" x="{x + 22}" y="{y + 12}">{label}</text>\n')
+            continue
         yield (f'<rect x="{x}" y="{y}" width="16" height="16" stroke="#999" '
-               f'fill="{fills.get(kind, STATE_COLOURS[kind])}"/>'
+               f'fill="{PATTERNS.get(kind, STATE_COLOURS[kind])}"/>'
                f'<text class="leg" x="{x + 22}" y="{y + 12}">{label}</text>\n')
     size = block_size(len(mesh.hosts))
     if size > 1:
-        yield (f'<text class="leg" x="{x0}" y="{y0 + 24 * 3 + 12}">each cell: a block of {size} x '
+        yield (f'<text class="leg" x="{x0}" y="{y0 + 24 * 4 + 12}">each cell: a block of {size} x '
                f"{size} hosts, its worst state</text>\n")
     yield "</g>\n"
 
@@ -270,8 +331,10 @@ _PAGE_SCRIPT = """
 """
 
 
-def page(mesh: Mesh, *, title: str) -> Iterator[str]:
-    """A whole HTML page: a headline, the matrix and its legend, and a script counting the cells."""
+def page(mesh: Mesh, *, title: str, verdict: MeshVerdict | None = None) -> Iterator[str]:
+    """A whole HTML page: the verdict and its diagnosis, a headline, the matrix and its legend,
+    and a script counting the cells."""
+    verdict = judge(mesh) if verdict is None else verdict
     c = mesh.counts()
     headline = (f"{len(mesh.hosts)} hosts, {mesh.pair_count} pairs: {c['ok']} ok, {c['lossy']} "
                 f"lossy, {c['unreachable']} unreachable, {c['error']} error")
@@ -279,8 +342,19 @@ def page(mesh: Mesh, *, title: str) -> Iterator[str]:
            f"<title>{html.escape(title)}</title>\n"
            "<style>body{font-family:sans-serif;margin:16px;color:#222}"
            "#wrap{overflow:auto;max-width:100%;max-height:90vh;border:1px solid #ddd}"
-           "#drawn{color:#666;font-size:12px}</style>\n</head><body>\n"
-           f"<h1>{html.escape(title)}</h1>\n<p id=\"headline\">{html.escape(headline)}</p>\n"
+           "#drawn{color:#666;font-size:12px}#diagnosis{margin:4px 0 12px}"
+           "#diagnosis li{margin:2px 0}</style>\n</head><body>\n"
+           f"<h1>{html.escape(title)}</h1>\n"
+           f'<p id="run-verdict" data-status="{verdict.status.value}" style="font-size:20px;'
+           f'font-weight:bold;color:{VERDICT_COLOURS[verdict.status.value]}">'
+           f"{html.escape(verdict.text)}</p>\n")
+    if verdict.findings:
+        yield '<ul id="diagnosis">\n'
+        for finding in verdict.findings:
+            yield (f'<li data-kind="{html.escape(finding.kind)}"><b>{html.escape(finding.kind)}</b>: '
+                   f"{html.escape(finding.text)}</li>\n")
+        yield "</ul>\n"
+    yield (f"<p id=\"headline\">{html.escape(headline)}</p>\n"
            "<p>Hover a cell for its numbers.</p>\n<div id=\"wrap\">\n")
-    yield from svg(mesh, title=title)
+    yield from svg(mesh, title=title, verdict=verdict)
     yield f'</div>\n<p id="drawn"></p>\n<script>{_PAGE_SCRIPT}</script>\n</body></html>\n'

@@ -1,10 +1,16 @@
 """JUnit XML, the schema Jenkins, GitLab and pytest share: a test suite per task, a test case per
-host (setup, teardown) or per directed pair (mesh, named `SRC -> DST`).
+host (setup, teardown) or per directed pair (mesh, named `SRC -> DST`), and for a mesh one case
+`verdict` for the run as a whole.
 
-A lossy or unreachable pair is a <failure> carrying its numbers; a pair whose probe could not run
-is an <error> (could not tell is not a failure of the network); a host stopped by an interrupted
-run is <skipped>. Any diagnosis findings about a failing pair's hosts are added to its text.
-Written as text a case at a time: a 1,000-host mesh is a million cases.
+The mesh's cases render its one verdict (fleet.mesh.verdict): a pair that lost tunnel pings, or
+whose MTU check failed, is a <failure> carrying its numbers (and, under --underlay, what the IPv4
+ping said); a pair whose probe or MTU check could not tell is an <error> (could not tell is not a
+failure of the network); the `verdict` case fails (not ok) or errs (could not tell) with the
+verdict's reasons, so a run whose pairs all pass but that did not verify what it promised (a
+missing pair, a single host) is not a green suite. The findings attached to a pair are those about
+what failed on it (tunnel findings on a tunnel failure, MTU findings on an MTU failure) naming one
+of its hosts. A host stopped by an interrupted run is <skipped>. Written as text a case at a time:
+a 1,000-host mesh is a million cases.
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fleet.core.results import HostsReport
-from fleet.formats.sources import MeshSource, findings_about, hosts_reports, mesh_source, mesh_sources
+from fleet.formats.sources import MeshSource, hosts_reports, mesh_source, mesh_sources
 from fleet.formats.text import xml_attr, xml_text
+from fleet.mesh.verdict import PairFindings, Status, pair_judgement, pair_statuses
 
 if TYPE_CHECKING:
     from fleet.formats import TaskOutcomeLike
@@ -79,24 +86,51 @@ def _hosts_suite(report: HostsReport) -> Iterator[str]:
 
 
 def _mesh_suite(source: MeshSource) -> Iterator[str]:
-    mesh = source.mesh
-    counts = mesh.counts()
-    yield _suite_open(source.task, mesh.pair_count, counts["lossy"] + counts["unreachable"],
-                      counts["error"], 0, source.elapsed)
+    mesh, verdict = source.mesh, source.verdict
+    counts = pair_statuses(mesh)
+    run_failed = verdict.status is Status.NOT_OK
+    run_unknown = verdict.status is Status.COULD_NOT_TELL
+    yield _suite_open(source.task, mesh.pair_count + 1, counts[Status.NOT_OK] + run_failed,
+                      counts[Status.COULD_NOT_TELL] + run_unknown, 0, source.elapsed)
     classname = SUITE_PREFIX + source.task
+    yield _verdict_case(source, classname)
+    about = PairFindings(verdict.findings)
     for values in mesh.row_values():
-        src, dst, state = values.src, values.dst, str(values.state)
+        src, dst, state, mtu = values.src, values.dst, str(values.state), values.mtu
         name = f"{src} -> {dst}"
-        if state == "ok":
+        judged = pair_judgement(state, None if mtu is None else mtu.ok, mtu is not None)
+        if judged is Status.OK:
             yield _case(classname, name)
             continue
-        text = pair_text(values, findings_about(source.findings, src, dst))
+        tunnel_failed = state != "ok"
+        mtu_failed = mtu is not None and mtu.ok is not True and not tunnel_failed
+        text = pair_text(values, about.about(src, dst, tunnel_failed=tunnel_failed,
+                                             mtu_failed=mtu_failed))
         if state == "error":
             body = _element("error", f"{name}: error (could not tell): {values.error}", text, "error")
-        else:
+        elif tunnel_failed:
             body = _element("failure", f"{name}: {state}, {values.loss_pct:g}% loss", text, state)
+        elif judged is Status.NOT_OK:
+            assert mtu is not None
+            body = _element("failure", f"{name}: mtu {mtu.size} failed: small pings pass, "
+                            "full-size ones (don't fragment) do not", text, "mtu")
+        else:
+            assert mtu is not None
+            body = _element("error", f"{name}: mtu {mtu.size} could not tell: {mtu.error}", text,
+                            "mtu")
         yield _case(classname, name, body)
     yield "  </testsuite>\n"
+
+
+def _verdict_case(source: MeshSource, classname: str) -> str:
+    """The run as a whole: passes only when the mesh's verdict is ok."""
+    verdict = source.verdict
+    lines = [f"verdict: {verdict.text}"] + [f"{f.kind}: {f.text}" for f in verdict.findings]
+    text = "\n".join(lines) + "\n"
+    if verdict.status is Status.OK:
+        return _case(classname, "verdict", f"      <system-out>{xml_text(text)}</system-out>\n")
+    tag = "failure" if verdict.status is Status.NOT_OK else "error"
+    return _case(classname, "verdict", _element(tag, verdict.text, text, verdict.status.value))
 
 
 def pair_text(values: Any, findings: Sequence[Any]) -> str:
@@ -108,10 +142,14 @@ def pair_text(values: Any, findings: Sequence[Any]) -> str:
         lines.append(f"rtt ms: min {v.rtt_min_ms} avg {v.rtt_avg_ms} max {v.rtt_max_ms} "
                      f"mdev {v.rtt_mdev_ms}")
     if v.underlay is not None:
-        lines.append(f"underlay (IPv4): {v.underlay.state}, {v.underlay.loss_pct}% loss")
+        u = v.underlay
+        lines.append(f"underlay (IPv4 ping of the peer's tunnel endpoint): {u.state}, "
+                     + ("loss -" if u.loss_pct is None else f"{u.loss_pct:g}% loss")
+                     + (f", error: {u.error}" if u.error else ""))
     if v.mtu is not None:
-        lines.append(f"mtu {v.mtu.size}: " + {True: "ok", False: "failed", None: "could not tell"}[
-            v.mtu.ok])
+        lines.append(f"mtu {v.mtu.size} (don't fragment): " + {
+            True: "ok", False: "failed", None: "could not tell"}[v.mtu.ok]
+            + (f": {v.mtu.error}" if v.mtu.error else ""))
     if v.error:
         lines.append(f"error: {v.error}")
     for finding in findings:

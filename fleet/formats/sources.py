@@ -12,22 +12,38 @@ from fleet.core.results import HostsReport
 if TYPE_CHECKING:
     from fleet.formats import TaskOutcomeLike
     from fleet.mesh.model import Mesh
+    from fleet.mesh.verdict import MeshVerdict
 
 
 @dataclass(frozen=True)
 class MeshSource:
+    """A mesh to render, with its one verdict (the report's own: formats never judge again)."""
+
     task: str
     mesh: Mesh
     elapsed: float
-    findings: tuple[Any, ...]  # objects with .kind, .hosts (names) and .text, when diagnosed
+    verdict: MeshVerdict
+
+    @property
+    def findings(self) -> tuple[Any, ...]:
+        return self.verdict.findings
 
 
 def mesh_source(outcome: TaskOutcomeLike) -> MeshSource | None:
     mesh = getattr(outcome.report, "mesh", None)
     if mesh is None or not hasattr(mesh, "columns"):
         return None
-    return MeshSource(outcome.task, mesh, float(getattr(outcome.report, "elapsed", 0.0)),
-                      tuple(getattr(outcome.report, "findings", None) or ()))
+    verdict = getattr(outcome.report, "verdict", None)
+    if verdict is None:
+        from fleet.mesh.verdict import judge
+
+        verdict = judge(mesh, interrupted=bool(getattr(outcome.report, "interrupted", False)))
+    return MeshSource(outcome.task, mesh, float(getattr(outcome.report, "elapsed", 0.0)), verdict)
+
+
+def task_ok(outcome: TaskOutcomeLike) -> bool:
+    """Whether a task's outcome is ok, as its exit code says (0)."""
+    return int(getattr(outcome.report, "exit_code", 1)) == 0
 
 
 def mesh_sources(outcomes: Sequence[TaskOutcomeLike]) -> list[MeshSource]:
@@ -36,10 +52,3 @@ def mesh_sources(outcomes: Sequence[TaskOutcomeLike]) -> list[MeshSource]:
 
 def hosts_reports(outcomes: Sequence[TaskOutcomeLike]) -> list[HostsReport]:
     return [o.report for o in outcomes if isinstance(o.report, HostsReport)]
-
-
-def findings_about(findings: Sequence[Any], *names: str) -> list[Any]:
-    """The findings naming any of these hosts (a finding naming no host concerns every pair)."""
-    wanted = set(names)
-    return [f for f in findings
-            if not getattr(f, "hosts", ()) or wanted & set(getattr(f, "hosts", ()))]

@@ -42,10 +42,13 @@ NOT_MEASURED = -1  # in the underlay and MTU columns
 
 # Every kind, in the order findings are reported; those about hosts count hosts in the verdict,
 # the others count pairs.
-KINDS = ("all-failing", "source-cannot-probe", "unconfigured", "host-down", "tunnel-blocked",
-         "host-unreachable", "unreachable", "asymmetric", "pair-error", "mtu-blackhole", "lossy")
-HOST_KINDS = frozenset({"source-cannot-probe", "unconfigured", "host-down", "tunnel-blocked",
-                        "host-unreachable"})
+# too-few-hosts, interrupted, not-measured and mtu-unknown are about what the run verified
+# (fleet.mesh.verdict makes them); the others are the diagnosis of what was measured.
+KINDS = ("too-few-hosts", "interrupted", "all-failing", "source-cannot-probe", "unconfigured",
+         "host-down", "tunnel-blocked", "host-unreachable", "unreachable", "asymmetric", "pair-error",
+         "not-measured", "mtu-blackhole", "mtu-unknown", "lossy")
+HOST_KINDS = frozenset({"too-few-hosts", "source-cannot-probe", "unconfigured", "host-down",
+                        "tunnel-blocked", "host-unreachable"})
 # Findings that are said but do not fail the mesh by themselves: a host whose sit1 lacks its
 # address while every one of its pairs answered was measured and reached all the same (the
 # addresses answer, by some other way than fleet's tunnel); its pairs that did not answer fail
@@ -161,21 +164,9 @@ def diagnose_mesh(mesh: Mesh, underlay: Callable[[int], PairState | None] | None
                                                 mtu_codes))
 
 
-def verdict(mesh: Mesh, findings: Sequence[Finding]) -> str:
-    """"ALL OK" (with the warnings, if any), or "NOT OK: " and the kinds found, each with how
-    many hosts or pairs."""
-    if not failed(mesh, findings):
-        return "ALL OK" + (f" (warning: {_kinds(mesh, findings)})" if findings else "")
-    return "NOT OK: " + _kinds(mesh, findings)
-
-
-def failed(mesh: Mesh, findings: Sequence[Finding]) -> bool:
-    """Whether the mesh is not ok: a pair that is not ok, or a finding that is not a warning."""
-    return mesh.columns.state.count(0) != mesh.pair_count or any(
-        f.kind not in WARNING_KINDS for f in findings)
-
-
-def _kinds(mesh: Mesh, findings: Sequence[Finding]) -> str:
+def kinds_text(findings: Sequence[Finding], pair_count: int) -> str:
+    """The kinds found, each with how many hosts or pairs: `tunnel-blocked (1 host), lossy (2
+    pairs)`."""
     hosts: dict[str, set[str]] = {}
     pairs: Counter[str] = Counter()
     for f in findings:
@@ -184,7 +175,9 @@ def _kinds(mesh: Mesh, findings: Sequence[Finding]) -> str:
     why = []
     for kind, named in hosts.items():
         if kind == "all-failing":
-            why.append(f"{kind} (all {mesh.pair_count} pairs)")
+            why.append(f"{kind} (all {pair_count} pairs)")
+        elif kind == "interrupted":
+            why.append(kind)
         elif kind in HOST_KINDS:
             why.append(f"{kind} ({_count(len(named), 'host')})")
         else:

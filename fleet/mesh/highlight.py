@@ -3,7 +3,7 @@ the headline's verdict.
 
 It reads the text render_mesh made rather than re-rendering it, so the table has one writer and
 colour cannot change what is shown: a span covers a character of a matrix cell (one of the
-report's SYMBOLS, in a column the header numbers) or the words ALL OK / NOT OK of the headline.
+report's SYMBOLS, in a column the header numbers) or the headline's verdict (ALL OK, NOT OK, COULD NOT TELL).
 Host names in the row labels are never coloured, whatever letters they hold.
 """
 
@@ -13,10 +13,11 @@ import re
 
 from fleet.core.results import Highlight
 from fleet.mesh.report import SYMBOLS
+from fleet.mesh.verdict import WORDS, Status
 
 MATRIX_HEADER = "src \\ dst"
 _STATE_OF_SYMBOL = {symbol: state.value for state, symbol in SYMBOLS.items()}
-_VERDICT = re.compile(r"^mesh (ALL OK|NOT OK):", re.MULTILINE)
+_VERDICT = re.compile(r"^mesh (" + "|".join(map(re.escape, WORDS.values())) + "):", re.MULTILINE)
 _COLUMN_NUMBER = re.compile(r"\d+")
 
 
@@ -25,7 +26,7 @@ def mesh_highlights(text: str) -> list[Highlight]:
     (state "good" or "bad")."""
     found: list[Highlight] = []
     for match in _VERDICT.finditer(text):
-        found.append((match.start(1), match.end(1), "good" if match.group(1) == "ALL OK" else "bad"))
+        found.append((match.start(1), match.end(1), "good" if match.group(1) == WORDS[Status.OK] else "bad"))
     offset = 0
     lines = text.split("\n")
     cells: list[int] = []  # offsets in a row of the matrix's cells, from the header above it

@@ -325,13 +325,6 @@ class Mesh:
     def summary(self) -> dict[str, int]:
         return {"hosts": len(self.hosts), "pairs": self.pair_count, **self.counts()}
 
-    @property
-    def all_ok(self) -> bool:
-        """Every pair ok and every host probed. A host whose sit1 lacks its address but whose
-        every pair answered is ok here; the diagnosis says so as a warning (`unconfigured`)."""
-        return self.columns.state.count(0) == self.pair_count and all(
-            h.state is not HostState.ERROR for h in self.hosts)
-
     def value_columns(self, start: int = 0, stop: int | None = None) -> tuple[list[Any], ...]:
         """Rows `start` to `stop` as one list per field of a Pair, in PAIR_FIELDS order, read
         straight from the columns: what a writer of millions of pairs renders a column at a time."""

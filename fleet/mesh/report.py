@@ -12,10 +12,11 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO, get_type_hints
 
 from fleet.core.output import columns
-from fleet.core.results import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from fleet.core.results import EXIT_INTERRUPTED
 from fleet.core.terminal import one_line, printable
-from fleet.mesh.diagnosis import Finding, diagnose_mesh, failed, verdict
+from fleet.mesh.diagnosis import Finding
 from fleet.mesh.model import PAIR_FIELDS, STATES, HostState, Mesh, MtuCheck, Pair, PairState, Underlay
+from fleet.mesh.verdict import MeshVerdict, expected_pairs, judge
 
 SYMBOLS = {PairState.OK: ".", PairState.LOSSY: "~", PairState.UNREACHABLE: "X", PairState.ERROR: "E"}
 LEGEND = "legend: . ok   ~ lossy   X unreachable   E error (could not tell)   - self   (blank: not probed)"
@@ -54,25 +55,24 @@ _COLUMN_RENDERERS: dict[object, Callable[[list[Any], dict[Any, str]], Iterable[s
 }
 
 
-def mesh_diagnosis(mesh: Mesh) -> list[Finding]:
-    """The findings of a mesh from every measurement it carries (the report's one place that
-    chooses them): the tunnel's pairs, and the underlay and MTU check where they were measured."""
-    return diagnose_mesh(mesh, mesh.underlay_state_at if mesh.params.underlay else None,
-                         mesh.mtu_ok_at if mesh.params.mtu_size else None)
-
-
 class MeshJson:
     """The documented JSON report of a mesh run, written pair by pair."""
 
-    def __init__(self, mesh: Mesh, findings: list[Finding] | None = None, **extra: Any) -> None:
+    def __init__(self, mesh: Mesh, verdict: MeshVerdict | None = None, **extra: Any) -> None:
         self.mesh = mesh
-        self.findings = mesh_diagnosis(mesh) if findings is None else findings
+        self.verdict = judge(mesh, interrupted=bool(extra.get("interrupted"))) if verdict is None \
+            else verdict
         self.extra = extra
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return self.verdict.findings
 
     def header(self) -> dict[str, Any]:
         mesh, p = self.mesh, self.mesh.params
         return {
             "task": "mesh",
+            "verdict": self.verdict.as_dict(),
             "probe": {"method": mesh.probe, "count": p.count, "interval_s": p.interval,
                       "timeout_s": p.timeout, "parallel": p.parallel, "underlay": p.underlay,
                       "mtu_size": p.mtu_size},
@@ -99,7 +99,6 @@ class MeshJson:
                          + ",\n    ".join(batch))
         stream.write("\n  ],\n")
         tail = json.dumps({"summary": self.summary(),
-                           "verdict": verdict(self.mesh, self.findings),
                            "diagnosis": [f.as_dict() for f in self.findings], **self.extra},
                           indent=2)
         stream.write(tail[2:])
@@ -139,32 +138,35 @@ class MeshReport:
     """A mesh run's report: the model, the table, the JSON document and the exit code."""
 
     def __init__(self, mesh: Mesh, *, interrupted: bool, elapsed: float,
-                 findings: list[Finding] | None = None) -> None:
+                 verdict: MeshVerdict | None = None) -> None:
         self.mesh = mesh
         self.interrupted = interrupted
         self.elapsed = elapsed
-        self._findings = findings  # None: diagnosed when first asked
+        self._verdict = verdict  # None: judged when first asked
 
     @property
-    def findings(self) -> list[Finding]:
-        """The diagnosis, made once: the table, the JSON and the exit code all follow it."""
-        if self._findings is None:
-            self._findings = mesh_diagnosis(self.mesh)
-        return self._findings
+    def verdict(self) -> MeshVerdict:
+        """The verdict, made once: every output (the table, the JSON, the files, the exit code)
+        renders it."""
+        if self._verdict is None:
+            self._verdict = judge(self.mesh, interrupted=self.interrupted)
+        return self._verdict
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return self.verdict.findings
 
     @property
     def exit_code(self) -> int:
-        if self.interrupted:
-            return EXIT_INTERRUPTED
-        return EXIT_FAILED if failed(self.mesh, self.findings) else EXIT_OK
+        return EXIT_INTERRUPTED if self.interrupted else self.verdict.exit_code
 
     def render(self) -> str:
-        return render_mesh(self.mesh, self.findings)
+        return render_mesh(self.mesh, self.verdict)
 
     @property
     def headline(self) -> str:
         """`mesh ALL OK: 4 hosts, 12 pairs: ...`, the first line of the table."""
-        return printable(_mesh_headline(self.mesh, self.findings))
+        return printable(_mesh_headline(self.mesh, self.verdict))
 
     def highlights(self, text: str) -> list[tuple[int, int, str]]:
         """Where `text` (this report's table or headline) shows a pair's state or the verdict."""
@@ -173,7 +175,7 @@ class MeshReport:
         return mesh_highlights(text)
 
     def to_json(self) -> MeshJson:
-        return MeshJson(self.mesh, self.findings, interrupted=self.interrupted,
+        return MeshJson(self.mesh, self.verdict, interrupted=self.interrupted,
                         elapsed_s=round(self.elapsed, 3))
 
 
@@ -181,12 +183,13 @@ def mesh_to_json(mesh: Mesh) -> dict[str, Any]:
     return MeshJson(mesh).as_dict()
 
 
-def render_mesh(mesh: Mesh, findings: list[Finding] | None = None) -> str:
+def render_mesh(mesh: Mesh, verdict: MeshVerdict | None = None) -> str:
     """The matrix (one character a pair, rows are sources) or, for big meshes, a line per host;
     then the diagnosis in words (a line per finding, however big the mesh), the probers' notes
     and the RTT spread."""
-    findings = mesh_diagnosis(mesh) if findings is None else findings
-    lines = [_mesh_headline(mesh, findings), ""]
+    verdict = judge(mesh) if verdict is None else verdict
+    findings = verdict.findings
+    lines = [_mesh_headline(mesh, verdict), ""]
     if len(mesh.hosts) <= GRID_MAX_HOSTS:
         lines += _matrix_lines(mesh)
         lines += ["", LEGEND, "", "hosts:"]
@@ -195,7 +198,7 @@ def render_mesh(mesh: Mesh, findings: list[Finding] | None = None) -> str:
     else:
         lines += _host_summary_lines(mesh)
     if findings:
-        lines += ["", f"diagnosis: {verdict(mesh, findings)}"]
+        lines += ["", f"diagnosis: {verdict.text}"]
         lines += [f"  {f.kind}: {one_line(f.text)}" for f in findings]
     notes = [f"  {h.name}: {'; '.join(h.notes)}; probed with {h.probe}" for h in mesh.hosts if h.notes]
     if notes:
@@ -223,13 +226,15 @@ def _extra_round_lines(mesh: Mesh) -> list[str]:
     return lines
 
 
-def _mesh_headline(mesh: Mesh, findings: list[Finding]) -> str:
+def _mesh_headline(mesh: Mesh, verdict: MeshVerdict) -> str:
     c = mesh.counts()
     p = mesh.params
-    verdict = "NOT OK" if failed(mesh, findings) else "ALL OK"
-    sampled = "" if mesh.full else (f", sampled: {mesh.peers} peers per host "
-                                     f"({100 * mesh.coverage():.1f}% of pairs)")
-    return (f"mesh {verdict}: {len(mesh.hosts)} hosts, {mesh.pair_count} pairs{sampled}: "
+    promised = expected_pairs(len(mesh.hosts), mesh.peers)
+    if mesh.peers is not None and not mesh.full:
+        sampled = f", sampled: {mesh.peers} peers per host ({100 * mesh.coverage():.1f}% of pairs)"
+    else:
+        sampled = "" if mesh.pair_count == promised else f" of {promised} promised"
+    return (f"mesh {verdict.word}: {len(mesh.hosts)} hosts, {mesh.pair_count} pairs{sampled}: "
             f"{c['ok']} ok, {c['lossy']} lossy, {c['unreachable']} unreachable, {c['error']} error"
             f"  (probe {mesh.probe}: {p.count} x {p.interval:g} s, wait {p.timeout:g} s"
             f"{', underlay' if p.underlay else ''}"

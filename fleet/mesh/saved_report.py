@@ -12,7 +12,6 @@ from typing import Any
 from fleet.core.output import columns
 from fleet.core.terminal import printable
 from fleet.mesh.compare import Changes, Comparison, PairChange, RttSpread
-from fleet.mesh.diagnosis import failed
 from fleet.mesh.gates import Verdict
 from fleet.mesh.report import MeshJson, render_mesh
 from fleet.mesh.saved import SavedMesh
@@ -119,13 +118,12 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
 def _ok(saved: SavedMesh) -> bool:
     """The saved run's own verdict, from its diagnosis (an MTU black hole fails a mesh whose
     pairs all answered), as the run itself said it."""
-    report = saved.report()
-    return not failed(report.mesh, report.findings)
+    return saved.report().verdict.ok
 
 
 def _run(saved: SavedMesh) -> str:
     mesh = saved.mesh
-    verdict = "ALL OK" if _ok(saved) else "NOT OK"
+    verdict = saved.report().verdict.word
     tail = ", INTERRUPTED" if saved.interrupted else ""
     return f"{saved.source}: {verdict}, {len(mesh.hosts)} hosts, {mesh.pair_count} pairs{tail}"
 
