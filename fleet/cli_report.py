@@ -37,8 +37,10 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         "report", help="show a saved mesh report again, or compare it with a baseline",
         description="Show the mesh saved by `fleet run mesh --json FILE` again (no host is "
         "touched), or compare it with an earlier run (--baseline) and judge it against limits.",
-        epilog="exit codes: without gates or --baseline, the saved run's own (0 all ok, 1 not, "
-        "130 interrupted); with them, 0 every gate passes, 1 one fails; 2 unreadable input")
+        epilog="exit codes: without gates or --baseline, the saved run's own verdict (0 all ok, 1 "
+        "not ok or could not tell, 130 interrupted); with them, 0 every gate passes, 1 one fails; "
+        "2 unreadable input. The gates mtu and unmeasured (and with --baseline new-failures and "
+        "hosts-gone) are always judged with them: a limit never passes what it does not measure.")
     report.add_argument("file", metavar="FILE.json", help="a mesh report (`fleet run mesh --json`)")
     report.add_argument("--baseline", metavar="OLD.json",
                         help="an earlier mesh report: show what got worse and what got better")
@@ -55,7 +57,18 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
                        "RTTs rose more than X percent")
     gates.add_argument("--allow-new-failures", action="store_true",
                        help="with --baseline: pass even if pairs reachable in the baseline are "
-                       "unreachable (or could not be measured) now; they fail by default")
+                       "unreachable (or could not be measured) now, or new pairs do not answer; "
+                       "they fail by default")
+    gates.add_argument("--allow-mtu-failures", action="store_true",
+                       help="pass even if pairs fail the MTU check (with --baseline: pairs that "
+                       "passed it before); they fail by default")
+    gates.add_argument("--allow-unmeasured", action="store_true",
+                       help="pass even if pairs the run promised were not measured or could not "
+                       "tell (with --baseline: pairs measured before and not now); they fail by "
+                       "default")
+    gates.add_argument("--allow-hosts-gone", action="store_true",
+                       help="with --baseline: pass even if hosts of the baseline are not in the "
+                       "run; they fail by default")
     files = report.add_argument_group("report files", "the files `fleet run` writes, from the "
                                       "saved mesh")
     files.add_argument("--junit", type=Path, metavar="FILE",
@@ -69,27 +82,34 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 
 def run(options: argparse.Namespace) -> int:
     from fleet.mesh.compare import compare
-    from fleet.mesh.gates import Gates, check_gates
+    from fleet.mesh.gates import Gates, Verdict, check_gates
     from fleet.mesh.saved import load_mesh_document
     from fleet.mesh.saved_report import SavedMeshReport
 
     gates = Gates(max_loss_pct=options.max_loss_pct, max_rtt_ms=options.max_rtt_ms,
                   max_rtt_increase_pct=options.max_rtt_increase_pct,
-                  allow_new_failures=options.allow_new_failures)
+                  allow_new_failures=options.allow_new_failures,
+                  allow_mtu_failures=options.allow_mtu_failures,
+                  allow_unmeasured=options.allow_unmeasured,
+                  allow_hosts_gone=options.allow_hosts_gone)
     if options.baseline is None:
         for flag, value in (("--max-rtt-increase-pct", gates.max_rtt_increase_pct),
-                            ("--allow-new-failures", gates.allow_new_failures or None)):
+                            ("--allow-new-failures", gates.allow_new_failures or None),
+                            ("--allow-hosts-gone", gates.allow_hosts_gone or None)):
             if value is not None:
                 raise UsageError(f"{flag} compares with an earlier run: give --baseline OLD.json")
     _refuse_to_overwrite_an_input(options)
     files = _report_files(options)
     current = load_mesh_document(options.file)
+    own = current.report().verdict
     if options.baseline is None:
-        report = SavedMeshReport(current, check_gates(gates, current.mesh))
+        judged = gates.any_limit or gates.allow_mtu_failures or gates.allow_unmeasured
+        report = SavedMeshReport(current, check_gates(gates, current.mesh, verdict=own) if judged
+                                 else Verdict(()))
     else:
         baseline = load_mesh_document(options.baseline)
         comparison = compare(baseline.mesh, current.mesh)
-        report = SavedMeshReport(current, check_gates(gates, current.mesh, comparison),
+        report = SavedMeshReport(current, check_gates(gates, current.mesh, comparison, verdict=own),
                                  baseline=baseline, comparison=comparison)
     if files:  # first: a reader of the text that stops early (`| head`) must not cost the files
         from fleet import formats

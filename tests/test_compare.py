@@ -18,7 +18,8 @@ def test_identical_meshes_have_no_changes_and_pass_the_default_gate():
     assert c.rtt_increases.total == 0 and c.loss_increases.total == 0
     assert (c.p50_increase_pct, c.p99_increase_pct) == (0.0, 0.0)
     verdict = check_gates(Gates(), mesh(NAMES), c)
-    assert [check.name for check in verdict.checks] == ["new-failures"]
+    assert [check.name for check in verdict.checks] == ["new-failures", "hosts-gone", "mtu",
+                                                        "unmeasured"]
     assert verdict.passed and verdict.exit_code == 0
 
 
@@ -31,7 +32,11 @@ def test_a_new_failure_is_listed_and_fails_unless_allowed():
     assert c.new_failures.pairs[0].loss_after_pct == 100.0
     failed = check_gates(Gates(), after, c)
     assert not failed.passed and failed.exit_code == 1
-    assert failed.checks[0].offenders == ("h1 -> h3 ok -> unreachable",)
+    # the lossy pair fails it too, unless a loss limit judges loss
+    assert failed.checks[0].offenders == ("h1 -> h3 ok -> unreachable", "h2 -> h3 ok -> lossy")
+    limited = check_gates(Gates(max_loss_pct=50), after, c)
+    assert [(g.name, g.offenders) for g in limited.checks[:2]] == [
+        ("max-loss-pct", ("h1 -> h3 100%",)), ("new-failures", ("h1 -> h3 ok -> unreachable",))]
     assert check_gates(Gates(allow_new_failures=True), after, c).passed
 
 
@@ -95,9 +100,10 @@ def test_the_loss_gate_fails_on_any_pair_above_the_limit_and_lists_loss_rises():
 def test_limits_apply_to_a_mesh_without_a_baseline():
     slow = mesh(NAMES, {("h3", "h2"): {"rtt": 80.0}})
     verdict = check_gates(Gates(max_rtt_ms=50, max_loss_pct=0), slow)
-    assert [(c.name, c.passed) for c in verdict.checks] == [("max-loss-pct", True), ("max-rtt-ms", False)]
+    assert [(c.name, c.passed) for c in verdict.checks] == [
+        ("max-loss-pct", True), ("max-rtt-ms", False), ("mtu", True), ("unmeasured", True)]
     assert verdict.checks[1].offenders == ("h3 -> h2 80.000 ms",)
-    assert check_gates(Gates(), slow).checks == ()
+    assert [c.name for c in check_gates(Gates(), slow).checks] == ["mtu", "unmeasured"]
 
 
 def test_long_lists_are_cut_and_their_totals_kept():

@@ -196,6 +196,17 @@ def test_the_whole_run_keeps_nornirs_bookkeeping(served):
     assert list(only_a.results) == ["a"] and only_a.exit_code == 0
 
 
+def test_a_mesh_of_one_host_is_refused_at_once_through_nornir_too(served):
+    nr, server = served
+    alone = nr.filter(filter_func=lambda h: h.name == "a")
+    done = alone.run(task=fleet.nornir.mesh_probe)
+    assert isinstance(done["a"][0].exception, UsageError)
+    assert "a mesh needs at least 2" in str(done["a"][0].exception)
+    with pytest.raises(UsageError, match="a mesh needs at least 2"):
+        fleet.nornir.run(alone, "mesh")
+    assert server.connections == 0  # no login, so no prober waiting on peers it does not have
+
+
 def test_a_mesh_report_needs_every_hosts_probe(served):
     nr, _ = served
     done = nr.run(task=fleet.nornir.teardown, dry_run=True)

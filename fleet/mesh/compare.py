@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fleet.mesh.model import STATES, Mesh, PairState, pair_loss_pct, rtts_ms
+from fleet.mesh.model import MTU_FAILED, MTU_UNKNOWN, STATES, Mesh, PairState, pair_loss_pct, rtts_ms
 
 LISTED = 20  # pairs listed per kind of change
 REACHABLE = frozenset({PairState.OK, PairState.LOSSY})
@@ -80,6 +80,11 @@ class Comparison:
     new_failures: Changes          # ok before, not ok now (lossy, unreachable or error)
     recovered: Changes             # not ok before, ok now
     newly_unreachable: Changes     # reachable (ok or lossy) before; unreachable, or error, now
+    newly_lossy: Changes           # ok before, lossy now
+    new_pairs_failing: Changes     # not in the baseline (a new host, say); unreachable or error now
+    new_mtu_failures: Changes      # MTU check failed now (small pings answered), not before
+    newly_unmeasured: Changes      # measured in the baseline, between hosts still here, not now
+                                   # (or its MTU check passed before and could not tell now)
     rtt_before: RttSpread          # over each whole mesh, not only the compared pairs
     rtt_after: RttSpread
     rtt_increases: Changes         # compared pairs whose average RTT rose, worst (in ms) first
@@ -137,17 +142,31 @@ def compare(baseline: Mesh, current: Mesh, *, listed: int = LISTED) -> Compariso
     now = set(after_names)
     to_baseline = [in_baseline.get(name) for name in after_names]
     new_failures, recovered, unreachable = _Collector(listed), _Collector(listed), _Collector(listed)
+    new_failing, new_mtu, unmeasured = _Collector(listed), _Collector(listed), _Collector(listed)
+    lossy = _Collector(listed)
     rtt_rises, loss_rises = _Worst(listed), _Worst(listed)
     compared = 0
     for row in range(current.pair_count):
         src, dst = to_baseline[current.columns.src[row]], to_baseline[current.columns.dst[row]]
         old = None if src is None or dst is None else baseline.find(src, dst)
+        mtu_failed_now = _mtu_failed(current, row)
         if old is None:
+            if STATES[current.columns.state[row]] not in REACHABLE:
+                new_failing.add(_new_pair(current, row))
+            if mtu_failed_now:
+                new_mtu.add(_new_pair(current, row))
             continue
         compared += 1
         change = _Row(baseline, old, current, row)
+        if mtu_failed_now and not _mtu_failed(baseline, old):
+            new_mtu.add(change.made())
+        elif _mtu_unknown(current, row) and not _mtu_unknown(baseline, old) \
+                and not _mtu_failed(baseline, old):
+            unmeasured.add(change.made())
         if change.before is PairState.OK and change.after is not PairState.OK:
             new_failures.add(change.made())
+            if change.after is PairState.LOSSY:
+                lossy.add(change.made())
         elif change.before is not PairState.OK and change.after is PairState.OK:
             recovered.add(change.made())
         if change.before in REACHABLE and change.after not in REACHABLE:
@@ -157,16 +176,55 @@ def compare(baseline: Mesh, current: Mesh, *, listed: int = LISTED) -> Compariso
         loss_before, loss_after = change.loss()
         if loss_before is not None and loss_after is not None and loss_after > loss_before:
             loss_rises.add(loss_after - loss_before, row, change)
+    in_current = {name: i for i, name in enumerate(after_names)}
+    to_current = [in_current.get(name) for name in before_names]
+    error = STATES.index(PairState.ERROR)
+    for old in range(baseline.pair_count):
+        src, dst = to_current[baseline.columns.src[old]], to_current[baseline.columns.dst[old]]
+        if src is None or dst is None or baseline.columns.state[old] == error:
+            continue  # a host gone is said as such; a pair that could not tell before, as before
+        if current.find(src, dst) is None:
+            unmeasured.add(_gone_pair(baseline, old))
     return Comparison(
         hosts_added=tuple(n for n in after_names if n not in in_baseline),
         hosts_removed=tuple(n for n in before_names if n not in now),
         pairs_compared=compared, pairs_added=current.pair_count - compared,
         pairs_removed=baseline.pair_count - compared,
         new_failures=new_failures.changes(), recovered=recovered.changes(),
-        newly_unreachable=unreachable.changes(),
+        newly_unreachable=unreachable.changes(), newly_lossy=lossy.changes(),
+        new_pairs_failing=new_failing.changes(),
+        new_mtu_failures=new_mtu.changes(), newly_unmeasured=unmeasured.changes(),
         rtt_before=rtt_spread(baseline), rtt_after=rtt_spread(current),
         rtt_increases=rtt_rises.changes(), loss_increases=loss_rises.changes(),
         loss_before_pct=overall_loss_pct(baseline), loss_after_pct=overall_loss_pct(current))
+
+
+def _mtu_failed(mesh: Mesh, row: int) -> bool:
+    """Whether the pair's MTU check failed while its small pings were answered."""
+    c = mesh.columns
+    return (mesh.params.mtu_size is not None and c.mtu[row] == MTU_FAILED
+            and STATES[c.state[row]] in REACHABLE)
+
+
+def _mtu_unknown(mesh: Mesh, row: int) -> bool:
+    """Whether the pair's MTU check could not tell while its small pings were answered."""
+    c = mesh.columns
+    return (mesh.params.mtu_size is not None and c.mtu[row] == MTU_UNKNOWN
+            and STATES[c.state[row]] in REACHABLE)
+
+
+def _new_pair(current: Mesh, row: int) -> PairChange:
+    """A pair measured only now, as a change from nothing."""
+    after = current.row(row)
+    return PairChange(after.src, after.dst, PairState.ERROR, after.state, None, after.loss_pct,
+                      None, after.rtt_avg_ms)
+
+
+def _gone_pair(baseline: Mesh, old: int) -> PairChange:
+    """A pair measured in the baseline and not now (its state now: error, could not tell)."""
+    before = baseline.row(old)
+    return PairChange(before.src, before.dst, before.state, PairState.ERROR, before.loss_pct, None,
+                      before.rtt_avg_ms, None)
 
 
 class _Row:

@@ -1,8 +1,9 @@
 """What `fleet report` shows about saved runs: the mesh again, or its comparison with a baseline,
 and the gates; as text, as JSON, and as an exit code (the Report protocol of fleet.core.results).
 
-Without gates or a baseline the exit code is the saved run's own (0, 1, or 130 for a run that was
-interrupted), as `fleet run mesh` returned it; with either, the gates decide: 0 all pass, 1 not.
+Without gates or a baseline the exit code is the saved run's own verdict (0, 1, or 130 for a run
+that was interrupted), as `fleet run mesh` returned it, judged again by today's rules (a file
+with a missing pair or no host is not ok); with either, the gates decide: 0 all pass, 1 not.
 """
 
 from __future__ import annotations
@@ -65,6 +66,14 @@ def render_comparison(comparison: Comparison, baseline: SavedMesh, current: Save
         lines.append(f"hosts: {len(c.hosts_added)} new ({_names(c.hosts_added)}), "
                      f"{len(c.hosts_removed)} gone ({_names(c.hosts_removed)})")
     lines += _change_lines("new failures (ok before, not ok now)", c.new_failures, _state_change)
+    if c.new_pairs_failing.total:
+        lines += _change_lines("new pairs not answering (not in the baseline)", c.new_pairs_failing,
+                               _state_change)
+    if c.new_mtu_failures.total:
+        lines += _change_lines("new MTU check failures", c.new_mtu_failures, _pair_only)
+    if c.newly_unmeasured.total:
+        lines += _change_lines("measured in the baseline, not in this run", c.newly_unmeasured,
+                               _pair_only)
     lines += _change_lines("recovered (not ok before, ok now)", c.recovered, _state_change)
     lines += ["", f"rtt ms, per-pair averages across the mesh: "
               f"P50 {_ms(c.rtt_before.p50_ms)} -> {_ms(c.rtt_after.p50_ms)} "
@@ -100,6 +109,9 @@ def comparison_json(comparison: Comparison, baseline: SavedMesh, current: SavedM
         "new_failures": _changes_json(c.new_failures),
         "recovered": _changes_json(c.recovered),
         "newly_unreachable": _changes_json(c.newly_unreachable),
+        "new_pairs_failing": _changes_json(c.new_pairs_failing),
+        "new_mtu_failures": _changes_json(c.new_mtu_failures),
+        "newly_unmeasured": _changes_json(c.newly_unmeasured),
         "rtt_ms": {"baseline": _spread_json(c.rtt_before), "current": _spread_json(c.rtt_after),
                    "p50_increase_pct": c.p50_increase_pct, "p99_increase_pct": c.p99_increase_pct,
                    "largest_increases": _changes_json(c.rtt_increases)},
@@ -130,7 +142,7 @@ def _run(saved: SavedMesh) -> str:
 
 def _run_json(saved: SavedMesh) -> dict[str, Any]:
     return {"file": saved.source, "summary": saved.mesh.summary(), "all_ok": _ok(saved),
-            "interrupted": saved.interrupted}
+            "verdict": saved.report().verdict.as_dict(), "interrupted": saved.interrupted}
 
 
 def _change_lines(title: str, changes: Changes, line: Any, blank: bool = True) -> list[str]:
@@ -147,6 +159,10 @@ def _change_lines(title: str, changes: Changes, line: Any, blank: bool = True) -
 def _state_change(p: PairChange) -> list[str]:
     return [f"{p.src} -> {p.dst}", f"{p.before.value} -> {p.after.value}",
             f"loss {_loss(p.loss_before_pct)} -> {_loss(p.loss_after_pct)}"]
+
+
+def _pair_only(p: PairChange) -> list[str]:
+    return [f"{p.src} -> {p.dst}", f"{p.before.value} -> {p.after.value}"]
 
 
 def _rtt_change(p: PairChange) -> list[str]:

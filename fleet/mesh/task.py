@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from nornir.core.task import Result
 
-from fleet.core.errors import CommandError, PreflightError
+from fleet.core.errors import CommandError, PreflightError, UsageError
 from fleet.core.params import option
 from fleet.core.results import RunOutcome, host_error
 from fleet.core.runner import HostRun, host_task
@@ -78,9 +78,20 @@ def _targets(host: HostRun[FleetHost]) -> tuple[int, list[tuple[int, FleetHost]]
     return index, [(j, host.fleet[j]) for j in plan[index]]
 
 
+def prepare(context: TaskContext) -> None:
+    """A mesh needs at least 2 hosts: with fewer there is no pair to measure, and nothing that
+    was not measured may read as ok. Said before any host is touched."""
+    if len(context.hosts) < 2:
+        named = ", ".join(h.name for h in context.hosts) or "none"
+        raise UsageError(f"mesh: {len(context.hosts)} host(s) selected ({named}): a mesh needs at "
+                         "least 2 (check --limit/--groups, or the inventory)")
+
+
 @host_task
 async def run(host: HostRun[FleetHost]) -> Result:
     index, peers = _targets(host)
+    if not peers:  # one host alone (e.g. through Nornir's nr.filter): no prober is started
+        raise PreflightError(host.name, "no peer to probe: a mesh needs at least 2 hosts")
     probe_params = host.params.probe_params
     addresses = [peer.address_text for _, peer in peers]
     ipv4s = [str(peer.ipv4) for _, peer in peers] if probe_params.underlay else []
