@@ -12,11 +12,14 @@ that was stopped.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
+import xml.etree.ElementTree as ET
 
 import pytest
 from labtools import fleet, fleet_json
@@ -101,9 +104,13 @@ def test_protocol_41_dropped_fails_the_tunnel_while_the_underlay_answers(lab, tm
 
 
 def test_an_mtu_black_hole_fails_the_full_size_pings_of_that_guest_only(lab, tmp_path):
+    files = {"junit": tmp_path / "mtu.xml", "prometheus": tmp_path / "mtu.prom",
+             "heatmap": tmp_path / "mtu.svg"}
+    options = [arg for name, path in files.items() for arg in (f"--{name}", path)]
     in_lab(lab, "ip", "link", "set", "tap3", "mtu", "1400")
     try:
-        done, report = fleet_json(lab, tmp_path, "run", "mesh", "--mtu", "--count", "2")
+        done, report = fleet_json(lab, tmp_path, "run", "mesh", "--mtu", "--underlay", "--count", "2",
+                                  *options)
     finally:
         in_lab(lab, "ip", "link", "set", "tap3", "mtu", "1500")
     assert done.returncode == 1, done.stdout + done.stderr  # small pings ok, full-size ones not
@@ -116,11 +123,66 @@ def test_an_mtu_black_hole_fails_the_full_size_pings_of_that_guest_only(lab, tmp
         assert pair["mtu"]["ok"] is ("h3" not in (src, dst)), (src, dst, pair["mtu"])
         assert pair["mtu"]["size"] == 1480
     assert report["summary"]["mtu"] == {"ok": 2, "failed": 4, "unknown": 0}
-    # and with the tap as it was, every full-size ping passes again
+    assert report["verdict"]["status"] == "not-ok"
+    mtu_failed = {pair for pair, p in by_pair(report).items() if p["mtu"]["ok"] is False}
+    assert_every_file_says_not_ok(files, mtu_failed)
+    mtu_run = tmp_path / "mtu.json"
+    mtu_run.write_text(json.dumps(report))
+
+    # with the tap as it was, every full-size ping passes again
     done, report = fleet_json(lab, tmp_path, "run", "mesh", "--mtu", "--underlay", "--count", "2")
     assert done.returncode == 0, done.stdout + done.stderr
     assert all(p["mtu"]["ok"] is True and p["underlay"]["state"] == "ok" for p in report["pairs"])
     assert report["verdict"]["text"] == "ALL OK" and report["diagnosis"] == []
+    healthy = tmp_path / "ok.json"
+    healthy.write_text(json.dumps(report))
+
+    # the baseline gate: the MTU failures are new failures; a host gone is one too
+    gate = fleet_report("--baseline", healthy, mtu_run)
+    assert gate.returncode == 1, gate.stdout + gate.stderr
+    assert "FAIL mtu: 4 pair(s) fail the MTU check that did not in the baseline" in gate.stdout
+    done, two = fleet_json(lab, tmp_path, "run", "mesh", "--mtu", "--count", "2", "-l", "h1,h2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    partial = tmp_path / "two.json"
+    partial.write_text(json.dumps(two))
+    gate = fleet_report("--baseline", healthy, partial)
+    assert gate.returncode == 1 and "FAIL hosts-gone: 1 host(s)" in gate.stdout, gate.stdout
+    assert fleet_report("--baseline", healthy, partial, "--allow-hosts-gone").returncode == 0
+
+
+def fleet_report(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "fleet", "report", *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def assert_every_file_says_not_ok(files, mtu_failed) -> None:
+    """The JUnit, Prometheus and heatmap files of a run with an MTU black hole, read back by
+    independent readers: each says what the exit code said."""
+    from junitparser import Failure, JUnitXml
+    from prometheus_client.parser import text_string_to_metric_families
+
+    (suite,) = JUnitXml.fromfile(str(files["junit"]))
+    failing = {case.name for case in suite if case.result and isinstance(case.result[0], Failure)}
+    assert failing == {f"{s} -> {d}" for s, d in mtu_failed} | {"verdict"}
+    for case in suite:
+        if case.name in failing - {"verdict"}:
+            assert case.result[0].type == "mtu" and "mtu-blackhole" in case.result[0].text
+            assert "underlay (IPv4 ping of the peer's tunnel endpoint): ok" in case.result[0].text
+    samples = [(s.name, s.labels, s.value)
+               for f in text_string_to_metric_families(files["prometheus"].read_text()) for s in f.samples]
+    assert ("fleet_task_ok", {"task": "mesh"}, 0.0) in samples
+    assert {(labels["src"], labels["dst"]) for name, labels, value in samples
+            if name == "fleet_mesh_pair_mtu_ok" and value == 0} == mtu_failed
+    root = ET.parse(files["heatmap"]).getroot()
+    assert root.get("data-verdict") == "not-ok"
+    drawn = [r for r in root.iter("{http://www.w3.org/2000/svg}rect") if r.get("class") == "cell mtu"]
+    assert len(drawn) == len(mtu_failed)
+
+
+def test_one_host_selected_is_answered_at_once_and_not_green(lab, tmp_path):
+    done = fleet(lab, "run", "mesh", "-l", "h1")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "a mesh needs at least 2" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_stopped_guest_is_host_down_tunnel_and_underlay_both(lab, tmp_path):
