@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from formats_meshes import LOSSY, UNREACHABLE, mesh_of, mesh_outcome
+from formats_meshes import ERROR, LOSSY, UNREACHABLE, mesh_of, mesh_outcome
 from junitparser import JUnitXml
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -28,6 +28,10 @@ def _with_underlay(mesh: Mesh, state_of) -> Mesh:
     """Set each pair's underlay (IPv4 ping) state from state_of(src, dst)."""
     c = mesh.columns
     for r in range(len(c)):
+        if STATES[c.state[r]] is PairState.ERROR:  # the source could not probe: nor the underlay
+            c.set_underlay_error(r, "source failed")
+            c.u_sent[r] = c.u_received[r] = 0
+            continue
         state = state_of(mesh.hosts[c.src[r]].name, mesh.hosts[c.dst[r]].name)
         c.u_state[r] = STATES.index(state)
         c.u_sent[r], c.u_received[r] = 3, 3 if state is PairState.OK else 0
@@ -38,20 +42,19 @@ def _pairs_of(host: str, state: dict) -> dict:
     return {(a, b): state for a in NAMES for b in NAMES if a != b and host in (a, b)}
 
 
+def _row_of(host: str) -> dict:
+    """A source that could not probe: its row could not tell, as build_mesh makes it."""
+    return {(host, b): ERROR for b in NAMES if b != host}
+
+
 def _host_down() -> Mesh:
-    mesh = mesh_of(NAMES, {**_pairs_of("h2", UNREACHABLE)}, failed_hosts={"h2"}, underlay=True)
-    for r in range(mesh.pair_count):  # the failed source's row could not tell, as build_mesh makes it
-        if mesh.hosts[mesh.columns.src[r]].name == "h2":
-            mesh.columns.with_state(r, PairState.ERROR, "source failed: cannot connect")
+    mesh = mesh_of(NAMES, {**_pairs_of("h2", UNREACHABLE), **_row_of("h2")}, failed_hosts={"h2"},
+                   underlay=True)
     return _with_underlay(mesh, lambda s, d: PairState.UNREACHABLE if "h2" in (s, d) else PairState.OK)
 
 
 def _sshd_down() -> Mesh:
-    mesh = mesh_of(NAMES, failed_hosts={"h2"})
-    for r in range(mesh.pair_count):
-        if mesh.hosts[mesh.columns.src[r]].name == "h2":
-            mesh.columns.with_state(r, PairState.ERROR, "source failed: connection refused")
-    return mesh
+    return mesh_of(NAMES, _row_of("h2"), failed_hosts={"h2"})
 
 
 def _unconfigured() -> Mesh:
