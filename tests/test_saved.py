@@ -146,6 +146,31 @@ def test_a_file_that_is_no_mesh_report_says_so(tmp_path, text, message):
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize("text, message", [
+    pytest.param("[" * 100_000 + "]" * 100_000,
+                 "not a mesh report: lists or objects nested too deeply to read", id="deep-array"),
+    pytest.param('{"task": "mesh", "probe": ' + "[" * 5000 + "]" * 5000 + "}",
+                 "not a mesh report: lists or objects nested too deeply to read", id="deep-field"),
+    pytest.param('{"task": "mesh", "elapsed_s": ' + "9" * 5000 + "}",
+                 "not JSON that can be read: Exceeds the limit (4300 digits) for integer string "
+                 "conversion: value has 5000 digits", id="long-number"),
+])
+def test_a_file_json_cannot_read_is_refused_naming_it(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(SavedReportError) as caught:
+        load_mesh_document(path)
+    assert str(caught.value) == f"{path}: {message}"
+
+
+def test_a_message_is_one_printable_line_whatever_the_file_holds():
+    document = {"tasks": [{"task": "setup\nmesh ALL OK"}, {"task": "x\ud800"}]}
+    with pytest.raises(SavedReportError) as caught:
+        mesh_from_document(document, source="run.json")
+    assert str(caught.value) == ("run.json: no mesh report among its tasks (setup\\nmesh ALL OK, "
+                                 "x\\ud800); `fleet run mesh --json FILE` writes one")
+    str(caught.value).encode("utf-8")  # a terminal can show it
+
+
 def test_a_missing_file_is_named(tmp_path):
     with pytest.raises(SavedReportError, match="nothing.json: No such file or directory"):
         load_mesh_document(tmp_path / "nothing.json")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet.core.errors import UsageError
+from fleet.core.terminal import one_line
 from fleet.mesh.model import (
     MTU_FAILED,
     MTU_OK,
@@ -48,7 +49,9 @@ class SavedReportError(UsageError):
     def __init__(self, message: str, *, file: str, field: str | None = None) -> None:
         self.file = file
         self.field = field
-        super().__init__(f"{file}: {f'field {field!r}: ' if field else ''}{message}")
+        # One line, and printable on any terminal: the message quotes what the file holds.
+        text = one_line(f"{file}: {f'field {field!r}: ' if field else ''}{message}")
+        super().__init__(text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,13 @@ def load_mesh_document(path: str | Path) -> SavedMesh:
     except json.JSONDecodeError as exc:
         raise SavedReportError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
                                file=name) from None
+    except ValueError as exc:  # a number of more digits than int() converts
+        raise SavedReportError(f"not JSON that can be read: {str(exc).split(';')[0]}", file=name) from None
+    except RecursionError:
+        raise SavedReportError("not a mesh report: lists or objects nested too deeply to read",
+                               file=name) from None
+    except MemoryError:
+        raise SavedReportError("too big to read into memory", file=name) from None
     return mesh_from_document(document, source=name)
 
 
@@ -106,7 +116,8 @@ class _Reader:
                 raise self.fail("tasks", f"expected a list, not {_kind(tasks)}")
             meshes = [i for i, d in enumerate(tasks) if isinstance(d, dict) and d.get("task") == "mesh"]
             if not meshes:
-                names = ", ".join(str(d.get("task")) for d in tasks if isinstance(d, dict)) or "none"
+                names = ", ".join(_task_name(d.get("task")) for d in tasks[:20] if isinstance(d, dict))
+                names = (names or "none") + (", ..." if len(tasks) > 20 else "")
                 raise self.fail(None, f"no mesh report among its tasks ({names}); `fleet run mesh "
                                 "--json FILE` writes one")
             return self.mesh_document_at(tasks[meshes[-1]], f"tasks[{meshes[-1]}].")
@@ -117,7 +128,8 @@ class _Reader:
             raise self.fail(None, f"expected a JSON object (a mesh report), not {_kind(document)}")
         task = document.get("task")
         if task != "mesh":
-            what = "no task field" if task is None else f"task {task!r}"
+            what = ("no task field" if task is None else f"task {task[:40]!r}" if isinstance(task, str)
+                    else f"task {_kind(task)}")
             raise self.fail(f"{where}task" if task is not None else None,
                             f"not a mesh report ({what}); `fleet run mesh --json FILE` writes one")
         self.where = where
@@ -361,6 +373,10 @@ def _well_formed_pair(value: Any, index: Mapping[Any, int],
         return None
     return (src, dst, state, sent, received, tuple(None if v is None else float(v) for v in rtt), error,
             _NO_EXTRAS)
+
+
+def _task_name(task: Any) -> str:
+    return task[:40] if isinstance(task, str) else str(task) if task is None else _kind(task)
 
 
 def _is_integer(value: Any) -> bool:
