@@ -152,6 +152,13 @@ def broken(change):
     (broken(lambda d: d["hosts"][2].update(notes=False)), "hosts[2].notes", "expected a list of texts"),
     (broken(lambda d: rename(d, "h2", "")), "hosts[1].name", "invalid host name ''"),
     (broken(lambda d: rename(d, "h2", "h 2")), "hosts[1].name", "without spaces or control characters"),
+    # A state its counts do not give: `unreachable` with nothing sent has no loss to show.
+    (broken(lambda d: d["pairs"][1].update(sent=0)), "pairs[1].state",
+     "'unreachable' with nothing sent, which is 'error'"),
+    (broken(lambda d: d["pairs"][0].update(received=2)), "pairs[0].state",
+     "'ok' with 2 received of 3 sent, which is 'lossy'"),
+    (broken(lambda d: d["pairs"][0].update(underlay={"state": "lossy", "sent": 3, "received": 0})),
+     "pairs[0].underlay.state", "'lossy' with 0 received of 3 sent, which is 'unreachable'"),
     (broken(lambda d: rename(d, "h3", "h3\x1b[2J")), "hosts[2].name", "invalid host name 'h3\\x1b[2J'"),
 ])
 def test_a_bad_report_names_the_file_and_the_field(tmp_path, document, field, message):
@@ -242,6 +249,28 @@ def test_the_underlay_mtu_check_and_percentiles_survive_a_round_trip(tmp_path):
     assert MeshJson(again).as_dict() == written
     assert again.underlay_state_at(1) is PairState.UNREACHABLE and again.mtu_ok_at(2) is False
     assert render_mesh(again) == render_mesh(measured)
+
+
+def test_a_pair_is_read_when_its_state_is_the_one_a_run_gives_its_counts():
+    from fleet.mesh.model import classify
+    from fleet.mesh.ping import PingStats
+    from fleet.mesh.probe import PingOutcome
+
+    for sent in range(4):
+        for received in range(sent + 1):
+            given = classify(PingOutcome("fping", PingStats(sent, received), 0))
+            for state in PairState:
+                document = golden()
+                document["pairs"][0].update(state=state.value, sent=sent, received=received)
+                document["pairs"][0]["underlay"] = {"state": state.value, "sent": sent,
+                                                   "received": received}
+                try:
+                    mesh_from_document(document, source="r.json")
+                    read = True
+                except SavedReportError as exc:
+                    assert exc.field == "pairs[0].state", exc
+                    read = False
+                assert read == (state in (given, PairState.ERROR)), (state, sent, received)
 
 
 def test_a_bad_underlay_is_named_with_its_field(tmp_path):

@@ -220,6 +220,7 @@ class _Reader:
         received = self.count(pair, f"{at}.received")
         if received > sent:
             raise self.fail(f"{self.where}{at}.received", f"{received} received of {sent} sent")
+        self.agree(state, sent, received, f"{at}.state")
         self.optional_number(pair, f"{at}.loss_pct", most=100)  # derived, not read, but no nonsense
         rtt = tuple(self.optional_number(pair, f"{at}.{name}") for name in _RTT_FIELDS)
         pct = tuple(self.optional_number(pair, f"{at}.{name}") for name in _PCT_FIELDS)
@@ -234,7 +235,9 @@ class _Reader:
         sent, received = self.count(underlay, f"{at}.sent"), self.count(underlay, f"{at}.received")
         if received > sent:
             raise self.fail(f"{self.where}{at}.received", f"{received} received of {sent} sent")
-        return (self.choice(underlay, f"{at}.state", PairState), sent, received,
+        state = self.choice(underlay, f"{at}.state", PairState)
+        self.agree(state, sent, received, f"{at}.state")
+        return (state, sent, received,
                 self.optional_number(underlay, f"{at}.rtt_avg_ms"),
                 self.optional_text(underlay, f"{at}.error"))
 
@@ -364,6 +367,14 @@ class _Reader:
                             f"not {_kind(found)}")
         return float(found)
 
+    def agree(self, state: PairState, sent: int, received: int, field: str) -> None:
+        """A state that its counts give, as the run classified it; `error` goes with any counts
+        (a source that failed after its pings, one that sent none)."""
+        if state is not PairState.ERROR and state is not _state_of(sent, received):
+            given = "nothing sent" if sent == 0 else f"{received} received of {sent} sent"
+            raise self.fail(self.where + field, f"{state.value!r} with {given}, which is "
+                            f"{(_state_of(sent, received) or PairState.ERROR).value!r}")
+
     def choice(self, value: Mapping[str, Any], field: str, kind: type[HostState] | type[PairState]) -> Any:
         found = self.text(value, field)
         try:
@@ -392,6 +403,7 @@ def _well_formed_pair(value: Any, index: Mapping[Any, int],
     if (src is None or dst is None or src == dst or state is None
             or type(sent) is not int or type(received) is not int
             or not 0 <= received <= sent <= _MAX_COUNT
+            or state is not PairState.ERROR and state is not _state_of(sent, received)
             or not (error is None or type(error) is str and not _SURROGATE.search(error))
             or not (loss is None or (type(loss) is float or type(loss) is int) and 0 <= loss <= 100)
             or not all(v is None or (type(v) is float or type(v) is int) and 0 <= v <= _MAX_RTT_MS
@@ -399,6 +411,15 @@ def _well_formed_pair(value: Any, index: Mapping[Any, int],
         return None
     return (src, dst, state, sent, received, tuple(None if v is None else float(v) for v in rtt), error,
             _NO_EXTRAS)
+
+
+def _state_of(sent: int, received: int) -> PairState | None:
+    """The state `sent` and `received` pings give, by fleet.mesh.model.classify's rule (None:
+    nothing was sent, which only an error is); at every row of a million, so without its
+    PingOutcome."""
+    if sent == 0:
+        return None
+    return PairState.OK if received >= sent else PairState.UNREACHABLE if received == 0 else PairState.LOSSY
 
 
 def _task_name(task: Any) -> str:
