@@ -92,6 +92,14 @@ def test_fields_of_later_versions_are_read_past_and_optional_ones_may_be_missing
     assert saved.mesh.peers is None and saved.elapsed is None and not saved.interrupted
 
 
+def rename(document, old, new):
+    """`old` renamed `new` in the hosts and in every pair, so that only the name is wrong."""
+    for h in document["hosts"]:
+        h["name"] = new if h["name"] == old else h["name"]
+    for pair in document["pairs"]:
+        pair.update({end: new for end in ("src", "dst") if pair[end] == old})
+
+
 def broken(change):
     document = golden()
     change(document)
@@ -122,6 +130,36 @@ def broken(change):
     (broken(lambda d: d["probe"].update(count=0)), "probe", "count must be between 1 and 1000"),
     (broken(lambda d: d.update(interrupted="no")), "interrupted", "expected true or false"),
     (broken(lambda d: d.update(task="setup")), "task", "not a mesh report (task 'setup')"),
+    # Numbers no run writes, which overflowed the float32 columns or wrapped the 16-bit counts.
+    (broken(lambda d: d["pairs"][0].update(rtt_avg_ms=1e308)), "pairs[0].rtt_avg_ms",
+     "at most 3,600,000, or null, not 1e+308"),
+    (broken(lambda d: d["pairs"][0].update(rtt_p50_ms=1e39)), "pairs[0].rtt_p50_ms", "not 1e+39"),
+    (broken(lambda d: d["summary"]["rtt_ms"].update(p99=1e300)), "summary.rtt_ms.p99", "not 1e+300"),
+    (broken(lambda d: d["pairs"][2].update(sent=70_000, received=65_536)), "pairs[2].sent",
+     "expected 0 to 65535 pings, not 70000"),
+    (broken(lambda d: d["pairs"][2].update(sent=True)), "pairs[2].sent", "expected a whole number, not true"),
+    (broken(lambda d: d["pairs"][0].update(underlay={"state": "ok", "sent": 10**20, "received": 0})),
+     "pairs[0].underlay.sent", "expected 0 to 65535 pings"),
+    (broken(lambda d: d["pairs"][1].update(loss_pct=500)), "pairs[1].loss_pct", "at most 100, or null"),
+    (broken(lambda d: d["pairs"][1].update(loss_pct="all")), "pairs[1].loss_pct", "not the text 'all'"),
+    (broken(lambda d: d.update(elapsed_s=-1.5)), "elapsed_s", "expected a number of 0 or more, or null"),
+    (broken(lambda d: d["coverage"].update(peers_per_host=0)), "coverage.peers_per_host",
+     "expected 1 or more, not 0"),
+    # Texts that cannot be printed or written as UTF-8, and host names the inventory refuses.
+    (broken(lambda d: rename(d, "h1", "h\ud800")), "hosts[0].name", "lone surrogate \\ud800 at character 1"),
+    (broken(lambda d: d["pairs"][4].update(error="lost \udc80")), "pairs[4].error", "lone surrogate"),
+    (broken(lambda d: d["hosts"][2].update(notes=["ok", "\udfff"])), "hosts[2].notes[1]", "lone surrogate"),
+    (broken(lambda d: d["hosts"][2].update(notes=False)), "hosts[2].notes", "expected a list of texts"),
+    (broken(lambda d: rename(d, "h2", "")), "hosts[1].name", "invalid host name ''"),
+    (broken(lambda d: rename(d, "h2", "h 2")), "hosts[1].name", "without spaces or control characters"),
+    # A state its counts do not give: `unreachable` with nothing sent has no loss to show.
+    (broken(lambda d: d["pairs"][1].update(sent=0)), "pairs[1].state",
+     "'unreachable' with nothing sent, which is 'error'"),
+    (broken(lambda d: d["pairs"][0].update(received=2)), "pairs[0].state",
+     "'ok' with 2 received of 3 sent, which is 'lossy'"),
+    (broken(lambda d: d["pairs"][0].update(underlay={"state": "lossy", "sent": 3, "received": 0})),
+     "pairs[0].underlay.state", "'lossy' with 0 received of 3 sent, which is 'unreachable'"),
+    (broken(lambda d: rename(d, "h3", "h3\x1b[2J")), "hosts[2].name", "invalid host name 'h3\\x1b[2J'"),
 ])
 def test_a_bad_report_names_the_file_and_the_field(tmp_path, document, field, message):
     path = write(tmp_path, document)
@@ -144,6 +182,31 @@ def test_a_file_that_is_no_mesh_report_says_so(tmp_path, text, message):
     with pytest.raises(SavedReportError, match="^" + str(path) + ": ") as caught:
         load_mesh_document(path)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("text, message", [
+    pytest.param("[" * 100_000 + "]" * 100_000,
+                 "not a mesh report: lists or objects nested too deeply to read", id="deep-array"),
+    pytest.param('{"task": "mesh", "probe": ' + "[" * 5000 + "]" * 5000 + "}",
+                 "not a mesh report: lists or objects nested too deeply to read", id="deep-field"),
+    pytest.param('{"task": "mesh", "elapsed_s": ' + "9" * 5000 + "}",
+                 "not JSON that can be read: Exceeds the limit (4300 digits) for integer string "
+                 "conversion: value has 5000 digits", id="long-number"),
+])
+def test_a_file_json_cannot_read_is_refused_naming_it(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(SavedReportError) as caught:
+        load_mesh_document(path)
+    assert str(caught.value) == f"{path}: {message}"
+
+
+def test_a_message_is_one_printable_line_whatever_the_file_holds():
+    document = {"tasks": [{"task": "setup\nmesh ALL OK"}, {"task": "x\ud800"}]}
+    with pytest.raises(SavedReportError) as caught:
+        mesh_from_document(document, source="run.json")
+    assert str(caught.value) == ("run.json: no mesh report among its tasks (setup\\nmesh ALL OK, "
+                                 "x\\ud800); `fleet run mesh --json FILE` writes one")
+    str(caught.value).encode("utf-8")  # a terminal can show it
 
 
 def test_a_missing_file_is_named(tmp_path):
@@ -186,6 +249,28 @@ def test_the_underlay_mtu_check_and_percentiles_survive_a_round_trip(tmp_path):
     assert MeshJson(again).as_dict() == written
     assert again.underlay_state_at(1) is PairState.UNREACHABLE and again.mtu_ok_at(2) is False
     assert render_mesh(again) == render_mesh(measured)
+
+
+def test_a_pair_is_read_when_its_state_is_the_one_a_run_gives_its_counts():
+    from fleet.mesh.model import classify
+    from fleet.mesh.ping import PingStats
+    from fleet.mesh.probe import PingOutcome
+
+    for sent in range(4):
+        for received in range(sent + 1):
+            given = classify(PingOutcome("fping", PingStats(sent, received), 0))
+            for state in PairState:
+                document = golden()
+                document["pairs"][0].update(state=state.value, sent=sent, received=received)
+                document["pairs"][0]["underlay"] = {"state": state.value, "sent": sent,
+                                                   "received": received}
+                try:
+                    mesh_from_document(document, source="r.json")
+                    read = True
+                except SavedReportError as exc:
+                    assert exc.field == "pairs[0].state", exc
+                    read = False
+                assert read == (state in (given, PairState.ERROR)), (state, sent, received)
 
 
 def test_a_bad_underlay_is_named_with_its_field(tmp_path):

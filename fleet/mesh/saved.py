@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet.core.errors import UsageError
+from fleet.core.terminal import one_line
 from fleet.mesh.model import (
     MTU_FAILED,
     MTU_OK,
@@ -35,10 +37,14 @@ from fleet.mesh.model import (
 from fleet.mesh.probe import ProbeParams
 from fleet.mesh.report import MeshReport
 
-_INF = float("inf")
 _RTT_FIELDS = ("rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "rtt_mdev_ms")  # PairColumns.add's order
 _PCT_FIELDS = ("rtt_p50_ms", "rtt_p90_ms", "rtt_p99_ms")
 _NO_EXTRAS = ((None, None, None), None, None)  # no percentiles, underlay or MTU check
+_MAX_COUNT = 0xFFFF  # pings sent or received: the model keeps them in 16 bits, as every run did
+# An RTT, percentile or average, in ms: no probe waits more than a minute for a reply (--timeout),
+# so an hour is generous, and keeps every sum and the float32 columns far from overflowing.
+_MAX_RTT_MS = 3_600_000
+_SURROGATE = re.compile("[\ud800-\udfff]")  # half of a UTF-16 pair: JSON's \ud800 escape, no text
 
 
 class SavedReportError(UsageError):
@@ -48,7 +54,9 @@ class SavedReportError(UsageError):
     def __init__(self, message: str, *, file: str, field: str | None = None) -> None:
         self.file = file
         self.field = field
-        super().__init__(f"{file}: {f'field {field!r}: ' if field else ''}{message}")
+        # One line, and printable on any terminal: the message quotes what the file holds.
+        text = one_line(f"{file}: {f'field {field!r}: ' if field else ''}{message}")
+        super().__init__(text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,13 @@ def load_mesh_document(path: str | Path) -> SavedMesh:
     except json.JSONDecodeError as exc:
         raise SavedReportError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
                                file=name) from None
+    except ValueError as exc:  # a number of more digits than int() converts
+        raise SavedReportError(f"not JSON that can be read: {str(exc).split(';')[0]}", file=name) from None
+    except RecursionError:
+        raise SavedReportError("not a mesh report: lists or objects nested too deeply to read",
+                               file=name) from None
+    except MemoryError:
+        raise SavedReportError("too big to read into memory", file=name) from None
     return mesh_from_document(document, source=name)
 
 
@@ -106,7 +121,8 @@ class _Reader:
                 raise self.fail("tasks", f"expected a list, not {_kind(tasks)}")
             meshes = [i for i, d in enumerate(tasks) if isinstance(d, dict) and d.get("task") == "mesh"]
             if not meshes:
-                names = ", ".join(str(d.get("task")) for d in tasks if isinstance(d, dict)) or "none"
+                names = ", ".join(_task_name(d.get("task")) for d in tasks[:20] if isinstance(d, dict))
+                names = (names or "none") + (", ..." if len(tasks) > 20 else "")
                 raise self.fail(None, f"no mesh report among its tasks ({names}); `fleet run mesh "
                                 "--json FILE` writes one")
             return self.mesh_document_at(tasks[meshes[-1]], f"tasks[{meshes[-1]}].")
@@ -117,7 +133,8 @@ class _Reader:
             raise self.fail(None, f"expected a JSON object (a mesh report), not {_kind(document)}")
         task = document.get("task")
         if task != "mesh":
-            what = "no task field" if task is None else f"task {task!r}"
+            what = ("no task field" if task is None else f"task {task[:40]!r}" if isinstance(task, str)
+                    else f"task {_kind(task)}")
             raise self.fail(f"{where}task" if task is not None else None,
                             f"not a mesh report ({what}); `fleet run mesh --json FILE` writes one")
         self.where = where
@@ -136,6 +153,8 @@ class _Reader:
             raise self.fail(self.where + "probe", str(exc).replace("--", "")) from None
         coverage = self.object(doc, "coverage", required=False) or {}
         peers = self.optional_integer(coverage, "coverage.peers_per_host")
+        if peers is not None and peers < 1:  # as --peers
+            raise self.fail(self.where + "coverage.peers_per_host", f"expected 1 or more, not {peers}")
         hosts = tuple(self._read_host(h, f"hosts[{i}]")
                       for i, h in enumerate(self.array(doc, "hosts")))
         index: dict[str, int] = {}
@@ -149,9 +168,7 @@ class _Reader:
         interrupted = doc.get("interrupted", False)
         if not isinstance(interrupted, bool):
             raise self.fail(self.where + "interrupted", f"expected true or false, not {_kind(interrupted)}")
-        elapsed = doc.get("elapsed_s")
-        if elapsed is not None and not _is_number(elapsed):
-            raise self.fail(self.where + "elapsed_s", f"expected a number, not {_kind(elapsed)}")
+        elapsed = self.optional_number(doc, "elapsed_s", most=None)
         mesh = Mesh(hosts, self._columns(rows), params, peers,
                     reply_percentiles=self._reply_percentiles(doc))
         return SavedMesh(mesh, interrupted, None if elapsed is None else float(elapsed), self.source)
@@ -165,6 +182,9 @@ class _Reader:
     def _read_host(self, value: Any, at: str) -> MeshHost:
         host = self.object_value(value, at)
         name = self.text(host, f"{at}.name")
+        if not name or any(c.isspace() or not c.isprintable() for c in name):  # the inventory's rule
+            raise self.fail(f"{self.where}{at}.name", f"invalid host name {name!r}: names are "
+                            "non-empty, without spaces or control characters")
         try:
             ipv4 = IPv4Address(self.text(host, f"{at}.ipv4"))
         except AddressValueError as exc:
@@ -174,9 +194,12 @@ class _Reader:
         except AddressValueError as exc:
             raise self.fail(f"{self.where}{at}.address", str(exc)) from None
         state = self.choice(host, f"{at}.state", HostState)
-        notes = host.get("notes") or []
+        notes = host.get("notes")
+        notes = [] if notes is None else notes
         if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
             raise self.fail(f"{self.where}{at}.notes", "expected a list of texts")
+        for i, note in enumerate(notes):
+            self.check_text(note, f"{at}.notes[{i}]")
         return MeshHost(name, ipv4, address, state, error=self.optional_text(host, f"{at}.error"),
                         probe=self.optional_text(host, f"{at}.probe"), notes=tuple(notes),
                         error_kind=self.optional_text(host, f"{at}.error_kind"))
@@ -197,6 +220,8 @@ class _Reader:
         received = self.count(pair, f"{at}.received")
         if received > sent:
             raise self.fail(f"{self.where}{at}.received", f"{received} received of {sent} sent")
+        self.agree(state, sent, received, f"{at}.state")
+        self.optional_number(pair, f"{at}.loss_pct", most=100)  # derived, not read, but no nonsense
         rtt = tuple(self.optional_number(pair, f"{at}.{name}") for name in _RTT_FIELDS)
         pct = tuple(self.optional_number(pair, f"{at}.{name}") for name in _PCT_FIELDS)
         extras = (pct, self._read_underlay(pair, f"{at}.underlay"), self._read_mtu(pair, f"{at}.mtu"))
@@ -210,7 +235,9 @@ class _Reader:
         sent, received = self.count(underlay, f"{at}.sent"), self.count(underlay, f"{at}.received")
         if received > sent:
             raise self.fail(f"{self.where}{at}.received", f"{received} received of {sent} sent")
-        return (self.choice(underlay, f"{at}.state", PairState), sent, received,
+        state = self.choice(underlay, f"{at}.state", PairState)
+        self.agree(state, sent, received, f"{at}.state")
+        return (state, sent, received,
                 self.optional_number(underlay, f"{at}.rtt_avg_ms"),
                 self.optional_text(underlay, f"{at}.error"))
 
@@ -280,12 +307,21 @@ class _Reader:
         found = self._get(value, field)
         if not isinstance(found, str):
             raise self.fail(self.where + field, f"expected a text, not {_kind(found)}")
-        return found
+        return self.check_text(found, field)
 
     def optional_text(self, value: Mapping[str, Any], field: str) -> str | None:
         found = self._get(value, field, required=False)
         if found is not None and not isinstance(found, str):
             raise self.fail(self.where + field, f"expected a text or null, not {_kind(found)}")
+        return None if found is None else self.check_text(found, field)
+
+    def check_text(self, found: str, field: str) -> str:
+        """A text that can be printed and written: no half of a UTF-16 pair (`\\ud800` in JSON),
+        which no run writes and no UTF-8 output can hold."""
+        bad = _SURROGATE.search(found)
+        if bad:
+            raise self.fail(self.where + field, f"not text: a lone surrogate \\u{ord(bad.group()):04x} "
+                            f"at character {bad.start()}")
         return found
 
     def integer(self, value: Mapping[str, Any], field: str) -> int:
@@ -309,8 +345,8 @@ class _Reader:
 
     def count(self, value: Mapping[str, Any], field: str) -> int:
         found = self.integer(value, field)
-        if found < 0:
-            raise self.fail(self.where + field, f"expected 0 or more, not {found}")
+        if not 0 <= found <= _MAX_COUNT:
+            raise self.fail(self.where + field, f"expected 0 to {_MAX_COUNT} pings, not {found}")
         return found
 
     def number(self, value: Mapping[str, Any], field: str) -> float:
@@ -319,14 +355,25 @@ class _Reader:
             raise self.fail(self.where + field, f"expected a number, not {_kind(found)}")
         return float(found)
 
-    def optional_number(self, value: Mapping[str, Any], field: str) -> float | None:
+    def optional_number(self, value: Mapping[str, Any], field: str,
+                        most: int | None = _MAX_RTT_MS) -> float | None:
+        """A number from 0 to `most` (by default an RTT's, in ms; None: no limit), or null."""
         found = self._get(value, field, required=False)
         if found is None:
             return None
-        if not _is_number(found) or found < 0:
-            raise self.fail(self.where + field, f"expected a number of 0 or more, or null, "
+        if not _is_number(found) or not 0 <= found <= (math.inf if most is None else most):
+            limit = "" if most is None else f" and at most {most:,}"
+            raise self.fail(self.where + field, f"expected a number of 0 or more{limit}, or null, "
                             f"not {_kind(found)}")
         return float(found)
+
+    def agree(self, state: PairState, sent: int, received: int, field: str) -> None:
+        """A state that its counts give, as the run classified it; `error` goes with any counts
+        (a source that failed after its pings, one that sent none)."""
+        if state is not PairState.ERROR and state is not _state_of(sent, received):
+            given = "nothing sent" if sent == 0 else f"{received} received of {sent} sent"
+            raise self.fail(self.where + field, f"{state.value!r} with {given}, which is "
+                            f"{(_state_of(sent, received) or PairState.ERROR).value!r}")
 
     def choice(self, value: Mapping[str, Any], field: str, kind: type[HostState] | type[PairState]) -> Any:
         found = self.text(value, field)
@@ -349,18 +396,34 @@ def _well_formed_pair(value: Any, index: Mapping[Any, int],
         src, dst, state = index.get(get("src")), index.get(get("dst")), states.get(get("state"))
     except TypeError:  # a list or an object where a name belongs
         return None
-    sent, received, error = get("sent"), get("received"), get("error")
+    sent, received, error, loss = get("sent"), get("received"), get("error"), get("loss_pct")
     if get("underlay") is not None or get("mtu") is not None or get("rtt_p50_ms") is not None:
         return None  # more than the tunnel's numbers: read, and checked, by _read_pair
     rtt = (get("rtt_min_ms"), get("rtt_avg_ms"), get("rtt_max_ms"), get("rtt_mdev_ms"))
     if (src is None or dst is None or src == dst or state is None
-            or type(sent) is not int or type(received) is not int or not 0 <= received <= sent
-            or not (error is None or type(error) is str)
-            or not all(v is None or (type(v) is float or type(v) is int) and 0 <= v < _INF
+            or type(sent) is not int or type(received) is not int
+            or not 0 <= received <= sent <= _MAX_COUNT
+            or state is not PairState.ERROR and state is not _state_of(sent, received)
+            or not (error is None or type(error) is str and not _SURROGATE.search(error))
+            or not (loss is None or (type(loss) is float or type(loss) is int) and 0 <= loss <= 100)
+            or not all(v is None or (type(v) is float or type(v) is int) and 0 <= v <= _MAX_RTT_MS
                        for v in rtt)):
         return None
     return (src, dst, state, sent, received, tuple(None if v is None else float(v) for v in rtt), error,
             _NO_EXTRAS)
+
+
+def _state_of(sent: int, received: int) -> PairState | None:
+    """The state `sent` and `received` pings give, by fleet.mesh.model.classify's rule (None:
+    nothing was sent, which only an error is); at every row of a million, so without its
+    PingOutcome."""
+    if sent == 0:
+        return None
+    return PairState.OK if received >= sent else PairState.UNREACHABLE if received == 0 else PairState.LOSSY
+
+
+def _task_name(task: Any) -> str:
+    return task[:40] if isinstance(task, str) else str(task) if task is None else _kind(task)
 
 
 def _is_integer(value: Any) -> bool:
