@@ -165,7 +165,8 @@ def read_or_refused(directory: Path, data: bytes) -> str:
     assert code in (0, 1, 130), err
     assert err.startswith("mesh ") and all(f.exists() for f in files.values())
     pairs = len(json.loads(out)["pairs"])
-    assert sum(1 for suite in JUnitXml.fromfile(str(files["--junit"])) for _ in suite) == pairs
+    # a case per pair, and one for the run's verdict
+    assert sum(1 for suite in JUnitXml.fromfile(str(files["--junit"])) for _ in suite) == pairs + 1
     assert list(text_string_to_metric_families(files["--prometheus"].read_text()))
     # What was read is written again as a report that reads back to the same verdict.
     again = directory / "again.json"
