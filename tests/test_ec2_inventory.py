@@ -109,6 +109,38 @@ def test_duplicate_names_are_made_unique_with_the_instance_id(aws_env, tmp_path)
     assert names == sorted(f"node-{i}" for i in ids)
 
 
+def test_a_name_tag_that_reads_like_a_suffixed_name_is_refused_naming_both_instances(aws_env, tmp_path):
+    client = ec2()
+    _, (subnet,) = make_vpc(client)
+    first, second = launch(client, subnet, {"Name": "web"}, count=2)
+    third = launch(client, subnet, {"Name": f"web-{first}"})[0]
+    path = source(tmp_path, BASIC)
+    with pytest.raises(InventoryError) as raised:
+        load_inventory(path)
+    message = str(raised.value)
+    assert (raised.value.file, raised.value.field) == (str(path), "name_from")
+    assert first in message and third in message and repr(f"web-{first}") in message
+    assert second not in message
+
+    done = run_fleet(["inventory", "-i", str(path)], tmp_path, env=aws_env)
+    assert done.returncode == 2 and done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert first in done.stderr and third in done.stderr
+
+    by_id = source(tmp_path, BASIC + "name_from: instance-id\n", "by_id.yaml")
+    assert sorted(h.name for h in load_inventory(by_id).hosts) == sorted([first, second, third])
+
+
+def test_a_name_tag_equal_to_another_instances_id_keeps_both_hosts(aws_env, tmp_path):
+    client = ec2()
+    _, (subnet,) = make_vpc(client)
+    bare = launch(client, subnet)[0]
+    impostor = launch(client, subnet, {"Name": bare})[0]
+    hosts = load_inventory(source(tmp_path, BASIC)).hosts
+    assert sorted((h.name, h.nornir_host.data["ec2"]["instance_id"]) for h in hosts) == sorted(
+        [(bare, bare), (f"{bare}-{impostor}", impostor)])
+
+
 def test_hostnames_public_ip_and_dns(aws_env, tmp_path):
     client = ec2()
     launch(client, client.describe_subnets()["Subnets"][0]["SubnetId"], {"Name": "pub"})  # default VPC

@@ -223,7 +223,7 @@ def inventory_files(source: EC2Source, instances: Sequence[Instance]) -> Invento
     file = str(source.path)
     hosts: dict[str, Any] = {}
     groups: dict[str, Any] = {}
-    for instance, name in zip(instances, _names(source.name_from, instances)):
+    for instance, name in zip(instances, _names(source.name_from, instances, file)):
         if instance.private_ip is None:
             raise InventoryError(f"instance {instance.instance_id} has no private IPv4 address, "
                                  "which the tunnel needs", file=file, host=name, field="data.ipv4")
@@ -239,15 +239,31 @@ def inventory_files(source: EC2Source, instances: Sequence[Instance]) -> Invento
     return InventoryFiles(source.path.parent, hosts, groups, _copy(source.defaults), label=file)
 
 
-def _names(name_from: str, instances: Sequence[Instance]) -> list[str]:
+def _names(name_from: str, instances: Sequence[Instance], file: str) -> list[str]:
     """Each instance's host name: the tag (sanitised) or its id; a name taken twice gets the
-    instance id appended, so every name is unique and stable."""
+    instance id appended, so every name is stable. A name still taken twice after that (a tag
+    that reads like another's suffixed name, or like an instance id) is an InventoryError naming
+    both instances: one host silently replacing another is never an answer."""
     key = _tag_key(name_from)
     wanted = [_sanitised(i.tags.get(key, "")) if key else "" for i in instances]
     wanted = [w or i.instance_id for w, i in zip(wanted, instances)]
     taken = {w: wanted.count(w) for w in wanted}
-    return [w if taken[w] == 1 or w == i.instance_id else f"{w}-{i.instance_id}"
-            for w, i in zip(wanted, instances)]
+    names = [w if taken[w] == 1 or w == i.instance_id else f"{w}-{i.instance_id}"
+             for w, i in zip(wanted, instances)]
+    first: dict[str, Instance] = {}
+    for name, instance in zip(names, instances):
+        other = first.setdefault(name, instance)
+        if other is not instance:
+            raise InventoryError(
+                f"instances {other.instance_id} ({_named(other, key)}) and {instance.instance_id} "
+                f"({_named(instance, key)}) would both be host {name!r}; rename one, or set "
+                "name_from: instance-id", file=file, field="name_from")
+    return names
+
+
+def _named(instance: Instance, key: str) -> str:
+    value = instance.tags.get(key) if key else None
+    return f"tag {key}={value!r}" if value is not None else f"no {key} tag" if key else "by id"
 
 
 def _groups(groups_from: Iterable[str], instance: Instance) -> list[str]:
