@@ -148,6 +148,7 @@ def describe_instances(source: EC2Source) -> list[Instance]:
     file = str(source.path)
     try:
         from botocore import exceptions as boto_errors
+        from botocore.parsers import ResponseParserError
     except ImportError:
         raise InventoryError(f"an EC2 source needs boto3, which is not installed: {EXTRA_HINT}",
                              file=file) from None
@@ -181,7 +182,11 @@ def describe_instances(source: EC2Source) -> list[Instance]:
                 boto_errors.ReadTimeoutError) as exc:
             raise InventoryError(f"cannot reach the EC2 endpoint for {where}: {exc}", file=file) from None
         except boto_errors.BotoCoreError as exc:
-            raise InventoryError(f"EC2 DescribeInstances in {where} failed: {exc}", file=file) from None
+            raise InventoryError(f"EC2 DescribeInstances in {where} failed: {_one_line(exc)}",
+                                 file=file) from None
+        except ResponseParserError as exc:  # not a BotoCoreError: an answer that is not EC2's XML
+            raise InventoryError(f"EC2 DescribeInstances in {where}: the endpoint's answer is not "
+                                 f"an EC2 response ({_one_line(exc)})", file=file) from None
     if not found:
         shown = ", ".join(f"{name}={','.join(values)}" for name, values in source.filters.items())
         regions = ", ".join(r or "the configured region" for r in source.regions)
@@ -190,9 +195,15 @@ def describe_instances(source: EC2Source) -> list[Instance]:
     return found
 
 
+def _one_line(exc: object, limit: int = 200) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first if len(first) <= limit else first[:limit] + "..."
+
+
 def _client_error(exc: Any, file: str, where: str) -> InventoryError:
     error = exc.response.get("Error", {})
-    code, message = str(error.get("Code", "")), str(error.get("Message", ""))
+    code, message = str(error.get("Code", "")), _one_line(error.get("Message", ""))
     if code in _DENIED:
         return InventoryError(f"access denied to EC2 DescribeInstances in {where} ({code}: {message}); "
                               "the credentials need ec2:DescribeInstances", file=file)
