@@ -197,7 +197,7 @@ def describe_instances(source: EC2Source) -> list[Instance]:
 
 def _one_line(exc: object, limit: int = 200) -> str:
     text = str(exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
+    first = text.splitlines()[0].rstrip(":") if text else type(exc).__name__
     return first if len(first) <= limit else first[:limit] + "..."
 
 
