@@ -1,19 +1,17 @@
 """The EC2 inventory source against moto in server mode (real boto3, real HTTP on 127.0.0.1), and
-its failures against a tiny local HTTP server that answers every request with one EC2 error."""
+its failures against a tiny local HTTP server that answers EC2's calls with errors or non-XML."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import socket
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from awserrors import Answer, error_endpoints
 
 from fleet.core.errors import InventoryError
 from fleet.inventory import load_inventory
@@ -109,6 +107,38 @@ def test_duplicate_names_are_made_unique_with_the_instance_id(aws_env, tmp_path)
     assert names == sorted(f"node-{i}" for i in ids)
 
 
+def test_a_name_tag_that_reads_like_a_suffixed_name_is_refused_naming_both_instances(aws_env, tmp_path):
+    client = ec2()
+    _, (subnet,) = make_vpc(client)
+    first, second = launch(client, subnet, {"Name": "web"}, count=2)
+    third = launch(client, subnet, {"Name": f"web-{first}"})[0]
+    path = source(tmp_path, BASIC)
+    with pytest.raises(InventoryError) as raised:
+        load_inventory(path)
+    message = str(raised.value)
+    assert (raised.value.file, raised.value.field) == (str(path), "name_from")
+    assert first in message and third in message and repr(f"web-{first}") in message
+    assert second not in message
+
+    done = run_fleet(["inventory", "-i", str(path)], tmp_path, env=aws_env)
+    assert done.returncode == 2 and done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert first in done.stderr and third in done.stderr
+
+    by_id = source(tmp_path, BASIC + "name_from: instance-id\n", "by_id.yaml")
+    assert sorted(h.name for h in load_inventory(by_id).hosts) == sorted([first, second, third])
+
+
+def test_a_name_tag_equal_to_another_instances_id_keeps_both_hosts(aws_env, tmp_path):
+    client = ec2()
+    _, (subnet,) = make_vpc(client)
+    bare = launch(client, subnet)[0]
+    impostor = launch(client, subnet, {"Name": bare})[0]
+    hosts = load_inventory(source(tmp_path, BASIC)).hosts
+    assert sorted((h.name, h.nornir_host.data["ec2"]["instance_id"]) for h in hosts) == sorted(
+        [(bare, bare), (f"{bare}-{impostor}", impostor)])
+
+
 def test_hostnames_public_ip_and_dns(aws_env, tmp_path):
     client = ec2()
     launch(client, client.describe_subnets()["Subnets"][0]["SubnetId"], {"Name": "pub"})  # default VPC
@@ -184,50 +214,15 @@ def test_an_instance_without_a_private_ipv4_is_named(tmp_path):
     assert (raised.value.host, raised.value.field) == ("lost", "data.ipv4")
 
 
-# --- failures: a local HTTP server that answers every request with one EC2 error --------------
-
-def _error_server(status: int, code: str) -> tuple[http.server.HTTPServer, list[str]]:
-    seen: list[str] = []
-    body = (f"<?xml version='1.0' encoding='UTF-8'?><Response><Errors><Error><Code>{code}</Code>"
-            f"<Message>{code} from the test server</Message></Error></Errors>"
-            "<RequestID>test</RequestID></Response>").encode()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            seen.append(self.path)
-            self.send_response(status)
-            self.send_header("Content-Type", "text/xml")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, seen
-
+# --- failures: a local HTTP server (tests/awserrors.py) answers EC2's calls with errors ----------
 
 @pytest.fixture
-def error_endpoint(aws_env, monkeypatch) -> Iterator:
-    servers = []
-
-    def start(status: int, code: str) -> list[str]:
-        server, seen = _error_server(status, code)
-        servers.append(server)
-        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_address[1]}")
-        return seen
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+def error_endpoint(aws_env, monkeypatch):
+    yield from error_endpoints(aws_env, monkeypatch)
 
 
 def test_throttling_is_reported_after_the_retries(error_endpoint, tmp_path):
-    seen = error_endpoint(503, "RequestLimitExceeded")
+    seen = error_endpoint(Answer.error(503, "RequestLimitExceeded"))
     path = source(tmp_path, BASIC)
     with pytest.raises(InventoryError, match="throttled.*still after 2 attempts") as raised:
         load_inventory(path)
@@ -237,11 +232,26 @@ def test_throttling_is_reported_after_the_retries(error_endpoint, tmp_path):
 
 @pytest.mark.parametrize("code", ["UnauthorizedOperation", "AuthFailure"])
 def test_access_denied_is_reported(error_endpoint, tmp_path, code):
-    error_endpoint(403, code)
+    error_endpoint(Answer.error(403, code))
     path = source(tmp_path, BASIC)
     with pytest.raises(InventoryError, match=f"access denied.*{code}") as raised:
         load_inventory(path)
     assert raised.value.file == str(path)
+
+
+def test_an_endpoint_answering_200_with_something_not_xml_is_an_inventory_error(error_endpoint, tmp_path,
+                                                                                aws_env):
+    error_endpoint(Answer.not_xml())
+    path = source(tmp_path, BASIC)
+    with pytest.raises(InventoryError, match="not an EC2 response") as raised:
+        load_inventory(path)
+    assert raised.value.file == str(path) and "\n" not in str(raised.value)
+    assert REGION in str(raised.value)
+
+    done = run_fleet(["inventory", "-i", str(path)], tmp_path, env=aws_env)
+    assert done.returncode == 2 and done.stdout == ""
+    (line,) = done.stderr.strip().splitlines()
+    assert str(path) in line and "not an EC2 response" in line
 
 
 def test_an_unreachable_endpoint_is_reported(aws_env, tmp_path, monkeypatch):

@@ -1,15 +1,21 @@
 """The protocol 41 check's I/O edge: the instances named in the inventory (data.ec2.instance_id,
-data.ec2.region), described again with boto3 so the check reads live state, judged by
-fleet.aws.protocol41, and the missing security group rules added on request."""
+data.ec2.region, and the tunnel's data.ipv4), described again with boto3 so the check reads live
+state, judged by fleet.aws.protocol41, and the missing security group rules added on request.
+
+Every botocore failure (ClientError, BotoCoreError, and ResponseParserError, which is neither: an
+endpoint that answers something that is not EC2's XML) becomes an AwsError here, in one line
+naming the call and the region."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any
 
 from fleet.aws.protocol41 import (
+    NOT_FOUND,
+    GroupMember,
     Instance,
     NetworkAcl,
     Protocol41Check,
@@ -34,6 +40,7 @@ class InstanceRef:
     host: str
     instance_id: str
     region: str | None
+    ipv4: IPv4Address  # the inventory's data.ipv4: the address the rules must let through
 
 
 def has_ec2(inventory: Inventory) -> bool:
@@ -51,22 +58,41 @@ def instance_refs(inventory: Inventory) -> list[InstanceRef]:
                                  "data.ec2.instance_id is missing; the protocol 41 check needs it")
         region = ec2.get("region") if isinstance(ec2, dict) else None
         refs.append(InstanceRef(host.name, instance_id,
-                                region if isinstance(region, str) and region else None))
+                                region if isinstance(region, str) and region else None, host.ipv4))
     return refs
 
 
-def _call(client: Any, operation: str, **kwargs: Any) -> Any:
+def aws_error(exc: Exception, operation: str, where: str) -> AwsError | None:
+    """botocore's failure of `operation` as an AwsError (one line); None for anything else."""
     from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.parsers import ResponseParserError
 
-    region = client.meta.region_name
+    operation = "".join(word.title() for word in operation.split("_")) if "_" in operation else operation
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return AwsError(f"AWS {exc.operation_name} {where}: {error.get('Code')}: "
+                        f"{_one_line(str(error.get('Message')))}")
+    if isinstance(exc, ResponseParserError):
+        return AwsError(f"AWS {operation} {where}: the endpoint's answer is not an EC2 response "
+                        f"({_one_line(str(exc))})")
+    if isinstance(exc, BotoCoreError):
+        return AwsError(f"AWS {operation} {where}: {_one_line(str(exc))}")
+    return None
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    first = text.strip().splitlines()[0].rstrip(":") if text.strip() else ""
+    return first if len(first) <= limit else first[:limit] + "..."
+
+
+def _call(client: Any, operation: str, **kwargs: Any) -> Any:
     try:
         return getattr(client, operation)(**kwargs)
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise AwsError(f"AWS {exc.operation_name} in {region}: {error.get('Code')}: "
-                       f"{error.get('Message')}") from None
-    except BotoCoreError as exc:
-        raise AwsError(f"AWS {operation} in {region}: {exc}") from None
+    except Exception as exc:
+        mapped = aws_error(exc, operation, f"in {client.meta.region_name}")
+        if mapped is None:
+            raise
+        raise mapped from None
 
 
 def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> list[Any]:
@@ -97,9 +123,23 @@ def _default_clients() -> ClientFactory:
     return client
 
 
+def _instance(ref: InstanceRef, region: str, item: dict[str, Any] | None) -> Instance:
+    if item is None:
+        return Instance(ref.host, ref.instance_id, region, "", "", ref.ipv4, (), (), NOT_FOUND)
+    addresses = [item["PrivateIpAddress"]] if item.get("PrivateIpAddress") else []
+    for interface in item.get("NetworkInterfaces", []):
+        addresses += [a["PrivateIpAddress"] for a in interface.get("PrivateIpAddresses", [])
+                      if a.get("PrivateIpAddress")]
+    return Instance(ref.host, ref.instance_id, region, item.get("VpcId", ""), item.get("SubnetId", ""),
+                    ref.ipv4, tuple(g["GroupId"] for g in item.get("SecurityGroups", [])),
+                    tuple(IPv4Address(a) for a in dict.fromkeys(addresses)),
+                    str(item.get("State", {}).get("Name", "unknown")))
+
+
 def describe(refs: Sequence[InstanceRef], clients: ClientFactory
              ) -> tuple[list[Instance], list[SecurityGroup], list[NetworkAcl]]:
-    """The instances, their security groups and their VPCs' network ACLs, as EC2 has them now."""
+    """The instances (those EC2 does not return: state NOT_FOUND), their security groups and
+    their VPCs' network ACLs, as EC2 has them now."""
     instances: list[Instance] = []
     groups: list[SecurityGroup] = []
     acls: list[NetworkAcl] = []
@@ -109,20 +149,12 @@ def describe(refs: Sequence[InstanceRef], clients: ClientFactory
     for region, wanted in by_region.items():
         client = clients(region)
         name = client.meta.region_name
-        reservations = _pages(client, "describe_instances", "Reservations",
-                              InstanceIds=[r.instance_id for r in wanted])
+        # a filter, not InstanceIds: an id EC2 does not know is left out instead of failing the call
+        reservations = _pages(client, "describe_instances", "Reservations", Filters=[
+            {"Name": "instance-id", "Values": sorted({r.instance_id for r in wanted})}])
         found = {i["InstanceId"]: i for r in reservations for i in r.get("Instances", [])}
-        for ref in wanted:
-            item = found.get(ref.instance_id)
-            if item is None:
-                raise AwsError(f"host {ref.host}: instance {ref.instance_id} not found in {name}")
-            if "PrivateIpAddress" not in item or "SubnetId" not in item:
-                raise AwsError(f"host {ref.host}: instance {ref.instance_id} has no private address "
-                               f"or subnet (state {item.get('State', {}).get('Name')})")
-            instances.append(Instance(ref.host, ref.instance_id, name, item.get("VpcId", ""),
-                                      item["SubnetId"], IPv4Address(item["PrivateIpAddress"]),
-                                      tuple(g["GroupId"] for g in item.get("SecurityGroups", []))))
-        here = [i for i in instances if i.region == name]
+        here = [_instance(ref, name, found.get(ref.instance_id)) for ref in wanted]
+        instances += here
         group_ids = sorted({g for i in here for g in i.groups})
         if group_ids:
             groups += [security_group_from_ec2(g) for g in _pages(
@@ -135,9 +167,40 @@ def describe(refs: Sequence[InstanceRef], clients: ClientFactory
     return instances, groups, acls
 
 
+def describe_members(group_ids: Iterable[str], region: str, clients: ClientFactory
+                     ) -> dict[str, list[GroupMember]]:
+    """Who is in each group: every network interface that carries it (an instance's, or a load
+    balancer's, a NAT gateway's ...). A group no interface carries has no member."""
+    wanted = sorted(set(group_ids))
+    members: dict[str, list[GroupMember]] = {g: [] for g in wanted}
+    if not wanted:
+        return members
+    interfaces = _pages(clients(region), "describe_network_interfaces", "NetworkInterfaces",
+                        Filters=[{"Name": "group-id", "Values": wanted}])
+    for interface in interfaces:
+        member = GroupMember(str(interface.get("NetworkInterfaceId", "")),
+                             interface.get("Attachment", {}).get("InstanceId") or None,
+                             str(interface.get("Description") or interface.get("InterfaceType") or ""))
+        for group in interface.get("Groups", []):
+            if group.get("GroupId") in members:
+                members[group["GroupId"]].append(member)
+    return members
+
+
 def run_check(inventory: Inventory, clients: ClientFactory | None = None) -> Protocol41Check:
-    refs = instance_refs(inventory)
-    return check(*describe(refs, clients or _default_clients()))
+    """The check on live state. Who is in the groups is read only when a judged pair is blocked
+    by its security groups: it decides where the fix goes."""
+    clients = clients or _default_clients()
+    instances, groups, acls = describe(instance_refs(inventory), clients)
+    first = check(instances, groups, acls)
+    regions = sorted({v.dst.region for v in first.verdicts if not v.security_group})
+    if not regions:
+        return first
+    members: dict[str, list[GroupMember]] = {}
+    for region in regions:
+        members.update(describe_members(
+            [g for i in instances if i.region == region for g in i.groups], region, clients))
+    return check(instances, groups, acls, members)
 
 
 @dataclass(frozen=True)
@@ -147,32 +210,76 @@ class Applied:
 
     def line(self) -> str:
         verb = "added" if self.added else "already present:"
-        return f"{verb} inbound protocol 41 from {self.fix.source} on {self.fix.group_id} ({self.fix.region})"
+        line = f"{verb} inbound protocol 41 from {self.fix.source} on {self.fix.group_id} ({self.fix.region})"
+        return f"{line}; {self.fix.outsiders_line()}" if self.fix.widens else line
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"region": self.fix.region, "group_id": self.fix.group_id, "source": self.fix.source,
+                "added": self.added, "outsiders": list(self.fix.outsiders)}
+
+
+@dataclass(frozen=True)
+class FixOutcome:
+    """What --fix did, in order: the rules applied, the one that failed (and AWS's words), and
+    those not tried after it. `failed` None: every rule was applied."""
+
+    applied: tuple[Applied, ...]
+    failed: SecurityGroupFix | None = None
+    error: str = ""
+    not_tried: tuple[SecurityGroupFix, ...] = field(default=())
+
+    @property
+    def changed(self) -> bool:
+        return any(a.added for a in self.applied)
+
+    def lines(self) -> list[str]:
+        lines = [a.line() for a in self.applied]
+        if self.failed is not None:
+            f = self.failed
+            lines.append(f"FAILED to add inbound protocol 41 from {f.source} on {f.group_id} "
+                         f"({f.region}): {self.error}")
+            lines += [f"not tried: inbound protocol 41 from {n.source} on {n.group_id} ({n.region})"
+                      for n in self.not_tried]
+            lines.append(f"stopped at {f.group_id}: {sum(a.added for a in self.applied)} rule(s) "
+                         "added before it stay in place (listed above)")
+        return lines
+
+    def as_dict(self) -> dict[str, Any]:
+        failed = None if self.failed is None else {
+            "region": self.failed.region, "group_id": self.failed.group_id,
+            "source": self.failed.source, "error": self.error}
+        return {"applied": [a.as_dict() for a in self.applied], "failed": failed,
+                "not_tried": [{"region": n.region, "group_id": n.group_id, "source": n.source}
+                              for n in self.not_tried]}
 
 
 def apply_security_group_fixes(fixes: Sequence[SecurityGroupFix],
-                               clients: ClientFactory | None = None) -> list[Applied]:
-    """AuthorizeSecurityGroupIngress for each fix; a rule that exists already is fine."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
+                               clients: ClientFactory | None = None) -> FixOutcome:
+    """AuthorizeSecurityGroupIngress for each fix, in order; a rule that exists already is fine.
+    The first failure stops it: what was applied before stays, and the outcome says so."""
     clients = clients or _default_clients()
-    done = []
-    for fix in fixes:
-        client = clients(fix.region)
+    done: list[Applied] = []
+    for index, fix in enumerate(fixes):
         try:
+            client = clients(fix.region)
             client.authorize_security_group_ingress(GroupId=fix.group_id,
                                                     IpPermissions=fix.ip_permissions())
             done.append(Applied(fix, True))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "InvalidPermission.Duplicate":
+        except Exception as exc:
+            if _error_code(exc) == "InvalidPermission.Duplicate":
                 done.append(Applied(fix, False))
                 continue
-            _call(client, "authorize_security_group_ingress", GroupId=fix.group_id,
-                  IpPermissions=fix.ip_permissions())  # raises it again, as an AwsError
-        except BotoCoreError as exc:
-            raise AwsError(f"AWS AuthorizeSecurityGroupIngress on {fix.group_id} in {fix.region}: "
-                           f"{exc}") from None
-    return done
+            mapped = exc if isinstance(exc, AwsError) else aws_error(
+                exc, "AuthorizeSecurityGroupIngress", f"on {fix.group_id} in {fix.region}")
+            if mapped is None:
+                raise
+            return FixOutcome(tuple(done), fix, str(mapped), tuple(fixes[index + 1:]))
+    return FixOutcome(tuple(done))
+
+
+def _error_code(exc: Exception) -> str | None:
+    response = getattr(exc, "response", None)
+    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
 
 
 def protocol41_warnings(inventory: Inventory, clients: ClientFactory | None = None) -> list[str]:
@@ -184,9 +291,10 @@ def protocol41_warnings(inventory: Inventory, clients: ClientFactory | None = No
         result = run_check(inventory, clients)
     except Exception as exc:  # boto3 missing, AWS errors, a host without data.ec2.instance_id
         return [f"protocol 41 check could not run: {exc}"]
-    warnings = [f"protocol 41: {p}" for p in result.problems]
+    warnings = [f"protocol 41: {p}" for p in result.problems()]
     warnings += [f"protocol 41: security group {f.group_id} lacks inbound 41 from {f.source} "
                  f"({len(f.pairs)} pair(s)); `fleet aws check --fix` adds it"
+                 + (" (with --yes: it widens a group others are in)" if f.widens else "")
                  for f in result.security_group_fixes]
     warnings += [f"protocol 41: network ACL {f.acl_id} denies 41 "
                  f"{'outbound to' if f.egress else 'inbound from'} {f.cidr}; `fleet aws check` "

@@ -148,6 +148,7 @@ def describe_instances(source: EC2Source) -> list[Instance]:
     file = str(source.path)
     try:
         from botocore import exceptions as boto_errors
+        from botocore.parsers import ResponseParserError
     except ImportError:
         raise InventoryError(f"an EC2 source needs boto3, which is not installed: {EXTRA_HINT}",
                              file=file) from None
@@ -181,7 +182,11 @@ def describe_instances(source: EC2Source) -> list[Instance]:
                 boto_errors.ReadTimeoutError) as exc:
             raise InventoryError(f"cannot reach the EC2 endpoint for {where}: {exc}", file=file) from None
         except boto_errors.BotoCoreError as exc:
-            raise InventoryError(f"EC2 DescribeInstances in {where} failed: {exc}", file=file) from None
+            raise InventoryError(f"EC2 DescribeInstances in {where} failed: {_one_line(exc)}",
+                                 file=file) from None
+        except ResponseParserError as exc:  # not a BotoCoreError: an answer that is not EC2's XML
+            raise InventoryError(f"EC2 DescribeInstances in {where}: the endpoint's answer is not "
+                                 f"an EC2 response ({_one_line(exc)})", file=file) from None
     if not found:
         shown = ", ".join(f"{name}={','.join(values)}" for name, values in source.filters.items())
         regions = ", ".join(r or "the configured region" for r in source.regions)
@@ -190,9 +195,15 @@ def describe_instances(source: EC2Source) -> list[Instance]:
     return found
 
 
+def _one_line(exc: object, limit: int = 200) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0].rstrip(":") if text else type(exc).__name__
+    return first if len(first) <= limit else first[:limit] + "..."
+
+
 def _client_error(exc: Any, file: str, where: str) -> InventoryError:
     error = exc.response.get("Error", {})
-    code, message = str(error.get("Code", "")), str(error.get("Message", ""))
+    code, message = str(error.get("Code", "")), _one_line(error.get("Message", ""))
     if code in _DENIED:
         return InventoryError(f"access denied to EC2 DescribeInstances in {where} ({code}: {message}); "
                               "the credentials need ec2:DescribeInstances", file=file)
@@ -223,7 +234,7 @@ def inventory_files(source: EC2Source, instances: Sequence[Instance]) -> Invento
     file = str(source.path)
     hosts: dict[str, Any] = {}
     groups: dict[str, Any] = {}
-    for instance, name in zip(instances, _names(source.name_from, instances)):
+    for instance, name in zip(instances, _names(source.name_from, instances, file)):
         if instance.private_ip is None:
             raise InventoryError(f"instance {instance.instance_id} has no private IPv4 address, "
                                  "which the tunnel needs", file=file, host=name, field="data.ipv4")
@@ -239,15 +250,31 @@ def inventory_files(source: EC2Source, instances: Sequence[Instance]) -> Invento
     return InventoryFiles(source.path.parent, hosts, groups, _copy(source.defaults), label=file)
 
 
-def _names(name_from: str, instances: Sequence[Instance]) -> list[str]:
+def _names(name_from: str, instances: Sequence[Instance], file: str) -> list[str]:
     """Each instance's host name: the tag (sanitised) or its id; a name taken twice gets the
-    instance id appended, so every name is unique and stable."""
+    instance id appended, so every name is stable. A name still taken twice after that (a tag
+    that reads like another's suffixed name, or like an instance id) is an InventoryError naming
+    both instances: one host silently replacing another is never an answer."""
     key = _tag_key(name_from)
     wanted = [_sanitised(i.tags.get(key, "")) if key else "" for i in instances]
     wanted = [w or i.instance_id for w, i in zip(wanted, instances)]
     taken = {w: wanted.count(w) for w in wanted}
-    return [w if taken[w] == 1 or w == i.instance_id else f"{w}-{i.instance_id}"
-            for w, i in zip(wanted, instances)]
+    names = [w if taken[w] == 1 or w == i.instance_id else f"{w}-{i.instance_id}"
+             for w, i in zip(wanted, instances)]
+    first: dict[str, Instance] = {}
+    for name, instance in zip(names, instances):
+        other = first.setdefault(name, instance)
+        if other is not instance:
+            raise InventoryError(
+                f"instances {other.instance_id} ({_named(other, key)}) and {instance.instance_id} "
+                f"({_named(instance, key)}) would both be host {name!r}; rename one, or set "
+                "name_from: instance-id", file=file, field="name_from")
+    return names
+
+
+def _named(instance: Instance, key: str) -> str:
+    value = instance.tags.get(key) if key else None
+    return f"tag {key}={value!r}" if value is not None else f"no {key} tag" if key else "by id"
 
 
 def _groups(groups_from: Iterable[str], instance: Instance) -> list[str]:
