@@ -58,6 +58,7 @@ from fleet.ssh.hostkeys import (
     known_hosts_line,
     unknown_key_message,
 )
+from fleet.ssh.jumps import Hop, parse_jumps, parse_port
 
 # Fast, modern algorithms first (curve25519 key exchange, AES-GCM and ChaCha20-Poly1305), the
 # rest of asyncssh's defaults after them so that any server still works. Host key algorithms are
@@ -310,12 +311,13 @@ class Route:
 
 def resolve_route(host: str, port: int | None, username: str | None, config: Any = ()) -> Route:
     """Host, port, user and ProxyJump for a host, the given values first, then the ssh config
-    (~/.ssh/config, or the `config` extra), then the defaults. Reads files: call off the loop."""
+    (~/.ssh/config, or the `config` extra), then the defaults. Reads files: call off the loop.
+    ValueError for a port that is not 1-65535."""
     options = asyncssh.SSHClientConnectionOptions(
         host=host, port=port if port is not None else (), username=username if username else (),
         config=config, client_keys=[], agent_identities=None, agent_path=None, known_hosts=None)
     tunnel = options.tunnel if isinstance(options.tunnel, str) else None
-    return Route(options.host, int(options.port), options.username, tunnel)
+    return Route(options.host, parse_port(str(options.port)), options.username, tunnel)
 
 
 def effective_port(host: SSHTarget) -> int:
@@ -328,37 +330,6 @@ def effective_port(host: SSHTarget) -> int:
                              host.ssh_options.get("config", ())).port
     except (OSError, ValueError, asyncssh.Error):
         return DEFAULT_SSH_PORT
-
-
-@dataclass(frozen=True)
-class Hop:
-    """One jump host, as ProxyJump or the `tunnel` extra writes it: [user@]host[:port]."""
-
-    host: str
-    port: int | None
-    username: str | None
-
-
-def parse_jumps(spec: str) -> list[Hop]:
-    """`[user@]host[:port]`, comma-separated, first hop first (`ssh://` and `[v6]:port` allowed)."""
-    hops = []
-    for part in spec.split(","):
-        text = part.strip().removeprefix("ssh://")
-        if not text:
-            continue
-        username, _, address = text.rpartition("@")
-        port: int | None = None
-        if address.startswith("["):
-            host, _, rest = address[1:].partition("]")
-            if rest.startswith(":"):
-                port = int(rest[1:])
-        elif address.count(":") == 1:
-            host, port_text = address.split(":")
-            port = int(port_text)
-        else:
-            host = address
-        hops.append(Hop(host, port, username or None))
-    return hops
 
 
 class _SharedJump:
