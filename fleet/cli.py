@@ -25,6 +25,7 @@ from fleet.cli_options import TaskOptions
 from fleet.core.errors import InventoryError, LabError, TaskError, UsageError
 from fleet.core.oslimits import raise_open_file_limit
 from fleet.core.output import columns, write_json, write_json_documents
+from fleet.core.output_files import ReadFile, check_outputs
 from fleet.core.results import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from fleet.core.runner import RunLimits
 from fleet.core.task import Task
@@ -37,6 +38,7 @@ from fleet.inventory import (
 )
 from fleet.ssh.hostkeys import HOST_KEY_CHECKING
 from fleet.ssh.persist import wire
+from fleet.ssh.persist.trust import login_files
 
 if TYPE_CHECKING:
     from fleet.lab import LabInfo
@@ -293,13 +295,13 @@ def cmd_run(options: argparse.Namespace, task_options: TaskOptions) -> int:
     params = {task.name: task_options.params(task, options) for task in tasks}
     prepared = api.prepare(tasks, inventory, params=params, dry_run=options.dry_run,
                            host_key_checking=options.host_key_checking)  # before any host is touched
+    _refuse_to_overwrite_an_input(options, inventory)
     if options.json not in (None, "-"):
-        _refuse_to_overwrite_the_inventory(Path(options.json), inventory)
         try:
             Path(options.json).open("a", encoding="utf-8").close()
         except OSError as exc:
             raise UsageError(f"--json {options.json}: {exc.strerror}") from None
-    artifacts = _check_artifacts(options, [t.name for t in tasks], inventory)
+    artifacts = _check_artifacts(options, [t.name for t in tasks])
     for warning in api.preflight_warnings(prepared):
         _warn("", warning)
     outcome = asyncio.run(_execute(prepared, options))
@@ -313,10 +315,10 @@ def cmd_run(options: argparse.Namespace, task_options: TaskOptions) -> int:
     return outcome.exit_code
 
 
-def _check_artifacts(options: argparse.Namespace, tasks: Sequence[str],
-                     inventory: Inventory) -> dict[str, Path]:
+def _check_artifacts(options: argparse.Namespace, tasks: Sequence[str]) -> dict[str, Path]:
     """The report files asked for (--junit, --prometheus, --heatmap), checked before any host is
-    touched: each written whole into its directory, so that must be writable."""
+    touched: each format fits the tasks (where and whether each can be written, and that none is
+    an input, _refuse_to_overwrite_an_input checked)."""
     asked = {name: getattr(options, name) for name in ("junit", "prometheus", "heatmap")
              if getattr(options, name) is not None}
     if not asked:
@@ -326,32 +328,22 @@ def _check_artifacts(options: argparse.Namespace, tasks: Sequence[str],
     found = formats.problems(asked, tasks)
     if found:
         raise UsageError("; ".join(found))
-    for name, path in asked.items():
-        _refuse_to_overwrite_the_inventory(path, inventory, option=f"--{name}")
-        directory = path.parent if str(path.parent) else Path(".")
-        if not directory.is_dir() or not os.access(directory, os.W_OK | os.X_OK):
-            raise UsageError(f"--{name} {path}: cannot write in {directory}")
-        if path.is_dir():
-            raise UsageError(f"--{name} {path}: is a directory")
-    return asked
+    return asked  # each one checked by _refuse_to_overwrite_an_input, before any host is touched
 
 
-def _refuse_to_overwrite_the_inventory(report: Path, inventory: Inventory, option: str = "--json") -> None:
-    """A report file must not be a file the run reads: an inventory file or a trust file in it."""
+def _refuse_to_overwrite_an_input(options: argparse.Namespace, inventory: Inventory) -> None:
+    """No output file (--json, --junit, --prometheus, --heatmap) is a file this run reads, and each
+    can be written: fleet.core.output_files, the one check `fleet report` makes too."""
     # The three files, or an EC2 source file and the defaults.yaml beside it.
-    precious = [Path(inventory.files.path(name)) for name in (HOSTS_FILE, GROUPS_FILE, DEFAULTS_FILE)]
-    precious.append(inventory.directory / DEFAULTS_FILE)
-    for host in inventory.hosts:
-        keys = host.ssh_options.get("client_keys")
-        for value in [host.ssh_options.get("known_hosts"),
-                      *(keys if isinstance(keys, (list, tuple)) else [keys])]:
-            if isinstance(value, str):
-                precious.append(Path(value).expanduser())
-    target = report.resolve()
-    for path in precious:
-        if path.exists() and path.resolve() == target:
-            raise UsageError(f"{option} {report}: that is {path}, which this run reads; write the "
-                             "report elsewhere")
+    reads = [ReadFile(Path(inventory.files.path(name)), f"the inventory's {name}")
+             for name in (HOSTS_FILE, GROUPS_FILE, DEFAULTS_FILE)]
+    reads.append(ReadFile(inventory.directory / DEFAULTS_FILE, f"the inventory's {DEFAULTS_FILE}"))
+    cwd = os.getcwd()
+    for host in inventory.hosts:  # every login's known_hosts, keys and ssh config, defaults included
+        reads += [ReadFile(Path(path), role) for path, role in
+                  login_files(host.ssh_options, environ=os.environ, cwd=cwd)]
+    check_outputs({f"--{name}": getattr(options, name) for name in ("json", "junit", "prometheus",
+                                                                    "heatmap")}, reads)
 
 
 def run_limits(options: argparse.Namespace) -> RunLimits:

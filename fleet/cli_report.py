@@ -15,6 +15,7 @@ from typing import Any
 
 from fleet.core.errors import UsageError
 from fleet.core.output import write_json
+from fleet.core.output_files import ReadFile, check_outputs
 
 
 def _percent(text: str) -> float:
@@ -151,12 +152,11 @@ def _report_files(options: argparse.Namespace) -> dict[str, Path]:
 
 
 def _refuse_to_overwrite_an_input(options: argparse.Namespace) -> None:
-    outputs = [("--json", options.json)] if options.json not in (None, "-") else []
-    outputs += [(f"--{name}", getattr(options, name)) for name in ("junit", "prometheus", "heatmap")
-                if getattr(options, name) is not None]
-    for option, output in outputs:
-        target = Path(output).resolve()
-        for flag, name in (("FILE.json", options.file), ("--baseline", options.baseline)):
-            if name is not None and Path(name).resolve() == target:
-                raise UsageError(f"{option} {output}: that is {flag}, which this command reads; "
-                                 "write the report elsewhere")
+    """No output file is FILE.json or the --baseline, and each can be written: checked before
+    anything is read, by the check `fleet run` makes (fleet.core.output_files)."""
+    reads = [ReadFile(Path(options.file), "FILE.json")]
+    if options.baseline is not None:
+        reads.append(ReadFile(Path(options.baseline), "--baseline"))
+    check_outputs({f"--{name}": getattr(options, name) for name in ("json", "junit", "prometheus",
+                                                                    "heatmap")},
+                  reads, command="command")

@@ -7,7 +7,8 @@ As asyncssh's own tests do: real handshakes, real authentication, real channels,
 Like sshd, each command's shell is a session leader (setsid: its PID is its process group), and a
 command is NOT stopped when the client closes its channel: whoever started it must stop it.
 `open_sessions` counts the session channels open now and `max_sessions` refuses more (sshd's
-MaxSessions). `password` turns on password authentication (what clients sent is in `passwords`);
+MaxSessions). A command killed by a signal ends with that signal (exit-signal), as under sshd.
+`password` turns on password authentication (what clients sent is in `passwords`);
 `forwarding` lets clients open direct-tcpip channels through it (a jump host); "prohibited" refuses
 them as sshd does with AllowTcpForwarding no.
 
@@ -153,7 +154,10 @@ class CommandServer:
             finished.add_done_callback(lambda _: self._children.discard(child))
             return
         self._children.discard(child)
-        process.exit(child.returncode or 0)
+        if child.returncode is not None and child.returncode < 0:  # as sshd: the signal, no status
+            process.exit_with_signal(signal.Signals(-child.returncode).name.removeprefix("SIG"))
+        else:
+            process.exit(child.returncode or 0)
 
     @staticmethod
     async def _relay(process: asyncssh.SSHServerProcess, child: asyncio.subprocess.Process) -> None:
@@ -179,9 +183,13 @@ class CommandServer:
         self._open.clear()
 
     async def close(self) -> None:
-        for child in list(self._children):  # what no client stopped: the test is over
+        left = list(self._children)
+        for child in left:  # what no client stopped: the test is over
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(child.pid, signal.SIGKILL)
+        if left:  # reaped on this loop, not after it closed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*(child.wait() for child in left)), 5)
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

@@ -286,6 +286,45 @@ def test_a_setup_stopped_by_its_timeout_undoes_its_steps(configured, tmp_path):
     assert link_json(lab, "h3") == before and global_addresses(lab, "h3") == {stale}
 
 
+def test_sshd_killed_mid_command_is_a_lost_connection_never_ok(lab, tmp_path):
+    # A task that does not check exit statuses: the lost connection must fail it all the same.
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "longrun.py").write_text(
+        '"""Run a 12-second command and report what it said, its exit status unchecked."""\n'
+        "async def run(host):\n"
+        "    out = await host.run('echo $$ > /tmp/fleet-longrun.pid; sleep 12; echo finished')\n"
+        "    return host.result(out.stdout.strip())\n")
+    on_guest(lab, "h2", "rm -f /tmp/fleet-longrun.pid")
+    report_file = tmp_path / "longrun.json"
+    run = subprocess.Popen([sys.executable, "-m", "fleet", "run", "longrun", "-i", lab.inventory_dir,
+                            "-l", "h2", "--tasks-dir", tasks, "--json", report_file],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(4)  # four seconds into the command
+        # SIGKILL to the sshd processes of fleet's session (above the command's shell), not to
+        # the listener (its parent is init): the connection dies as with sshd killed; h2 stays usable
+        killed = on_guest(lab, "h2", "sh=$(cat /tmp/fleet-longrun.pid) || exit 9\n"
+                          "up=$(cut -d' ' -f4 /proc/$sh/stat); top=$(cut -d' ' -f4 /proc/$up/stat)\n"
+                          "kill -9 $up\n"
+                          "[ \"$(cut -d' ' -f4 /proc/$top/stat)\" != 1 ] && kill -9 $top\n"
+                          "cat /proc/$up/comm /proc/$top/comm 2>/dev/null; exit 0")
+        assert killed.exit_status == 0, killed.stderr
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    import json
+
+    assert run.returncode == 1, out + err
+    h2 = hosts_by_name(json.loads(report_file.read_text()))["h2"]
+    assert h2["failed"] and h2["error_kind"] == "connection-lost", h2
+    assert "lost while a command ran" in h2["error"] and "finished" not in str(h2.get("result")), h2
+    assert "connection-lost" in out and "h2  ok" not in out, out
+    done = fleet(lab, "run", "setup", "-l", "h2")  # its sshd still listens: a new login works
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_sshd_stopped_on_one_guest_is_an_unreachable_source_whose_tunnel_still_answers(
         configured, tmp_path):
     lab = configured

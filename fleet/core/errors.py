@@ -9,8 +9,10 @@
     │   │   ├── AuthError           it would not let us log in          kind `auth`
     │   │   ├── HostKeyUnknownError its host key is not known           kind `host-key-unknown`
     │   │   ├── HostKeyChangedError its host key differs from the known kind `host-key-changed`
-    │   │   └── SSHSetupError       a local SSH file (key, known_hosts) kind `ssh-setup`
-    │   │                           is missing or unreadable
+    │   │   ├── SSHSetupError       a local SSH file (key, known_hosts) kind `ssh-setup`
+    │   │   │                       is missing or unreadable
+    │   │   └── ConnectionLostError the connection (or its jump host's) kind `connection-lost`
+    │   │                           ended while a command ran
     │   ├── CommandError            a remote command failed             kind `command`
     │   │   └── CommandTimeoutError it did not finish in time           kind `timeout`
     │   ├── HostTimeoutError        the task on the host ran too long   kind `timeout`
@@ -111,8 +113,24 @@ class SSHSetupError(ConnectError):
     kind = "ssh-setup"
 
 
+class ConnectionLostError(ConnectError):
+    """The connection ended while a command ran (or was about to): the host went, its sshd was
+    killed or closed the connection, or the jump host it goes through (`via`) did. The command
+    gave no exit status, so whether it ran to the end is not known; never a command's result.
+    `stdout` and `stderr` hold what it said before."""
+
+    kind = "connection-lost"
+
+    def __init__(self, host: str, message: str, *, via: str | None = None, command: str = "",
+                 stdout: str = "", stderr: str = "") -> None:
+        self.command = command
+        self.stdout = stdout
+        self.stderr = stderr
+        super().__init__(host, message, via=via)
+
+
 class CommandError(HostError):
-    """A remote command failed (non-zero exit, refused channel, lost connection)."""
+    """A remote command failed (non-zero exit, refused channel)."""
 
     kind = "command"
 
@@ -173,8 +191,9 @@ class LabError(FleetError):
 
 HOST_ERROR_KINDS: dict[str, type[HostError]] = {
     cls.kind: cls for cls in (HostError, ConnectError, AuthError, HostKeyUnknownError,
-                              HostKeyChangedError, SSHSetupError, CommandError, CommandTimeoutError,
-                              PreflightError, PrivilegeError, ForeignTunnelError, HostInterrupted)
+                              HostKeyChangedError, SSHSetupError, ConnectionLostError, CommandError,
+                              CommandTimeoutError, PreflightError, PrivilegeError, ForeignTunnelError,
+                              ForeignRouteError, HostInterrupted)
 }
 
 
@@ -195,8 +214,12 @@ def failure_reason(exc: object) -> str:
 
 
 def host_error_from_kind(kind: str, host: str, message: str, **fields: object) -> HostError:
-    """Rebuild a HostError of the given kind (CommandError fields go to command errors)."""
+    """Rebuild a HostError of the given kind, with the fields its class has (`command`, `stdout`
+    ... for command errors and lost connections, `via` for connection errors)."""
     cls = HOST_ERROR_KINDS.get(kind, HostError)
+    if issubclass(cls, ConnectionLostError):
+        allowed = {"via", "command", "stdout", "stderr"}
+        return cls(host, message, **{k: v for k, v in fields.items() if k in allowed})  # type: ignore[arg-type]
     if issubclass(cls, CommandError):
         allowed = {"command", "exit_status", "stdout", "stderr"}
         return cls(host, message, **{k: v for k, v in fields.items() if k in allowed})  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ from nornir.plugins.runners import ThreadedRunner
 
 from fleet.core.errors import InventoryError, UsageError
 from fleet.core.transport import DEFAULT_SSH_PORT
+from fleet.ssh.jumps import config_problems, parse_jumps
 from fleet.tunnel.isatap import isatap_address, parse_ipv4, parse_prefix
 
 HOSTS_FILE = "hosts.yaml"
@@ -548,6 +549,13 @@ def _check_connection(files: InventoryFiles, name: str, ssh_host: str, params: C
             _ssh_file_paths(params.extras or {}, option)
         except ValueError as exc:
             raise fail("extras", str(exc), f".{option}") from None
+    extras = params.extras or {}
+    for option, check in (("tunnel", _check_jump_spec), ("port", _check_port)):
+        if extras.get(option) is not None:
+            try:
+                check(extras[option])
+            except ValueError as exc:
+                raise fail("extras", str(exc), f".{option}") from None
 
 
 def parse_ssh_hostname(value: object) -> IPv4Address | IPv6Address | str:
@@ -628,6 +636,21 @@ def _check_port(value: object) -> None:
         raise ValueError(f"must be a TCP port number 1-65535, not {value!r}")
 
 
+def _check_jump_spec(value: object) -> None:
+    """A `tunnel` extra: jump hosts as ProxyJump writes them, [user@]host[:port], comma-separated;
+    each host a hostname as `hostname` takes it (or an ssh config alias), each port 1-65535."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be jump hosts as ProxyJump writes them ([user@]host[:port], "
+                         f"comma-separated), not {type(value).__name__}")
+    for hop in parse_jumps(value):
+        try:
+            parse_ssh_hostname(hop.host)
+            if hop.username is not None:
+                check_username(hop.username)
+        except ValueError as exc:
+            raise ValueError(f"jump host {hop.host!r}: {exc}") from None
+
+
 def _check_password(value: object) -> None:
     if not isinstance(value, str):
         raise ValueError(f"must be a string, not {type(value).__name__}")
@@ -674,6 +697,40 @@ def check_ssh_files(inventory: Inventory, *, allow_missing_known_hosts: bool = F
                 if problem is not None:
                     raise InventoryError(f"{problem}{source.note}", file=source.file, host=host.name,
                                          field=f"{source.field}.{option}")
+    _check_ssh_configs(inventory)
+
+
+def _check_ssh_configs(inventory: Inventory) -> None:
+    """The Port and ProxyJump lines of the ssh config files the hosts' logins read (the `config`
+    extra, else ~/.ssh/config) are valid: a port of 99999 is bad input, found before any host is
+    touched, not a crash in the middle of a run."""
+    seen: dict[Path, str | None] = {}
+    default = "~/.ssh/config"
+    for host in inventory.hosts:
+        source = inventory.files.connection_source(host.name, "extras")
+        named = host.ssh_options.get("config")
+        paths = [named] if isinstance(named, str) else named if isinstance(named, list) else [default]
+        for text in paths:
+            if not isinstance(text, str):
+                continue
+            try:
+                path = Path(text).expanduser()
+            except RuntimeError:
+                continue  # ~user with no such user: asyncssh says so at login
+            if path not in seen:
+                try:
+                    found = config_problems(path)
+                    seen[path] = str(found[0]) if found else None
+                except OSError as exc:  # asyncssh skips a ~/.ssh/config it cannot read
+                    seen[path] = None if named is None else f"{path}: {exc.strerror or exc}"
+            problem = seen[path]
+            if problem is None:
+                continue
+            if named is not None and source is not None:
+                raise InventoryError(f"{problem}{source.note}", file=source.file, host=host.name,
+                                     field=f"{source.field}.config")
+            raise InventoryError(f"{problem.removeprefix(f'{path}: ')} (the ssh config this host's "
+                                 "login reads)", file=str(path), host=host.name)
 
 
 def _unreadable_file(text: str, *, missing_ok: bool) -> str | None:

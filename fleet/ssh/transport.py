@@ -16,7 +16,10 @@ What it adds to asyncssh:
   policy, so that a jump host's failure is reported as the jump host's (`via`);
 - a command that times out or is cancelled is stopped on the host: every command first tells its
   process group (its shell is a session leader under sshd), and the group is killed on a second
-  channel.
+  channel;
+- a connection that ends while a command runs (the host's sshd killed, the host or its jump host
+  gone) is a ConnectionLostError naming the jump host when it was the jump host's, never a
+  command's exit status; a command killed by a signal on the host exits 128 + the signal's number.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from fleet.core.errors import (
     CommandError,
     CommandTimeoutError,
     ConnectError,
+    ConnectionLostError,
     HostKeyChangedError,
     HostKeyUnknownError,
     SSHSetupError,
@@ -54,6 +58,7 @@ from fleet.ssh.hostkeys import (
     known_hosts_line,
     unknown_key_message,
 )
+from fleet.ssh.jumps import Hop, parse_jumps, parse_port
 
 # Fast, modern algorithms first (curve25519 key exchange, AES-GCM and ChaCha20-Poly1305), the
 # rest of asyncssh's defaults after them so that any server still works. Host key algorithms are
@@ -67,6 +72,7 @@ STOP_TIMEOUT = 6.0  # seconds to stop a timed-out command's processes and close 
 TERM_GRACE = 2.0  # seconds a stopped command has after TERM (to undo what it did) before KILL
 MARKER_WAIT = 2.0  # seconds to wait for a just-started command to say its process group
 MAX_JUMPS = 8  # jump hosts in one route, nested ProxyJump included
+LOST_WAIT = 1.0  # seconds a channel that ended with no exit status waits to see its connection end
 
 Warn = Callable[[str, str], None]
 
@@ -117,10 +123,13 @@ class AsyncsshSession:
     """A Session over one asyncssh connection (and the jump-host connections it goes through)."""
 
     def __init__(self, host: SSHTarget, connection: asyncssh.SSHClientConnection, *,
-                 release: Callable[[], None] | None = None) -> None:
+                 release: Callable[[], None] | None = None,
+                 jumps: Sequence[_SharedJump] = (), target: str | None = None) -> None:
         self._host = host
+        self._target = target or host.ssh_host  # host:port, where the ssh config put it
         self._connection = connection
         self._release = release  # lets go of the shared jump connections this one goes through
+        self._jumps = tuple(jumps)  # the jump logins it goes through, first hop first
 
     @property
     def closed(self) -> bool:
@@ -150,18 +159,54 @@ class AsyncsshSession:
                 await asyncio.shield(self._stop(process, command))
             raise
         except asyncssh.ChannelOpenError as exc:
+            if self._connection.is_closed():  # it ended before the command could start
+                raise self._lost(command, f"before a command could start ({exc.reason})") from exc
             raise CommandError(name, f"server refused to run a command: {exc.reason}",
                                command=command) from exc
-        except asyncssh.DisconnectError as exc:
-            raise CommandError(name, f"connection lost while running a command: {exc.reason}",
-                               command=command) from exc
+        except asyncssh.DisconnectError as exc:  # ConnectionLost included
+            raise self._lost(command, f"while a command ran ({exc.reason})", process) from exc
         except (OSError, asyncssh.Error) as exc:
+            if self._connection.is_closed():
+                raise self._lost(command, f"while a command ran ({exc})", process) from exc
             raise CommandError(name, f"command failed to run: {exc}", command=command) from exc
-        status = process.exit_status
-        if status is None or status < 0:
-            status = 128 + 15 if process.exit_signal else 255
         _, stderr = split_marker(stderr)
+        if process.exit_signal is not None:  # killed by a signal on the host: a real result
+            returncode = process.returncode
+            status = 128 - returncode if returncode is not None and returncode < 0 else 255
+        elif process.exit_status is not None:
+            status = process.exit_status
+        else:  # the channel ended with no exit status: the connection went, or is going
+            if await self._ended():
+                raise self._lost(command, "while a command ran; it gave no exit status",
+                                 stdout=stdout, stderr=stderr)
+            raise CommandError(name, "the host closed the command's channel without an exit status",
+                               command=command, stdout=_text(stdout), stderr=_text(stderr))
         return CommandResult(command, status, _text(stdout), _text(stderr))
+
+    async def _ended(self) -> bool:
+        """The connection has ended, or ends within LOST_WAIT (a channel closed by a connection
+        that is going down can be seen a moment before the connection is)."""
+        if not self._connection.is_closed():
+            try:
+                await asyncio.wait_for(self._connection.wait_closed(), LOST_WAIT)
+            except (TimeoutError, OSError, asyncssh.Error):
+                pass
+        return self._connection.is_closed()
+
+    def _lost(self, command: str, when: str, process: asyncssh.SSHClientProcess[bytes] | None = None, *,
+              stdout: bytes = b"", stderr: bytes = b"") -> ConnectionLostError:
+        """The connection ended: the jump host's doing when a jump connection it goes through
+        ended too (the first hop that did: the hops behind it went with it), else the host's."""
+        if process is not None:
+            stdout, raw_err = process.collect_output()
+            stderr = split_marker(raw_err)[1]
+        gone = next((jump for jump in self._jumps if jump.lost()), None)
+        if gone is not None:
+            message = f"via jump host {gone.label}: connection lost {when}"
+        else:
+            message = f"connection to {self._target} lost {when}"
+        return ConnectionLostError(self._host.name, message, via=gone.label if gone else None,
+                                   command=command, stdout=_text(stdout), stderr=_text(stderr))
 
     async def _stop(self, process: asyncssh.SSHClientProcess[bytes],
                     command: str) -> tuple[bytes, bytes, str]:
@@ -266,12 +311,13 @@ class Route:
 
 def resolve_route(host: str, port: int | None, username: str | None, config: Any = ()) -> Route:
     """Host, port, user and ProxyJump for a host, the given values first, then the ssh config
-    (~/.ssh/config, or the `config` extra), then the defaults. Reads files: call off the loop."""
+    (~/.ssh/config, or the `config` extra), then the defaults. Reads files: call off the loop.
+    ValueError for a port that is not 1-65535."""
     options = asyncssh.SSHClientConnectionOptions(
         host=host, port=port if port is not None else (), username=username if username else (),
         config=config, client_keys=[], agent_identities=None, agent_path=None, known_hosts=None)
     tunnel = options.tunnel if isinstance(options.tunnel, str) else None
-    return Route(options.host, int(options.port), options.username, tunnel)
+    return Route(options.host, parse_port(str(options.port)), options.username, tunnel)
 
 
 def effective_port(host: SSHTarget) -> int:
@@ -284,37 +330,6 @@ def effective_port(host: SSHTarget) -> int:
                              host.ssh_options.get("config", ())).port
     except (OSError, ValueError, asyncssh.Error):
         return DEFAULT_SSH_PORT
-
-
-@dataclass(frozen=True)
-class Hop:
-    """One jump host, as ProxyJump or the `tunnel` extra writes it: [user@]host[:port]."""
-
-    host: str
-    port: int | None
-    username: str | None
-
-
-def parse_jumps(spec: str) -> list[Hop]:
-    """`[user@]host[:port]`, comma-separated, first hop first (`ssh://` and `[v6]:port` allowed)."""
-    hops = []
-    for part in spec.split(","):
-        text = part.strip().removeprefix("ssh://")
-        if not text:
-            continue
-        username, _, address = text.rpartition("@")
-        port: int | None = None
-        if address.startswith("["):
-            host, _, rest = address[1:].partition("]")
-            if rest.startswith(":"):
-                port = int(rest[1:])
-        elif address.count(":") == 1:
-            host, port_text = address.split(":")
-            port = int(port_text)
-        else:
-            host = address
-        hops.append(Hop(host, port, username or None))
-    return hops
 
 
 class _SharedJump:
@@ -495,7 +510,8 @@ class AsyncsshTransport:
         except BaseException:
             self._release(held)
             raise
-        return AsyncsshSession(host, connection, release=(lambda: self._release(held)) if held else None)
+        return AsyncsshSession(host, connection, release=(lambda: self._release(held)) if held else None,
+                               jumps=held, target=route.target)
 
     @staticmethod
     def _trust_key(ssh_options: Mapping[str, Any]) -> str:

@@ -26,7 +26,7 @@ from typing import Any
 
 import asyncssh
 
-from fleet.core.errors import CommandError, ConnectError, HostError, HostInterrupted
+from fleet.core.errors import CommandError, ConnectError, ConnectionLostError, HostError, HostInterrupted
 from fleet.core.oslimits import raise_open_file_limit
 from fleet.ssh.persist import trust, wire
 from fleet.ssh.transport import AsyncsshSession, AsyncsshTransport
@@ -168,7 +168,7 @@ class Daemon:
                     "error": "connection no longer kept; run again"}
         try:
             return await self._run_on(key, pooled, command, timeout)
-        except CommandError as exc:
+        except (CommandError, ConnectionLostError) as exc:
             # A kept connection that died while idle (host rebooted, sshd restarted) refuses the
             # channel before the command starts: log in again once and run it then. A live
             # connection that refuses a channel (MaxSessions) is left alone: other runs may have
@@ -183,7 +183,7 @@ class Daemon:
             return reply
         try:
             return await self._run_on(key, self.pool[key], command, timeout)
-        except CommandError as exc:
+        except (CommandError, ConnectionLostError) as exc:
             return self._failure(key, exc)
 
     async def _run_on(self, key: str, pooled: Pooled, command: str, timeout: float) -> dict[str, Any]:
@@ -201,7 +201,7 @@ class Daemon:
         return {"ok": True, "exit": result.exit_status, "stdout": result.stdout,
                 "stderr": result.stderr}
 
-    def _failure(self, key: str, exc: CommandError) -> dict[str, Any]:
+    def _failure(self, key: str, exc: CommandError | ConnectionLostError) -> dict[str, Any]:
         pooled = self.pool.get(key)
         if pooled is not None and pooled.session.closed:
             del self.pool[key]  # the next run logs in again

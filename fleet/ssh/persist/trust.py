@@ -121,6 +121,34 @@ def resolve_options(options: Mapping[str, Any], *, environ: Mapping[str, str], c
     return resolved, sorted(trust)
 
 
+# How a message names a file a login reads, by the asyncssh option that names it.
+FILE_ROLES = {"known_hosts": "a known_hosts file", "client_keys": "a client key",
+              "client_certs": "a client certificate", "client_host_keys": "a client host key",
+              "client_host_certs": "a client host certificate", "config": "an ssh config file",
+              "x509_trusted_certs": "a trusted X.509 certificate file"}
+# OpenSSH's own trust files: a user's ssh reads them whatever fleet's logins do.
+OPENSSH_FILES = (("~/.ssh/known_hosts", "known_hosts"), ("~/.ssh/known_hosts2", "known_hosts"),
+                 ("~/.ssh/config", "config"), ("/etc/ssh/ssh_known_hosts", "known_hosts"),
+                 ("/etc/ssh/ssh_known_hosts2", "known_hosts"), ("/etc/ssh/ssh_config", "config"))
+
+
+def login_files(options: Mapping[str, Any], *, environ: Mapping[str, str],
+                cwd: str) -> list[tuple[str, str]]:
+    """Every file a login with these asyncssh options reads (its known_hosts, the default
+    ~/.ssh/known_hosts included, keys, certificates, ssh config), each with its role ("a client
+    key"), absolute; and OpenSSH's own trust files, which no output may overwrite either."""
+    home = home_of(environ)
+    resolved, _ = resolve_options(options, environ=environ, cwd=cwd, policy="yes")
+    found = [(resolve_path(path, home=home, cwd=cwd), FILE_ROLES[role]) for path, role in OPENSSH_FILES]
+    for name, role in FILE_ROLES.items():
+        if name == "known_hosts" and "known_hosts" not in options:  # the default, under its name
+            found.append((os.path.join(home, ".ssh", "known_hosts"), role))
+            continue
+        found += [(path, role) for path in _resolve_value(resolved.get(name), home=home, cwd=cwd)[1]
+                  if path != NO_KNOWN_HOSTS]
+    return found
+
+
 def digest(files: Sequence[TrustFile]) -> str:
     """One value for a set of trust files: equal exactly when every path and content is."""
     text = "\n".join(f"{f.path}\0{f.sha256}" for f in sorted(files, key=lambda f: f.path))

@@ -18,9 +18,9 @@ Every path in `target.ssh_options` is absolute (resolved by the CLI with its HOM
 directory) and `trust` fingerprints each trust file the login reads (see trust.py).
 
 A failed request answers {"ok": false, "kind": KIND, "error": "..."} with KIND a HostError kind
-(fleet.core.errors: `auth`, `host-key-unknown`, `timeout`, `command` ...) or `usage` for a request the
-daemon cannot read, plus the failure's fields: `via` for a login, `command`, `exit_status`,
-`stdout`, `stderr` for a command.
+(fleet.core.errors: `auth`, `host-key-unknown`, `timeout`, `command`, `connection-lost` ...) or
+`usage` for a request the daemon cannot read, plus the failure's fields: `via` for a login or a
+lost connection (its jump host), `command`, `exit_status`, `stdout`, `stderr` for a command.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from typing import Any
 
 from fleet.ssh.persist.trust import TrustFile, digest, host_key_policy
 
-VERSION = 2  # 2: trust fingerprints, host_key_checking, HostError kinds
+VERSION = 3  # 2: trust fingerprints, host_key_checking, HostError kinds; 3: `connection-lost`
 SOCKET_NAME = "persist.sock"
 LOCK_NAME = "persist.lock"
 LOG_NAME = "persist.log"
