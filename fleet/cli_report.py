@@ -32,6 +32,18 @@ def _non_negative(text: str) -> float:
     return value
 
 
+# The failures the gates judge by default, each allowed only by its own option.
+ALLOWANCES = (
+    ("--allow-new-failures", "pairs reachable in the baseline are unreachable (or could not be "
+     "measured) now, new pairs do not answer, or (without --max-loss-pct) pairs ok before lose "
+     "pings now (with --baseline)"),
+    ("--allow-mtu-failures", "pairs fail the MTU check (with --baseline: pairs that passed it before)"),
+    ("--allow-unmeasured", "pairs the run promised were not measured or could not tell (with "
+     "--baseline: pairs measured before and not now)"),
+    ("--allow-hosts-gone", "hosts of the baseline are not in the run (with --baseline)"),
+)
+
+
 def add_parser(commands: Any) -> argparse.ArgumentParser:
     """The `report` subcommand on `commands` (the subparsers of `fleet`)."""
     report = commands.add_parser(
@@ -56,24 +68,12 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     gates.add_argument("--max-rtt-increase-pct", type=_non_negative, metavar="X",
                        help="with --baseline: fail if the mesh's P50 or P99 of per-pair average "
                        "RTTs rose more than X percent")
-    gates.add_argument("--allow-new-failures", action="store_true",
-                       help="with --baseline: pass even if pairs reachable in the baseline are "
-                       "unreachable (or could not be measured) now, or new pairs do not answer; "
-                       "they fail by default")
-    gates.add_argument("--allow-mtu-failures", action="store_true",
-                       help="pass even if pairs fail the MTU check (with --baseline: pairs that "
-                       "passed it before); they fail by default")
-    gates.add_argument("--allow-unmeasured", action="store_true",
-                       help="pass even if pairs the run promised were not measured or could not "
-                       "tell (with --baseline: pairs measured before and not now); they fail by "
-                       "default")
-    gates.add_argument("--allow-hosts-gone", action="store_true",
-                       help="with --baseline: pass even if hosts of the baseline are not in the "
-                       "run; they fail by default")
+    for flag, what in ALLOWANCES:
+        gates.add_argument(flag, action="store_true", help=f"pass even if {what}; they fail by default")
     files = report.add_argument_group("report files", "the files `fleet run` writes, from the "
                                       "saved mesh")
     files.add_argument("--junit", type=Path, metavar="FILE",
-                       help="JUnit XML: a test case per directed pair")
+                       help="JUnit XML: a test case per directed pair, and one for the verdict")
     files.add_argument("--prometheus", type=Path, metavar="FILE",
                        help="Prometheus gauges (text format, for node_exporter's textfile collector)")
     files.add_argument("--heatmap", type=Path, metavar="FILE",
