@@ -40,10 +40,13 @@ def run_cli(capsys, *argv):
 
 def inventory(tmp_path, extras=""):
     # a closed port on loopback: were a host touched, it would fail at once, not hang
-    host = "h1:\n  hostname: 127.0.0.1\n  port: 1\n  data: {ipv4: 10.0.0.1}\n"
-    if extras:
-        host += f"  connection_options:\n    asyncssh:\n      extras:\n{extras}"
-    return write_inventory(tmp_path / "inv", host, defaults=DEFAULTS)
+    # two hosts: a mesh of one is refused before the outputs are looked at
+    hosts = ""
+    for name, loopback, ipv4 in (("h1", "127.0.0.1", "10.0.0.1"), ("h2", "127.0.0.2", "10.0.0.2")):
+        hosts += f"{name}:\n  hostname: {loopback}\n  port: 1\n  data: {{ipv4: {ipv4}}}\n"
+        if extras:
+            hosts += f"  connection_options:\n    asyncssh:\n      extras:\n{extras}"
+    return write_inventory(tmp_path / "inv", hosts, defaults=DEFAULTS)
 
 
 def refused(capsys, argv, option, path, protected):
