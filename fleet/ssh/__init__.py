@@ -1,2 +1,15 @@
 """The SSH transport: asyncssh sessions (transport.py, the only module that imports asyncssh),
-host-key policy (hostkeys.py) and kept connections in a background process (persist/)."""
+host-key policy (hostkeys.py) and kept connections in a background process (persist/).
+
+Importing asyncssh with a current cryptography prints about ten CryptographyDeprecationWarnings
+(DSA, TripleDES: algorithms asyncssh still offers, never fleet's choice: fleet prefers ed25519,
+curve25519 and AES-GCM) on every command, across the progress line and into CI logs. They say
+nothing a user of fleet can act on, so that one category is silenced for warnings raised inside
+asyncssh's own modules, before any of them is imported; any other warning still shows.
+"""
+
+import warnings
+
+from cryptography.utils import CryptographyDeprecationWarning
+
+warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning, module=r"asyncssh(\..*)?$")
