@@ -30,8 +30,8 @@ from nornir.plugins.runners import ThreadedRunner
 
 from fleet.core.errors import InventoryError, UsageError
 from fleet.core.transport import DEFAULT_SSH_PORT
+from fleet.isatap import isatap_address, parse_ipv4, parse_prefix
 from fleet.ssh.jumps import config_problems, parse_jumps
-from fleet.tunnel.isatap import isatap_address, parse_ipv4, parse_prefix
 
 HOSTS_FILE = "hosts.yaml"
 GROUPS_FILE = "groups.yaml"

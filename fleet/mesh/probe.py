@@ -25,9 +25,9 @@ from importlib import resources
 from ipaddress import IPv6Address, IPv6Interface
 
 from fleet.core.sections import section, split_sections
+from fleet.isatap import TUNNEL_MTU, TUNNEL_NAME
 from fleet.mesh.fping import parse_fping
 from fleet.mesh.ping import PingStats, failure_reason, parse_ping
-from fleet.tunnel.plan import TUNNEL_MTU, TUNNEL_NAME
 
 METHODS = ("auto", "fping", "python", "ping")
 ICMP6_OVERHEAD = 48  # IPv6 header (40) and ICMPv6 echo header (8): a ping of MTU - 48 data bytes fills it
