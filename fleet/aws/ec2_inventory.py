@@ -310,7 +310,7 @@ def _plain(value: object) -> bool:
 
 def _merged(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     """`top` over `base`, mappings merged key by key (defaults.yaml's data under the file's)."""
-    merged = _copy(base)
+    merged: dict[str, Any] = _copy(base)
     for key, value in top.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = _merged(merged[key], value)

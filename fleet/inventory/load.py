@@ -28,6 +28,7 @@ from nornir.core.configuration import Config, LoggingConfig
 from nornir.core.inventory import ConnectionOptions, Defaults, Group, Groups, Host, Hosts, ParentGroups
 from nornir.core.inventory import Inventory as NornirInventory
 from nornir.plugins.runners import ThreadedRunner
+from ruamel.yaml.error import YAMLError
 
 from fleet.core.errors import InventoryError, UsageError
 from fleet.core.transport import DEFAULT_SSH_PORT
@@ -323,7 +324,7 @@ def read_yaml(path: Path, *, required: bool) -> dict[str, Any]:
         raise InventoryError(f"cannot read: {exc}", file=str(path)) from exc
     try:
         data = ruamel.yaml.YAML(typ="safe").load(text)
-    except ruamel.yaml.YAMLError as exc:
+    except YAMLError as exc:
         detail = " ".join(str(exc).split())
         raise InventoryError(f"invalid YAML: {detail}", file=str(path)) from exc
     if data is None:

@@ -175,7 +175,9 @@ class MeshProbe:
         """The lines of one round: its peers set once as "$@", then each method in turn until one
         works (`ran` names it)."""
         addrs = '"$@"'  # the peers' canonical address texts, set once below: nothing to quote
-        ms = lambda seconds: str(max(1, round(seconds * 1000)))  # noqa: E731
+        def ms(seconds: float) -> str:
+            return str(max(1, round(seconds * 1000)))
+
         fping_df = f" -M -b {probe.size}" if probe.size is not None else ""
         python_opts = (" -4" if probe.family == 4 else "") + (
             f" -s {probe.size} -M" if probe.size is not None else "")

@@ -141,7 +141,8 @@ class MeshJson:
         back, so there is one writer of the format."""
         stream = io.StringIO()
         self.write_json(stream)
-        return json.loads(stream.getvalue())
+        document: dict[str, Any] = json.loads(stream.getvalue())
+        return document
 
 
 class MeshReport:
