@@ -53,7 +53,7 @@ from pathlib import Path
 
 import asyncssh
 
-from fleet.tunnel.isatap import isatap_address, link_local_address
+from fleet.isatap import isatap_address, link_local_address
 
 DEFAULT_PREFIX = "fd00:5efe:51::/64"
 ROUND_MODELS = ("fixed", "fping", "none")

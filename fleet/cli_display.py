@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from rich.live import Live
     from rich.text import Text
 
-# The style of each state a report highlights (fleet.core.results.HIGHLIGHT_STATES).
+# The style of each state a report highlights (core: VERDICT_STATES; the mesh: CELL_STATES).
 STATE_STYLES = {"ok": "green", "lossy": "yellow", "unreachable": "bold red", "error": "magenta",
                 "good": "bold green", "bad": "bold red"}
 

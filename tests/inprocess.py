@@ -29,8 +29,8 @@ from sshserver import CommandServer
 from standins import StandInHost
 
 from fleet import cli
+from fleet.isatap import isatap_address, parse_prefix
 from fleet.tunnel.iproute import TunnelState
-from fleet.tunnel.isatap import isatap_address, parse_prefix
 
 PREFIX = "fd00:5efe:1ab::/64"
 T = TypeVar("T")

@@ -8,11 +8,17 @@ import pytest
 from rich.console import Console
 from test_matrix import full_report, mesh_of
 
-from fleet.cli_display import LiveDisplay, TaskTally, print_report, styled, terminal_features
+from fleet.cli_display import (
+    STATE_STYLES,
+    LiveDisplay,
+    TaskTally,
+    print_report,
+    styled,
+    terminal_features,
+)
 from fleet.core.progress import CONNECTED, HOST_DONE, ProgressEvent
-from fleet.core.results import HostOutcome, HostsReport, headline, highlights
-from fleet.mesh.highlight import mesh_highlights
-from fleet.mesh.report import MeshReport, render_mesh
+from fleet.core.results import VERDICT_STATES, HostOutcome, HostsReport, headline, highlights
+from fleet.mesh.report import CELL_STATES, MeshReport, render_mesh, render_mesh_spans
 
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
 
@@ -86,12 +92,38 @@ def small_mesh(make_hosts, names=("h1", "X.E~", "h3")):
 
 
 def test_the_matrix_cells_and_the_verdict_are_found_and_host_names_are_not(make_hosts):
-    text = render_mesh(small_mesh(make_hosts))
-    found = [(text[start:end], state) for start, end, state in mesh_highlights(text)]
+    mesh = small_mesh(make_hosts)
+    rendered = render_mesh_spans(mesh)
+    text = rendered.text
+    assert text == render_mesh(mesh)
+    found = [(text[start:end], state) for start, end, state in rendered.spans]
     assert found == [("NOT OK", "bad"), (".", "ok"), ("X", "unreachable"), ("~", "lossy"),
                      (".", "ok"), ("E", "error"), ("E", "error")]
     rows = text.split("src \\ dst", 1)[1].split("\n\n", 1)[0]
     assert "X.E~" in rows  # the name holds symbols, none of them was taken for a cell
+    # Each span is the cell of its pair: row of the source, column of the destination.
+    lines = text.split("\n")
+    starts = [sum(len(line) + 1 for line in lines[:i]) for i in range(len(lines))]
+    cells = [(row - 3, (start - starts[row] - len(lines[2].split("1")[0])) // 2, state)
+             for start, _, state in rendered.spans[1:]
+             for row in [max(i for i, at in enumerate(starts) if at <= start)]]
+    assert cells == [(0, 1, "ok"), (0, 2, "unreachable"), (1, 0, "lossy"), (1, 2, "ok"),
+                     (2, 0, "error"), (2, 1, "error")]
+
+
+def test_the_spans_are_found_where_the_table_or_its_headline_is_shown(make_hosts):
+    report = MeshReport(small_mesh(make_hosts), interrupted=False, elapsed=1.0)
+    text = report.render()
+    spans = highlights(report, text)
+    assert len(spans) == 7
+    shifted = highlights(report, "fleet says:\n" + text)
+    assert shifted == [(s + 12, e + 12, state) for s, e, state in spans]
+    assert highlights(report, report.headline) == spans[:1]
+    assert highlights(report, "something else") == []
+
+
+def test_every_state_a_report_shows_has_a_style():
+    assert set(VERDICT_STATES) | set(CELL_STATES) == set(STATE_STYLES)
 
 
 def test_all_ok_is_good(make_hosts):

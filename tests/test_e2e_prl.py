@@ -18,8 +18,8 @@ import pytest
 from labtools import fleet, fleet_json, on_guest
 from ruamel.yaml import YAML
 
+from fleet.isatap import isatap_address
 from fleet.lab import check_prerequisites, down, up
-from fleet.tunnel.isatap import isatap_address
 
 GUESTS = ["h1", "h2", "h3"]
 FAR = "2001:db8:2::1"

@@ -2,7 +2,7 @@ from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
 import pytest
 
-from fleet.tunnel.isatap import (
+from fleet.isatap import (
     embedded_ipv4,
     interface_id,
     is_globally_unique,

@@ -28,7 +28,7 @@ from typing import Any
 
 from fleet.aws.client import EXTRA_HINT, ec2_client
 from fleet.core.errors import InventoryError, UsageError
-from fleet.inventory.load import DEFAULTS_FILE, EC2_PLUGIN, InventoryFiles, read_yaml
+from fleet.inventory.load import DEFAULTS_FILE, InventoryFiles, read_yaml
 
 KEYS = ("plugin", "regions", "profile", "filters", "hostnames", "name_from", "groups_from", "defaults")
 HOSTNAMES = {"private-ip": "private_ip", "public-ip": "public_ip", "public-dns": "public_dns"}
@@ -37,6 +37,9 @@ _THROTTLING = {"RequestLimitExceeded", "Throttling", "ThrottlingException"}
 _DENIED = {"UnauthorizedOperation", "AuthFailure", "AccessDenied", "AccessDeniedException",
            "InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+# The `plugin:` of a source file, and this source's entry point name in the group
+# fleet.inventory_sources (pyproject.toml), through which fleet.inventory finds it.
+EC2_PLUGIN = "fleet.aws_ec2"
 
 
 @dataclass(frozen=True)
@@ -307,7 +310,7 @@ def _plain(value: object) -> bool:
 
 def _merged(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     """`top` over `base`, mappings merged key by key (defaults.yaml's data under the file's)."""
-    merged = _copy(base)
+    merged: dict[str, Any] = _copy(base)
     for key, value in top.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = _merged(merged[key], value)

@@ -46,7 +46,9 @@ class Report(Protocol):
 
 
 Highlight = tuple[int, int, str]  # start, end (offsets in a rendered text), state it shows
-HIGHLIGHT_STATES = ("ok", "lossy", "unreachable", "error", "good", "bad")  # good/bad: a verdict
+# The states of a verdict, which every report may show; a report names its own states besides
+# (a feature's, such as the mesh's pair states), and a display styles those it knows.
+VERDICT_STATES = ("good", "bad")
 
 
 def headline(report: Report) -> str:
@@ -176,6 +178,6 @@ def hosts_report(task: str, host_names: Sequence[str], outcome: RunOutcome) -> H
                        outcome.elapsed, outcome.interrupted)
 
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "HIGHLIGHT_STATES", "Highlight",
-           "HostOutcome", "HostsReport", "Report", "RunOutcome", "failed_result", "headline",
-           "highlights", "host_error", "host_error_kind", "host_outcome", "hosts_report"]
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "Highlight",
+           "HostOutcome", "HostsReport", "Report", "RunOutcome", "VERDICT_STATES", "failed_result",
+           "headline", "highlights", "host_error", "host_error_kind", "host_outcome", "hosts_report"]

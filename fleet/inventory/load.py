@@ -1,5 +1,6 @@
 """Load and validate a Nornir inventory directory (hosts.yaml, groups.yaml, defaults.yaml), or a
-source file that builds the same dicts in memory (an EC2 source: `plugin: fleet.aws_ec2`).
+source file whose `plugin:` names a source that builds the same dicts in memory (fleet.aws's EC2
+source: `plugin: fleet.aws_ec2`; the sources register by entry point, see sources.py).
 
 Everything is checked here, before any host is touched: each problem is an InventoryError naming the
 file, the host and the field. The inventory is made of Nornir's own objects, built as Nornir's
@@ -27,11 +28,13 @@ from nornir.core.configuration import Config, LoggingConfig
 from nornir.core.inventory import ConnectionOptions, Defaults, Group, Groups, Host, Hosts, ParentGroups
 from nornir.core.inventory import Inventory as NornirInventory
 from nornir.plugins.runners import ThreadedRunner
+from ruamel.yaml.error import YAMLError
 
 from fleet.core.errors import InventoryError, UsageError
 from fleet.core.transport import DEFAULT_SSH_PORT
+from fleet.inventory.sources import SourceError, source_loader, source_names
+from fleet.isatap import isatap_address, parse_ipv4, parse_prefix
 from fleet.ssh.jumps import config_problems, parse_jumps
-from fleet.tunnel.isatap import isatap_address, parse_ipv4, parse_prefix
 
 HOSTS_FILE = "hosts.yaml"
 GROUPS_FILE = "groups.yaml"
@@ -235,12 +238,10 @@ class Inventory:
         return len(self.hosts)
 
 
-EC2_PLUGIN = "fleet.aws_ec2"  # the `plugin:` of a source file read by fleet.aws.ec2_inventory
-
-
 def load_inventory(directory: Path | str) -> Inventory:
-    """Read, validate and load an inventory directory, or a source file (`plugin: fleet.aws_ec2`,
-    see fleet.aws.ec2_inventory). Raises InventoryError on any problem.
+    """Read, validate and load an inventory directory, or a source file (`plugin: NAME`, see
+    fleet.inventory.sources; fleet.aws.ec2_inventory's `plugin: fleet.aws_ec2`). Raises
+    InventoryError on any problem.
 
     Files named in the SSH options (keys, known_hosts) are not looked at here: `fleet inventory`
     works without them. `check_ssh_files` checks them before connecting.
@@ -250,7 +251,7 @@ def load_inventory(directory: Path | str) -> Inventory:
         return _load_source_file(directory)
     if not directory.is_dir():
         raise InventoryError("inventory directory not found (use -i/--inventory DIR, or FILE for "
-                             f"an EC2 source with `plugin: {EC2_PLUGIN}`)",
+                             f"an inventory source with {_plugins_wanted()})",
                              file=str(directory))
     hosts_path = directory / HOSTS_FILE
     if not hosts_path.is_file():
@@ -262,15 +263,32 @@ def load_inventory(directory: Path | str) -> Inventory:
 
 
 def _load_source_file(path: Path) -> Inventory:
+    """A source file: its `plugin:` names the registered source that builds the dicts, which
+    are then checked as the files of a directory are."""
     document = read_yaml(path, required=True)
     plugin = document.get("plugin")
-    if plugin != EC2_PLUGIN:
+    try:
+        build = source_loader(plugin) if isinstance(plugin, str) else None
+    except SourceError as exc:
+        raise InventoryError(str(exc), file=str(path), field="plugin") from exc
+    if build is None:
         raise InventoryError(f"not an inventory source: a file given to -i/--inventory needs "
-                             f"`plugin: {EC2_PLUGIN}` (found {plugin!r}); otherwise give the "
+                             f"{_plugins_wanted()} (found {plugin!r}); otherwise give the "
                              "inventory directory", file=str(path), field="plugin")
-    from fleet.aws.ec2_inventory import ec2_inventory_files  # only here: it needs boto3
+    files = build(path, document)
+    if not isinstance(files, InventoryFiles):
+        raise InventoryError(f"inventory source {plugin!r} gave {type(files).__name__}, "
+                             "not InventoryFiles", file=str(path), field="plugin")
+    return load_inventory_files(files)
 
-    return load_inventory_files(ec2_inventory_files(path, document))
+
+def _plugins_wanted() -> str:
+    """`plugin: fleet.aws_ec2` (or each registered source's, joined by "or")."""
+    try:
+        names = source_names()
+    except SourceError as exc:
+        return f"a `plugin:` ({exc})"
+    return " or ".join(f"`plugin: {name}`" for name in names)
 
 
 def load_inventory_files(files: InventoryFiles) -> Inventory:
@@ -306,7 +324,7 @@ def read_yaml(path: Path, *, required: bool) -> dict[str, Any]:
         raise InventoryError(f"cannot read: {exc}", file=str(path)) from exc
     try:
         data = ruamel.yaml.YAML(typ="safe").load(text)
-    except ruamel.yaml.YAMLError as exc:
+    except YAMLError as exc:
         detail = " ".join(str(exc).split())
         raise InventoryError(f"invalid YAML: {detail}", file=str(path)) from exc
     if data is None:

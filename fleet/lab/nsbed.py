@@ -29,11 +29,11 @@ from pathlib import Path
 
 from fleet.core.errors import LabError
 from fleet.inventory import HOSTS_FILE, write_inventory
+from fleet.isatap import isatap_address
 from fleet.lab.commands import run
 from fleet.lab.forwarder import ForwarderFiles, start_forwarder
 from fleet.lab.keys import generate_ed25519, known_hosts_line
 from fleet.lab.readiness import wait_for_banners
-from fleet.tunnel.isatap import isatap_address
 
 SUBNET_BASE = IPv4Address("172.31.1.0")
 FIRST_HOST = 10

@@ -28,10 +28,10 @@ from typing import Any
 
 from fleet.core.errors import error_kind, failure_reason
 from fleet.inventory import FleetHost
+from fleet.isatap import ISATAP_PREFIX_LENGTH
 from fleet.mesh.percentiles import counter_percentiles, micros, sample_percentiles
 from fleet.mesh.ping import RTT_DECIMALS, loss_pct
 from fleet.mesh.probe import PingOutcome, ProbeParams
-from fleet.tunnel.isatap import ISATAP_PREFIX_LENGTH
 
 NAN = float("nan")
 _CHUNK = 4096  # rows whose RTTs are converted at once

@@ -25,9 +25,9 @@ from importlib import resources
 from ipaddress import IPv6Address, IPv6Interface
 
 from fleet.core.sections import section, split_sections
+from fleet.isatap import TUNNEL_MTU, TUNNEL_NAME
 from fleet.mesh.fping import parse_fping
 from fleet.mesh.ping import PingStats, failure_reason, parse_ping
-from fleet.tunnel.plan import TUNNEL_MTU, TUNNEL_NAME
 
 METHODS = ("auto", "fping", "python", "ping")
 ICMP6_OVERHEAD = 48  # IPv6 header (40) and ICMPv6 echo header (8): a ping of MTU - 48 data bytes fills it
@@ -175,7 +175,9 @@ class MeshProbe:
         """The lines of one round: its peers set once as "$@", then each method in turn until one
         works (`ran` names it)."""
         addrs = '"$@"'  # the peers' canonical address texts, set once below: nothing to quote
-        ms = lambda seconds: str(max(1, round(seconds * 1000)))  # noqa: E731
+        def ms(seconds: float) -> str:
+            return str(max(1, round(seconds * 1000)))
+
         fping_df = f" -M -b {probe.size}" if probe.size is not None else ""
         python_opts = (" -4" if probe.family == 4 else "") + (
             f" -s {probe.size} -M" if probe.size is not None else "")

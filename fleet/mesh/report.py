@@ -1,5 +1,10 @@
 """Turning results into what people and machines read: tables for a terminal, JSON for a program.
 
+The table is rendered once with its colour spans (`render_mesh_spans`): where the headline shows
+the verdict and where each matrix cell shows a pair's state, recorded while the text is written,
+so a terminal colours what was rendered and never reads the text back to find it. Host names in
+the row labels are never coloured, whatever letters they hold.
+
 Mesh JSON is streamed pair by pair, so a report of millions of pairs never exists as one object.
 """
 
@@ -9,16 +14,21 @@ import io
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, TextIO, get_type_hints
 
 from fleet.core.output import columns
-from fleet.core.results import EXIT_INTERRUPTED
+from fleet.core.results import EXIT_INTERRUPTED, Highlight
 from fleet.core.terminal import one_line, printable
 from fleet.mesh.diagnosis import Finding
 from fleet.mesh.model import PAIR_FIELDS, STATES, HostState, Mesh, MtuCheck, Pair, PairState, Underlay
 from fleet.mesh.verdict import MeshVerdict, expected_pairs, judge
 
 SYMBOLS = {PairState.OK: ".", PairState.LOSSY: "~", PairState.UNREACHABLE: "X", PairState.ERROR: "E"}
+# The states the table's spans name: a matrix cell's pair state, and the verdict's good or bad
+# (fleet.core.results.VERDICT_STATES).
+CELL_STATES = tuple(state.value for state in SYMBOLS)
+MATRIX_HEADER = "src \\ dst"
 LEGEND = "legend: . ok   ~ lossy   X unreachable   E error (could not tell)   - self   (blank: not probed)"
 GRID_MAX_HOSTS = 60       # above this the matrix is summarised per host instead of drawn
 NOTES_MAX = 20            # hosts whose prober notes are shown in the table
@@ -131,7 +141,8 @@ class MeshJson:
         back, so there is one writer of the format."""
         stream = io.StringIO()
         self.write_json(stream)
-        return json.loads(stream.getvalue())
+        document: dict[str, Any] = json.loads(stream.getvalue())
+        return document
 
 
 class MeshReport:
@@ -143,6 +154,7 @@ class MeshReport:
         self.interrupted = interrupted
         self.elapsed = elapsed
         self._verdict = verdict  # None: judged when first asked
+        self._rendered: Rendered | None = None
 
     @property
     def verdict(self) -> MeshVerdict:
@@ -160,19 +172,24 @@ class MeshReport:
     def exit_code(self) -> int:
         return EXIT_INTERRUPTED if self.interrupted else self.verdict.exit_code
 
+    def rendered(self) -> Rendered:
+        """The table and its spans, rendered once."""
+        if self._rendered is None:
+            self._rendered = render_mesh_spans(self.mesh, self.verdict)
+        return self._rendered
+
     def render(self) -> str:
-        return render_mesh(self.mesh, self.verdict)
+        return self.rendered().text
 
     @property
     def headline(self) -> str:
         """`mesh ALL OK: 4 hosts, 12 pairs: ...`, the first line of the table."""
-        return printable(_mesh_headline(self.mesh, self.verdict))
+        return self.rendered().headline
 
-    def highlights(self, text: str) -> list[tuple[int, int, str]]:
-        """Where `text` (this report's table or headline) shows a pair's state or the verdict."""
-        from fleet.mesh.highlight import mesh_highlights  # it reads SYMBOLS from this module
-
-        return mesh_highlights(text)
+    def highlights(self, text: str) -> list[Highlight]:
+        """Where `text` (this report's table or headline, or a text holding one of them) shows a
+        pair's state or the verdict: the spans the render recorded, placed where it is found."""
+        return self.rendered().spans_in(text)
 
     def to_json(self) -> MeshJson:
         return MeshJson(self.mesh, self.verdict, interrupted=self.interrupted,
@@ -183,15 +200,74 @@ def mesh_to_json(mesh: Mesh) -> dict[str, Any]:
     return MeshJson(mesh).as_dict()
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered table and its spans: (start, end, state) where it shows a state, `state` one of
+    CELL_STATES or the verdict's "good" or "bad"."""
+
+    text: str
+    spans: tuple[Highlight, ...]
+
+    @property
+    def headline(self) -> str:
+        return self.text.split("\n", 1)[0]
+
+    def spans_in(self, text: str) -> list[Highlight]:
+        """The spans of the whole table, or of its headline alone, where `text` holds it."""
+        headline = self.headline
+        for shown, spans in ((self.text, self.spans),
+                             (headline, tuple(s for s in self.spans if s[1] <= len(headline)))):
+            at = text.find(shown)
+            if at >= 0:
+                return [(start + at, end + at, state) for start, end, state in spans]
+        return []
+
+
+class _Lines:
+    """Lines being written, each made printable as it is added, with the spans on them kept at
+    their offsets in the finished text."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.spans: list[Highlight] = []
+        self._length = 0
+
+    def add(self, line: str, spans: Iterable[Highlight] = ()) -> None:
+        """One line, `spans` at offsets in the line as made printable."""
+        start = self._length + (1 if self.lines else 0)
+        shown = printable(line)
+        self.spans += [(start + begin, start + end, state) for begin, end, state in spans]
+        self.lines.append(shown)
+        self._length = start + len(shown)
+
+    def extend(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.add(line)
+
+    def rendered(self) -> Rendered:
+        return Rendered("\n".join(self.lines), tuple(self.spans))
+
+
 def render_mesh(mesh: Mesh, verdict: MeshVerdict | None = None) -> str:
+    """The table's text (see render_mesh_spans)."""
+    return render_mesh_spans(mesh, verdict).text
+
+
+def render_mesh_spans(mesh: Mesh, verdict: MeshVerdict | None = None) -> Rendered:
     """The matrix (one character a pair, rows are sources) or, for big meshes, a line per host;
     then the diagnosis in words (a line per finding, however big the mesh), the probers' notes
-    and the RTT spread."""
+    and the RTT spread. With the spans of the headline's verdict and of the matrix's cells."""
     verdict = judge(mesh) if verdict is None else verdict
     findings = verdict.findings
-    lines = [_mesh_headline(mesh, verdict), ""]
+    out = _Lines()
+    headline = _mesh_headline(mesh, verdict)
+    at = len("mesh ")
+    out.add(headline, [(at, at + len(verdict.word), "good" if verdict.ok else "bad")])
+    out.add("")
+    lines: list[str] = []
     if len(mesh.hosts) <= GRID_MAX_HOSTS:
-        lines += _matrix_lines(mesh)
+        for row, spans in _matrix_rows(mesh):
+            out.add(row, spans)
         lines += ["", LEGEND, "", "hosts:"]
         lines += columns([[f"{i}", h.name, str(h.ipv4), str(h.address), h.state.value,
                             one_line(h.error or "")] for i, h in enumerate(mesh.hosts, 1)], indent=2)
@@ -209,7 +285,8 @@ def render_mesh(mesh: Mesh, verdict: MeshVerdict | None = None) -> str:
     if rtt:
         lines += ["", rtt]
     lines += _extra_round_lines(mesh)
-    return printable("\n".join(lines))
+    out.extend(lines)
+    return out.rendered()
 
 
 def _extra_round_lines(mesh: Mesh) -> list[str]:
@@ -241,20 +318,28 @@ def _mesh_headline(mesh: Mesh, verdict: MeshVerdict) -> str:
             f"{f', mtu {p.mtu_size}' if p.mtu_size is not None else ''})")
 
 
-def _matrix_lines(mesh: Mesh) -> list[str]:
-    names = [h.name for h in mesh.hosts]
+def _matrix_rows(mesh: Mesh) -> list[tuple[str, list[Highlight]]]:
+    """The header, then a row per source: its label and a cell per destination, each probed
+    cell with its span (the cell's symbol, the pair's state)."""
+    names = [printable(h.name) for h in mesh.hosts]
     cell = len(str(len(names))) + 1
-    grid = [["-" if r == c else " " for c in range(len(names))] for r in range(len(names))]
+    grid: list[list[PairState | None]] = [[None] * len(names) for _ in names]
     cols = mesh.columns
     for i in range(mesh.pair_count):
-        grid[cols.src[i]][cols.dst[i]] = SYMBOLS[STATES[cols.state[i]]]
-    label_width = max(len(str(len(names))) + 1 + max(map(len, names), default=0), len("src \\ dst"))
-    header = "src \\ dst".ljust(label_width) + "".join(
+        grid[cols.src[i]][cols.dst[i]] = STATES[cols.state[i]]
+    label_width = max(len(str(len(names))) + 1 + max(map(len, names), default=0), len(MATRIX_HEADER))
+    header = MATRIX_HEADER.ljust(label_width) + "".join(
         str(i).rjust(cell) for i in range(1, len(names) + 1))
-    rows = [header]
-    for i, name in enumerate(names):
-        label = f"{i + 1:>{len(str(len(names)))}} {name}".ljust(label_width)
-        rows.append(label + "".join(sym.rjust(cell) for sym in grid[i]))
+    rows: list[tuple[str, list[Highlight]]] = [(header, [])]
+    for r, name in enumerate(names):
+        label = f"{r + 1:>{len(str(len(names)))}} {name}".ljust(label_width)
+        symbols, spans = [], []
+        for c, state in enumerate(grid[r]):
+            symbols.append("-" if r == c else " " if state is None else SYMBOLS[state])
+            if state is not None and r != c:
+                at = len(label) + (c + 1) * cell - 1
+                spans.append((at, at + 1, state.value))
+        rows.append((label + "".join(symbol.rjust(cell) for symbol in symbols), spans))
     return rows
 
 

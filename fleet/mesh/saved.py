@@ -341,7 +341,8 @@ class _Reader:
         found = self._get(value, field, required=False)
         if found is not None and not _is_integer(found):
             raise self.fail(self.where + field, f"expected a whole number or null, not {_kind(found)}")
-        return found
+        number: int | None = found
+        return number
 
     def count(self, value: Mapping[str, Any], field: str) -> int:
         found = self.integer(value, field)

@@ -34,11 +34,11 @@ from ipaddress import IPv4Address, IPv6Address, IPv6Interface, IPv6Network
 from fleet.core.params import option
 from fleet.core.sections import section
 from fleet.inventory import FleetHost
+from fleet.isatap import ISATAP_PREFIX_LENGTH
+from fleet.isatap import TUNNEL_MTU as TUNNEL_MTU  # the tunnel's settings, as the tasks read them here
+from fleet.isatap import TUNNEL_NAME as TUNNEL_NAME
 from fleet.tunnel.iproute import ABSENT, ParseError, Route, TunnelState, parse_routes, parse_tunnel
-from fleet.tunnel.isatap import ISATAP_PREFIX_LENGTH
 
-TUNNEL_NAME = "sit1"
-TUNNEL_MTU = 1480
 MARK = "fleet-isatap"  # the alias of a tunnel fleet manages
 STALE_STATUS = 3       # the apply script's exit status when sit1 changed since it was read
 ROUTE_PROTOCOL = "94"  # the protocol number of the routes fleet adds (unused by iproute2's names)

@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import fleet
 from fleet.core.errors import (
     HOST_ERROR_KINDS,
     CommandError,
@@ -36,6 +35,10 @@ from fleet.ssh.persist import trust, wire
 START_TIMEOUT = 10.0  # seconds to wait for a freshly started daemon's socket
 SLACK = 5.0  # the daemon enforces timeouts; the client waits this much longer before giving up
 CANCEL_WAIT = 8.0  # seconds a cancelled request waits for the daemon to stop its command
+# The directory holding this fleet package (fleet/ssh/persist/client.py: three levels below it),
+# put first on the daemon's path so that it runs this same fleet. Read from this module's own name
+# and file rather than by importing the root package, which would import the whole library API.
+PACKAGE_ROOT = Path(__file__).resolve().parents[len(__name__.split(".")) - 1]
 
 
 class DaemonLink:
@@ -252,7 +255,7 @@ async def reach(directory: Path, *, persist: float | None = None, start: bool = 
 
 def _spawn(directory: Path, idle: float) -> subprocess.Popen[bytes]:
     """Start the daemon detached from this process (its own session, no terminal)."""
-    package_root = str(Path(fleet.__file__).resolve().parent.parent)
+    package_root = str(PACKAGE_ROOT)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     with open(directory / wire.LOG_NAME, "ab") as log:

@@ -86,7 +86,7 @@ class Daemon:
         self._transports: OrderedDict[tuple[str, str], AsyncsshTransport] = OrderedDict()
         self._clients = 0
         self._last_activity = time.monotonic()
-        self._closing: set[asyncio.Task] = set()
+        self._closing: set[asyncio.Task[None]] = set()
         self.stopping = asyncio.Event()
 
     # -- requests -------------------------------------------------------------------------------
@@ -224,7 +224,7 @@ class Daemon:
         self._clients += 1
         for transport in self._transports.values():  # a new run: a jump host that failed is tried again
             transport.forget_failures()
-        running: dict[Any, asyncio.Task] = {}
+        running: dict[Any, asyncio.Task[None]] = {}
         held: set[str] = set()
         lock = asyncio.Lock()
 

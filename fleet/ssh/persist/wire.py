@@ -176,7 +176,7 @@ def peer_uid(sock: socket.socket) -> int | None:
                                                              struct.calcsize("3i")))
     except OSError:
         return None
-    return uid
+    return int(uid)
 
 
 def peer_is_ours(uid: int | None, our_uid: int) -> bool:

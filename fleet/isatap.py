@@ -1,6 +1,9 @@
-"""ISATAP addresses, exactly as RFC 5214 section 6.1 and the Linux kernel build them.
+"""ISATAP addresses, exactly as RFC 5214 section 6.1 and the Linux kernel build them, and the
+tunnel's name and MTU.
 
-Pure functions over `ipaddress` values; nothing here touches the network.
+A leaf: it imports nothing of fleet, so the inventory (which computes each host's address), the
+tunnel (which configures it) and the mesh (which probes it) all build on it without importing
+one another. Pure functions over `ipaddress` values; nothing here touches the network.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ import ipaddress
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 ISATAP_PREFIX_LENGTH = 64
+TUNNEL_NAME = "sit1"  # the ISATAP device fleet manages on every host
+TUNNEL_MTU = 1480     # 1500 less the 20 bytes of the IPv4 header that carries each IPv6 packet
 
 # The kernel's __ipv6_isatap_ifid() (net/ipv6/addrconf.c) leaves the u bit clear for these
 # networks and sets it for every other IPv4 address. Python's `is_private` disagrees (it counts
