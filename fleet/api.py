@@ -231,7 +231,7 @@ def run(tasks: Sequence[str | Task], inventory: Inventory | str | Path = "invent
     selected hosts, on one event loop, and return their outcomes.
 
     `params` maps a task's name to its parameters: its Params instance (e.g.
-    fleet.mesh.task.MeshParams(count=5)) or a mapping of their fields. `limits` bounds
+    fleet.tasks.mesh.MeshParams(count=5)) or a mapping of their fields. `limits` bounds
     concurrency and sets timeouts (fleet.core.runner.RunLimits). `host_key_checking` is yes,
     accept-new or no, as OpenSSH's. `persist` keeps the connections open that many seconds in a
     background process for the next runs. `transport` replaces SSH (tests, other transports).

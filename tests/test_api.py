@@ -13,7 +13,7 @@ from fleet.core.errors import UsageError
 from fleet.core.results import HostsReport
 from fleet.core.runner import RunLimits
 from fleet.mesh.report import MeshReport
-from fleet.mesh.task import MeshParams
+from fleet.tasks.mesh import MeshParams
 
 HELLO = ('"""Say hello."""\n'
          "from dataclasses import dataclass\n"
@@ -204,3 +204,4 @@ def test_progress_events_say_connections_hosts_done_and_the_tasks_count(tmp_path
         ("host-done", "b", 2, 2, 1, True, None, ""),   # refused at login: never connected
     ]
     assert {e.task for e in events} == {"letters"}
+

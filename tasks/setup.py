@@ -46,7 +46,7 @@ from fleet.tunnel.preflight import FACTS_SCRIPT, parse_facts, preflight_problems
 KERNEL_LACKS_SIT = ("No such device", "Unknown device type")
 
 
-Params = TunnelParams
+Params = TunnelParams  # shared with teardown (its --replace), so it lives with the planner
 
 
 @host_task
