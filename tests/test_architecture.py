@@ -89,3 +89,12 @@ def test_loading_an_inventory_or_the_command_line_loads_no_boto3():
         loaded = loaded_after(statement)
         assert not {m for m in loaded if m.split(".")[0] in ("boto3", "botocore")}, statement
 
+
+def test_the_library_api_names_no_feature_and_no_task():
+    """fleet.api runs whatever tasks it is given: a task's own hooks (prepare, warnings, report)
+    carry what is particular to it, such as setup's AWS protocol 41 check."""
+    imported = imported_modules(REPO / "fleet" / "api.py")
+    features = ("fleet.aws", "fleet.tunnel", "fleet.mesh", "fleet.tasks", "fleet.lab")
+    assert not {m for m in imported if m.startswith(features)}, imported
+    loaded = loaded_after("import fleet.api")  # (the inventory's address maths is fleet.tunnel's)
+    assert not {m for m in loaded if m.startswith(("fleet.aws", "fleet.tasks", "fleet.mesh"))}

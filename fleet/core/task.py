@@ -14,6 +14,9 @@ A task is a module (a built-in, or a file NAME.py in a tasks directory). It defi
     def report(context: TaskContext, outcome: RunOutcome) -> Report
                                                       optional: the outcome as a Report (default:
                                                       a line per host, fleet.core.results)
+    def warnings(context: TaskContext) -> list[str]   optional: what the run should hear before it
+                                                      starts, from outside the hosts (warnings
+                                                      only: the run goes on)
 
 and its docstring's first line describes it. Directories are searched in order: each
 `--tasks-dir`, then ./tasks, then the built-ins (modules, by name: the caller reads them from
@@ -55,6 +58,7 @@ class TaskContext:
     hosts: Sequence[RunTarget]
     params: Any
     dry_run: bool = False
+    inventory: Any = None  # what the hosts were selected from (fleet.api's Inventory), if known
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,14 @@ class Task:
     def run(self) -> HostTask:
         run: HostTask = self.module.run
         return run
+
+    def warnings(self, context: TaskContext) -> list[str]:
+        """The task's own warnings before the run (its `warnings(context)`), [] without one."""
+        hook = getattr(self.module, "warnings", None)
+        if hook is None:
+            return []
+        found = hook(context)
+        return [str(warning) for warning in found or ()]
 
     def report(self, context: TaskContext, outcome: RunOutcome) -> Report:
         hook = getattr(self.module, "report", None)
