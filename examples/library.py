@@ -7,7 +7,7 @@ loop, its report printed, and its exit code returned.
 import sys
 
 import fleet
-from fleet.mesh.task import MeshParams
+from fleet.tasks.mesh import MeshParams
 
 
 def main(argv: list[str]) -> int:

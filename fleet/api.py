@@ -114,7 +114,7 @@ def prepare(tasks: Sequence[str | Task], inventory: Inventory, *,
     if unknown:
         raise UsageError(f"params for {', '.join(sorted(unknown))}: not among the tasks run")
     contexts = tuple(TaskContext(t.name, inventory.hosts, t.make_params(given.get(t.name)),
-                                 dry_run=dry_run) for t in loaded)
+                                 dry_run=dry_run, inventory=inventory) for t in loaded)
     for task, context in zip(loaded, contexts):
         task.prepare(context)
     check_ssh_files(inventory, allow_missing_known_hosts=host_key_checking != "yes")
@@ -185,14 +185,16 @@ async def open_transport(*, host_key_checking: str = "yes", persist: float = 0.0
 
 
 def preflight_warnings(prepared: PreparedRun) -> list[str]:
-    """What the run should hear before it starts, from outside the hosts: for setup on an
-    inventory from EC2, what blocks IP protocol 41 between its instances (fleet.aws.check, the
-    same check as `fleet aws check`). Warnings only: the run goes on."""
-    if not any(task.name == "setup" for task in prepared.tasks):
-        return []
-    from fleet.aws.check import has_ec2, protocol41_warnings  # no boto3 until AWS is asked
-
-    return protocol41_warnings(prepared.inventory) if has_ec2(prepared.inventory) else []
+    """What the run should hear before it starts, from outside the hosts: each task's own
+    `warnings(context)` (e.g. what blocks IP protocol 41 between EC2 instances). Warnings
+    only: the run goes on, even when a task's check itself fails (that is a warning too)."""
+    found: list[str] = []
+    for task, context in zip(prepared.tasks, prepared.contexts):
+        try:
+            found += task.warnings(context)
+        except Exception as exc:
+            found.append(f"{task.name}: its warnings check failed: {type(exc).__name__}: {exc}")
+    return found
 
 
 async def run_async(tasks: Sequence[str | Task], inventory: Inventory | str | Path = "inventory", *,
@@ -231,7 +233,7 @@ def run(tasks: Sequence[str | Task], inventory: Inventory | str | Path = "invent
     selected hosts, on one event loop, and return their outcomes.
 
     `params` maps a task's name to its parameters: its Params instance (e.g.
-    fleet.mesh.task.MeshParams(count=5)) or a mapping of their fields. `limits` bounds
+    fleet.tasks.mesh.MeshParams(count=5)) or a mapping of their fields. `limits` bounds
     concurrency and sets timeouts (fleet.core.runner.RunLimits). `host_key_checking` is yes,
     accept-new or no, as OpenSSH's. `persist` keeps the connections open that many seconds in a
     background process for the next runs. `transport` replaces SSH (tests, other transports).

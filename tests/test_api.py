@@ -13,7 +13,7 @@ from fleet.core.errors import UsageError
 from fleet.core.results import HostsReport
 from fleet.core.runner import RunLimits
 from fleet.mesh.report import MeshReport
-from fleet.mesh.task import MeshParams
+from fleet.tasks.mesh import MeshParams
 
 HELLO = ('"""Say hello."""\n'
          "from dataclasses import dataclass\n"
@@ -204,3 +204,23 @@ def test_progress_events_say_connections_hosts_done_and_the_tasks_count(tmp_path
         ("host-done", "b", 2, 2, 1, True, None, ""),   # refused at login: never connected
     ]
     assert {e.task for e in events} == {"letters"}
+
+
+def test_each_tasks_own_warnings_hook_is_heard_before_the_run_and_never_stops_it(tmp_path):
+    directory = tmp_path / "tasks"
+    directory.mkdir()
+    (directory / "careful.py").write_text(
+        '"""Warns."""\n'
+        "def warnings(context):\n"
+        "    return [f'{len(context.hosts)} host(s) from {context.inventory.directory.name}']\n"
+        "async def run(host):\n    return host.result()\n")
+    (directory / "clumsy.py").write_text(
+        '"""Its check breaks."""\n'
+        "def warnings(context):\n    raise RuntimeError('no credentials')\n"
+        "async def run(host):\n    return host.result()\n")
+    inventory = write_inventory(tmp_path / "inv", "a:\n  hostname: 10.0.0.1\n",
+                                defaults="data:\n  isatap_prefix: 'fd00:5efe:1ab::/64'\n")
+    prepared = api.prepare(["careful", "clumsy", "teardown"], api.select(inventory),
+                           tasks_dirs=[directory], host_key_checking="no")
+    assert api.preflight_warnings(prepared) == [
+        "1 host(s) from inv", "clumsy: its warnings check failed: RuntimeError: no credentials"]

@@ -42,7 +42,7 @@ def loaded_after(statement: str) -> set[str]:
 def test_the_command_line_loads_no_feature_and_no_ssh_library_until_a_run_needs_them():
     loaded = loaded_after("import fleet.cli")
     assert "fleet.cli" in loaded
-    for feature in ("fleet.mesh", "fleet.tunnel.setup_task", "fleet.lab", "asyncssh",
+    for feature in ("fleet.mesh", "fleet.tasks.setup", "fleet.lab", "asyncssh",
                     "fleet.ssh.transport", "fleet.formats", "rich"):
         assert feature not in loaded, feature
     assert "fleet.cli_display" in loaded  # the display module is loaded, rich only when drawing
@@ -50,11 +50,11 @@ def test_the_command_line_loads_no_feature_and_no_ssh_library_until_a_run_needs_
 
 def test_loading_one_task_loads_no_other_feature():
     loaded = loaded_after("from fleet.catalog import task\ntask('teardown')")
-    assert "fleet.tunnel.teardown_task" in loaded
+    assert "fleet.tasks.teardown" in loaded
     assert not {m for m in loaded if m.startswith("fleet.mesh")}
     loaded = loaded_after("from fleet.catalog import task\ntask('mesh')")
-    assert "fleet.mesh.task" in loaded
-    assert "fleet.tunnel.setup_task" not in loaded and "fleet.tunnel.teardown_task" not in loaded
+    assert "fleet.tasks.mesh" in loaded
+    assert "fleet.tasks.setup" not in loaded and "fleet.tasks.teardown" not in loaded
 
 
 def test_only_fleet_aws_imports_boto3_and_only_when_used():
@@ -88,3 +88,13 @@ def test_loading_an_inventory_or_the_command_line_loads_no_boto3():
                       "import fleet.nornir.inventory"):
         loaded = loaded_after(statement)
         assert not {m for m in loaded if m.split(".")[0] in ("boto3", "botocore")}, statement
+
+
+def test_the_library_api_names_no_feature_and_no_task():
+    """fleet.api runs whatever tasks it is given: a task's own hooks (prepare, warnings, report)
+    carry what is particular to it, such as setup's AWS protocol 41 check."""
+    imported = imported_modules(REPO / "fleet" / "api.py")
+    features = ("fleet.aws", "fleet.tunnel", "fleet.mesh", "fleet.tasks", "fleet.lab")
+    assert not {m for m in imported if m.startswith(features)}, imported
+    loaded = loaded_after("import fleet.api")  # (the inventory's address maths is fleet.tunnel's)
+    assert not {m for m in loaded if m.startswith(("fleet.aws", "fleet.tasks", "fleet.mesh"))}

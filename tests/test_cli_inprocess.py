@@ -56,7 +56,7 @@ def test_tasks_lists_the_shipped_tasks(inprocess_fleet):
     described = {line.split()[0]: line for line in done.out.splitlines()}
     assert sorted(described) == ["mesh", "setup", "teardown"]
     assert "Configure the ISATAP tunnel sit1 on every host" in described["setup"]
-    assert described["mesh"].rstrip().endswith("fleet/mesh/task.py]")
+    assert described["mesh"].rstrip().endswith("tasks/mesh.py]")
 
 
 def test_inventory_json_lists_the_hosts_without_logging_in(inprocess_fleet):

@@ -170,7 +170,7 @@ def test_report_loads_no_ssh_library():
                           check=True, cwd=Path(__file__).parent.parent)
     loaded = set(done.stdout.split())
     assert "fleet.mesh.saved" in loaded
-    assert not {"asyncssh", "fleet.ssh.transport", "fleet.tunnel.setup_task"} & loaded
+    assert not {"asyncssh", "fleet.ssh.transport", "fleet.tasks.setup"} & loaded
 
 
 def test_report_writes_the_report_files_of_a_saved_mesh(tmp_path, capsys):

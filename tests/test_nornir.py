@@ -22,8 +22,8 @@ from nornir.plugins.runners import SerialRunner
 from sshserver import CommandServer
 
 import fleet.nornir
-import fleet.tunnel.setup_task
-import fleet.tunnel.teardown_task
+import fleet.tasks.setup
+import fleet.tasks.teardown
 from fleet.core.errors import InventoryError, UsageError
 from fleet.inventory import LoadedHost, load_inventory
 from fleet.nornir.inventory import FleetInventory
@@ -137,7 +137,7 @@ def served(tmp_path):
 
 def test_an_async_fleet_task_handed_to_nornir_fails_loudly_and_touches_nothing(served):
     nr, server = served
-    for async_task in (fleet.tunnel.teardown_task.run, fleet.tunnel.setup_task.run):
+    for async_task in (fleet.tasks.teardown.run, fleet.tasks.setup.run):
         done = nr.with_runner(SerialRunner()).run(task=async_task, on_failed=True)
         assert set(done) == {"a", "b"} and set(done.failed_hosts) == {"a", "b"}
         for results in done.values():

@@ -39,6 +39,8 @@ def installed(tmp_path_factory):
 def source_modules() -> set[str]:
     found = {str(p.relative_to(REPO).with_suffix("")).replace(os.sep, ".")
              for p in (REPO / "fleet").rglob("*.py")}
+    # the built-in tasks' folder is installed as the package fleet.tasks
+    found |= {f"fleet.tasks.{p.stem}" for p in (REPO / "tasks").glob("*.py")}
     return found
 
 
@@ -76,3 +78,22 @@ def test_the_installed_cli_starts_and_runs_from_the_installed_copy(installed, tm
     assert imported.returncode == 0, imported.stderr
     # fleet itself is not walked, and fleet.__main__ runs the CLI when imported
     assert int(imported.stdout) >= len(source_modules()) - 2
+
+
+def test_the_wheel_registers_the_builtin_tasks_by_entry_point(installed, tmp_path):
+    wheel, venv = installed
+    with zipfile.ZipFile(wheel) as archive:
+        for name in ("setup", "mesh", "teardown"):
+            assert archive.read(f"fleet/tasks/{name}.py") == (REPO / "tasks" / f"{name}.py").read_bytes()
+    check = ("from importlib.metadata import entry_points\n"
+             "from fleet.catalog import builtin_tasks\n"
+             "points = {e.name: e.value for e in entry_points(group='fleet.tasks')}\n"
+             "print(sorted(points.items()) == sorted(builtin_tasks().items()), sorted(points))\n"
+             "import fleet.tasks.mesh\n"
+             "print(fleet.tasks.mesh.__file__)\n")
+    done = subprocess.run([str(venv / "bin" / "python"), "-c", check], capture_output=True,
+                          text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": ""}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    same, where = done.stdout.splitlines()
+    assert same == "True ['mesh', 'setup', 'teardown']"
+    assert where.startswith(str(venv)) and where.endswith("fleet/tasks/mesh.py")

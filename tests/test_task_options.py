@@ -8,7 +8,7 @@ from test_cli import fleet
 
 from fleet.catalog import task
 from fleet.cli import build_parser
-from fleet.mesh.task import MeshParams
+from fleet.tasks.mesh import MeshParams
 from fleet.tunnel.plan import TunnelParams
 
 HELLO = ('"""Say hello."""\n'

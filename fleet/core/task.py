@@ -14,11 +14,16 @@ A task is a module (a built-in, or a file NAME.py in a tasks directory). It defi
     def report(context: TaskContext, outcome: RunOutcome) -> Report
                                                       optional: the outcome as a Report (default:
                                                       a line per host, fleet.core.results)
+    def warnings(context: TaskContext) -> list[str]   optional: what the run should hear before it
+                                                      starts, from outside the hosts (warnings
+                                                      only: the run goes on)
 
 and its docstring's first line describes it. Directories are searched in order: each
-`--tasks-dir`, then ./tasks, then the built-ins; ./tasks never replaces a built-in task (a
---tasks-dir may, and is then named). Task files are loaded from their path, so no generic
-package name is installed or imported.
+`--tasks-dir`, then ./tasks, then the built-ins (modules, by name: the caller reads them from
+the `fleet.tasks` entry points); ./tasks never replaces a built-in task (a --tasks-dir may, and
+is then named), and a built-in's own file met in a directory (./tasks in fleet's source tree) is
+that built-in, loaded once under its module name. Task files are loaded from their path, so no
+generic package name is installed or imported.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class TaskContext:
     hosts: Sequence[RunTarget]
     params: Any
     dry_run: bool = False
+    inventory: Any = None  # what the hosts were selected from (fleet.api's Inventory), if known
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,14 @@ class Task:
         run: HostTask = self.module.run
         return run
 
+    def warnings(self, context: TaskContext) -> list[str]:
+        """The task's own warnings before the run (its `warnings(context)`), [] without one."""
+        hook = getattr(self.module, "warnings", None)
+        if hook is None:
+            return []
+        found = hook(context)
+        return [str(warning) for warning in found or ()]
+
     def report(self, context: TaskContext, outcome: RunOutcome) -> Report:
         hook = getattr(self.module, "report", None)
         if hook is None:
@@ -144,8 +158,8 @@ def resolve_tasks(extra: Sequence[Path] = (), builtins: Mapping[str, str] | None
     for directory in search_path(extra):
         explicit = any(directory.resolve() == Path(d).resolve() for d in extra)
         for name, path in _tasks_in(directory).items():
-            if name in found:
-                continue
+            if name in found or (name in builtins and _is_module_file(builtins[name], path)):
+                continue  # the built-in's own source (./tasks in fleet's source tree): no shadow
             if name in builtins:
                 if not explicit:
                     notes[name] = (f"{path} ignored: {name!r} is a built-in task (to run this "
@@ -156,6 +170,16 @@ def resolve_tasks(extra: Sequence[Path] = (), builtins: Mapping[str, str] | None
     for name, module in builtins.items():
         found.setdefault(name, module)
     return found, notes
+
+
+def _is_module_file(module: str, path: Path) -> bool:
+    """Whether `path` is the file of `module` (found, not imported: only its package is)."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return False
+    origin = spec.origin if spec is not None else None
+    return origin is not None and Path(origin).resolve() == path.resolve()
 
 
 def available_tasks(extra: Sequence[Path] = (), builtins: Mapping[str, str] | None = None,

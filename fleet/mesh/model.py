@@ -328,36 +328,8 @@ class Mesh:
     def value_columns(self, start: int = 0, stop: int | None = None) -> tuple[list[Any], ...]:
         """Rows `start` to `stop` as one list per field of a Pair, in PAIR_FIELDS order, read
         straight from the columns: what a writer of millions of pairs renders a column at a time."""
-        c, stop = self.columns, len(self.columns) if stop is None else stop
-        names = [h.name for h in self.hosts]
-        states = list(map(STATES.__getitem__, c.state[start:stop]))
-        sent, received = c.sent[start:stop].tolist(), c.received[start:stop].tolist()
-        rtt = rtts_ms(c.rtt[4 * start:4 * stop])
-        pct = rtts_ms(c.pct[3 * start:3 * stop])
-        return (list(map(names.__getitem__, c.src[start:stop])),
-                list(map(names.__getitem__, c.dst[start:stop])),
-                states, sent, received, list(map(pair_loss_pct, states, sent, received)),
-                rtt[0::4], rtt[1::4], rtt[2::4], rtt[3::4], pct[0::3], pct[1::3], pct[2::3],
-                list(map(c.errors.get, range(start, stop))),
-                list(map(self._underlay, range(start, stop))),
-                list(map(self._mtu, range(start, stop))))
-
-    def _underlay(self, row: int) -> Underlay | None:
-        c = self.columns
-        code = c.u_state[row]
-        if code == NOT_MEASURED:
-            return None
-        state, sent, received = STATES[code], c.u_sent[row], c.u_received[row]
-        avg = c.u_rtt[row]
-        return Underlay(state, sent, received, pair_loss_pct(state, sent, received),
-                        None if avg != avg else round(avg, RTT_DECIMALS), c.u_errors.get(row))
-
-    def _mtu(self, row: int) -> MtuCheck | None:
-        code = self.columns.mtu[row]
-        if code == MTU_NOT_MEASURED or self.params.mtu_size is None:
-            return None
-        ok = None if code == MTU_UNKNOWN else code == MTU_OK
-        return MtuCheck(ok, self.params.mtu_size, self.columns.mtu_errors.get(row))
+        return pair_values(self.columns, [h.name for h in self.hosts], self.params.mtu_size,
+                           start, stop)
 
     def row_values(self, start: int = 0, stop: int | None = None) -> Iterator[Any]:
         """Rows `start` to `stop` as PairRows: a Pair's values, by name or in PAIR_FIELDS order."""
@@ -427,6 +399,60 @@ class Mesh:
         m = self.columns.mtu
         return {"ok": m.count(MTU_OK), "failed": m.count(MTU_FAILED),
                 "unknown": m.count(MTU_UNKNOWN)}
+
+
+def pair_values(c: PairColumns, names: Sequence[str], mtu_size: int | None, start: int = 0,
+                stop: int | None = None) -> tuple[list[Any], ...]:
+    """Rows `start` to `stop` of columns `c` as one list per field of a Pair, in PAIR_FIELDS
+    order; `names` are the hosts' names by index, `mtu_size` the MTU check's (None: not run)."""
+    stop = len(c) if stop is None else stop
+    states = list(map(STATES.__getitem__, c.state[start:stop]))
+    sent, received = c.sent[start:stop].tolist(), c.received[start:stop].tolist()
+    rtt = rtts_ms(c.rtt[4 * start:4 * stop])
+    pct = rtts_ms(c.pct[3 * start:3 * stop])
+    return (list(map(names.__getitem__, c.src[start:stop])),
+            list(map(names.__getitem__, c.dst[start:stop])),
+            states, sent, received, list(map(pair_loss_pct, states, sent, received)),
+            rtt[0::4], rtt[1::4], rtt[2::4], rtt[3::4], pct[0::3], pct[1::3], pct[2::3],
+            list(map(c.errors.get, range(start, stop))),
+            [_underlay(c, row) for row in range(start, stop)],
+            [_mtu(c, mtu_size, row) for row in range(start, stop)])
+
+
+def _underlay(c: PairColumns, row: int) -> Underlay | None:
+    code = c.u_state[row]
+    if code == NOT_MEASURED:
+        return None
+    state, sent, received = STATES[code], c.u_sent[row], c.u_received[row]
+    avg = c.u_rtt[row]
+    return Underlay(state, sent, received, pair_loss_pct(state, sent, received),
+                    None if avg != avg else round(avg, RTT_DECIMALS), c.u_errors.get(row))
+
+
+def _mtu(c: PairColumns, mtu_size: int | None, row: int) -> MtuCheck | None:
+    code = c.mtu[row]
+    if code == MTU_NOT_MEASURED or mtu_size is None:
+        return None
+    ok = None if code == MTU_UNKNOWN else code == MTU_OK
+    return MtuCheck(ok, mtu_size, c.mtu_errors.get(row))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, PairState):
+        return value.value
+    if isinstance(value, Underlay | MtuCheck):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    return value
+
+
+def source_data(report: SourceReport, names: Sequence[str], mtu_size: int | None) -> dict[str, Any]:
+    """One source's report as plain data (texts, numbers, lists, dicts): its method, tunnel
+    addresses and notes, and its pairs as the JSON report's pair objects (PAIR_FIELDS)."""
+    rows = zip(*pair_values(report.pairs, names, mtu_size))
+    return {"method": report.method,
+            "tunnel_addresses": [str(a) for a in report.tunnel_addresses],
+            "notes": list(report.notes),
+            "pairs": [{name: _plain(v) for name, v in zip(PAIR_FIELDS, row)} for row in rows]}
 
 
 def source_report(src: int, targets: Sequence[tuple[int, str]], method: str,

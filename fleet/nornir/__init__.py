@@ -23,7 +23,7 @@
   bounded concurrency and one connection per host, and returns fleet's TaskOutcome (the Nornir
   AggregatedResult and the task's report). It is the fast way for a whole fleet, as is fleet.run().
 
-fleet's own async tasks (fleet.tunnel.setup_task.run ...) cannot be given to nr.run: they refuse,
+fleet's own async tasks (fleet.tasks.setup.run ...) cannot be given to nr.run: they refuse,
 and Nornir records a failed Result whose TypeError names this module.
 
 Nornir loads every installed inventory plugin whenever anyone calls InitNornir, so importing this

@@ -35,7 +35,7 @@ def run(nr: Nornir, task: str, *, params: Any = None, dry_run: bool | None = Non
     """Run fleet task `task` ("setup", "mesh", "teardown" or your own) on the hosts of `nr` (a
     Nornir object from FleetInventory, possibly filtered) and return its TaskOutcome.
 
-    `params`: the task's Params (e.g. fleet.mesh.task.MeshParams(count=5)) or a mapping of their
+    `params`: the task's Params (e.g. fleet.tasks.mesh.MeshParams(count=5)) or a mapping of their
     fields. `dry_run` defaults to the Nornir object's. The other arguments are fleet.run()'s.
     """
     outcome = fleet_run([task], fleet_inventory(nr),

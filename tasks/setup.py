@@ -7,6 +7,8 @@ other sit1 is refused and left untouched unless --replace is given.
 
 from __future__ import annotations
 
+from typing import Any
+
 from nornir.core.task import Result
 
 from fleet.core.errors import (
@@ -20,6 +22,7 @@ from fleet.core.errors import (
 )
 from fleet.core.runner import HostRun, host_task
 from fleet.core.sections import section, split_sections
+from fleet.core.task import TaskContext
 from fleet.inventory import FleetHost
 from fleet.tunnel.iproute import TunnelState
 from fleet.tunnel.plan import (
@@ -46,7 +49,19 @@ from fleet.tunnel.preflight import FACTS_SCRIPT, parse_facts, preflight_problems
 KERNEL_LACKS_SIT = ("No such device", "Unknown device type")
 
 
-Params = TunnelParams
+Params = TunnelParams  # shared with teardown (its --replace), so it lives with the planner
+
+
+def warnings(context: TaskContext) -> list[str]:
+    """Before setup on an inventory from EC2: what blocks IP protocol 41 between its instances
+    (fleet.aws.check, the same check as `fleet aws check`). Never raises: AWS trouble is a
+    warning that the check could not run."""
+    inventory: Any = context.inventory
+    if inventory is None:
+        return []
+    from fleet.aws.check import has_ec2, protocol41_warnings  # no boto3 until AWS is asked
+
+    return protocol41_warnings(inventory) if has_ec2(inventory) else []
 
 
 @host_task
@@ -128,7 +143,7 @@ async def run(host: HostRun[FleetHost]) -> Result:
                        changed=True, diff="\n".join(s.command for s in steps))
 
 
-async def _state_again(host: HostRun, before: TunnelState) -> str:
+async def _state_again(host: HostRun[FleetHost], before: TunnelState) -> str:
     """What sit1 is now compared with before, read from the host again (never assumed)."""
     try:
         again = await host.run(read_state_script(), check=True)
