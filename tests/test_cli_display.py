@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 from test_matrix import full_report, mesh_of
 
-from fleet.cli_display import LiveDisplay, TaskTally, print_report, styled, terminal_features
+from fleet.cli.display import LiveDisplay, TaskTally, print_report, styled, terminal_features
 from fleet.core.progress import CONNECTED, HOST_DONE, ProgressEvent
 from fleet.core.results import HostOutcome, HostsReport, headline, highlights
 from fleet.mesh.highlight import mesh_highlights
