@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Any
 
-from fleet.cli.options import add_inventory_options, selected_hosts
+from fleet.cli.options import Commands, add_inventory_options, selected_hosts
 from fleet.core.output import write_json
 from fleet.core.results import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
@@ -28,7 +28,7 @@ exit codes: 0 every pair judged and allowed (after --fix: read again), 1 somethi
 not judged, not fixed or refused, 2 usage, inventory or AWS error"""
 
 
-def add_parser(commands: Any) -> argparse.ArgumentParser:
+def add_parser(commands: Commands) -> argparse.ArgumentParser:
     aws = commands.add_parser("aws", help="check AWS for what ISATAP needs (protocol 41)")
     actions = aws.add_subparsers(dest="aws_command", required=True, metavar="ACTION")
     checking = actions.add_parser(

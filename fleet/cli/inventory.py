@@ -6,12 +6,12 @@ import argparse
 import sys
 from typing import Any
 
-from fleet.cli.options import add_inventory_options, selected_hosts
+from fleet.cli.options import Commands, add_inventory_options, selected_hosts
 from fleet.core.output import columns, write_json
 from fleet.core.results import EXIT_OK
 
 
-def add_parser(commands: Any) -> argparse.ArgumentParser:
+def add_parser(commands: Commands) -> argparse.ArgumentParser:
     inventory = commands.add_parser("inventory", help="list the hosts and their ISATAP addresses")
     add_inventory_options(inventory)
     inventory.add_argument("--json", action="store_true", help="print JSON instead of a table")

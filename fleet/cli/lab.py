@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from fleet.cli.options import positive_int
+from fleet.cli.options import Commands, positive_int
 from fleet.core.errors import LabError
 from fleet.core.output import write_json
 from fleet.core.results import EXIT_FAILED, EXIT_OK
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 DEFAULT_LAB_DIR = Path(".fleet-lab")
 
 
-def add_parser(commands: Any) -> argparse.ArgumentParser:
+def add_parser(commands: Commands) -> argparse.ArgumentParser:
     lab = commands.add_parser("lab", help="a local test bed of QEMU guests with real kernels",
                               description="N small QEMU guests with a kernel that has ISATAP, "
                               "each with sshd, on a private network, and an inventory for them.")

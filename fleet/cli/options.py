@@ -11,13 +11,16 @@ import argparse
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeAlias
 
 from fleet import api
 from fleet.core.errors import UsageError
 from fleet.core.output_files import STDOUT, ReadFile, check_outputs
 from fleet.inventory import Inventory
 from fleet.ssh.persist import wire
+
+# Where each command module adds its subcommand: what `fleet`'s add_subparsers() returned.
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 DEFAULT_INVENTORY = Path("inventory")
 REPORT_FILES = ("junit", "prometheus", "heatmap")  # the formats of fleet.formats, by option

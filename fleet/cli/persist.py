@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
+from fleet.cli.options import Commands
 from fleet.ssh.persist import wire
 
 
-def add_parser(commands: Any) -> argparse.ArgumentParser:
+def add_parser(commands: Commands) -> argparse.ArgumentParser:
     persist = commands.add_parser("persist", help="show or stop the kept SSH connections (--persist)",
                                   description="The background process of `fleet run --persist`: "
                                   f"its socket is in ${wire.DIR_ENV}, else $XDG_RUNTIME_DIR/fleet, "

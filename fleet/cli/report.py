@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet.cli.options import (
+    Commands,
     check_output_files,
     non_negative,
     percent,
@@ -37,7 +38,7 @@ ALLOWANCES = (
 )
 
 
-def add_parser(commands: Any) -> argparse.ArgumentParser:
+def add_parser(commands: Commands) -> argparse.ArgumentParser:
     """The `report` subcommand on `commands` (the subparsers of `fleet`)."""
     report = commands.add_parser(
         "report", help="show a saved mesh report again, or compare it with a baseline",

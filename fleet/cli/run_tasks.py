@@ -22,7 +22,7 @@ from fleet.catalog import find_tasks
 from fleet.catalog import task as load_task
 from fleet.cli.display import LiveDisplay, print_report, stderr_console, terminal_features
 from fleet.cli.options import (
-    STDOUT,
+    Commands,
     add_inventory_options,
     check_output_files,
     persist_seconds,
@@ -39,7 +39,7 @@ from fleet.cli.task_options import TaskOptions
 from fleet.core.errors import UsageError
 from fleet.core.oslimits import raise_open_file_limit
 from fleet.core.output import write_json_documents
-from fleet.core.output_files import ReadFile
+from fleet.core.output_files import STDOUT, ReadFile
 from fleet.core.runner import RunLimits
 from fleet.core.task import Task
 from fleet.core.terminal import printable
@@ -49,7 +49,7 @@ from fleet.ssh.persist import wire
 from fleet.ssh.persist.trust import login_files
 
 
-def add_parser(commands: Any, tasks: Sequence[Task] = ()) -> TaskOptions:
+def add_parser(commands: Commands, tasks: Sequence[Task] = ()) -> TaskOptions:
     """The `run` subcommand on `commands`, with the options of `tasks`."""
     run = commands.add_parser("run", help="run tasks on the inventory's hosts",
                               description="Run one or more tasks (setup, mesh, teardown, or your "

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from fleet.catalog import find_tasks
 from fleet.catalog import task as load_task
-from fleet.cli.options import print_notes
+from fleet.cli.options import Commands, print_notes
 from fleet.core.results import EXIT_OK
 
 
-def add_parser(commands: Any) -> argparse.ArgumentParser:
+def add_parser(commands: Commands) -> argparse.ArgumentParser:
     listing = commands.add_parser("tasks", help="list the tasks `fleet run` can run")
     listing.add_argument("--tasks-dir", type=Path, action="append", default=[], metavar="DIR")
     return listing
