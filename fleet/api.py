@@ -212,15 +212,10 @@ async def run_async(tasks: Sequence[str | Task], inventory: Inventory | str | Pa
     if on_warning is not None:
         for warning in await asyncio.to_thread(preflight_warnings, prepared):
             on_warning("", warning)
-    own = transport is None
-    used = transport or await open_transport(host_key_checking=host_key_checking,
-                                             persist=persist, on_warning=on_warning)
-    try:
-        return await execute(prepared, used, limits=limits, stop=stop, progress=progress,
-                             on_task_done=on_task_done, on_progress=on_progress)
-    finally:
-        if own:
-            await used.close()
+    return await run_prepared(prepared, limits=limits, host_key_checking=host_key_checking,
+                              persist=persist, transport=transport, stop=stop, progress=progress,
+                              on_warning=on_warning, on_task_done=on_task_done,
+                              on_progress=on_progress)
 
 
 def run(tasks: Sequence[str | Task], inventory: Inventory | str | Path = "inventory", *,
@@ -244,5 +239,30 @@ def run(tasks: Sequence[str | Task], inventory: Inventory | str | Path = "invent
                                  transport=transport, tasks_dirs=tasks_dirs, on_warning=on_warning))
 
 
+async def run_prepared(prepared: PreparedRun, *, limits: RunLimits | None = None,
+                       host_key_checking: str = "yes", persist: float = 0.0,
+                       transport: Transport | None = None, stop: asyncio.Event | None = None,
+                       progress: TaskProgress | None = None, on_warning: Warn | None = None,
+                       on_task_done: Callable[[TaskOutcome], None] | None = None,
+                       on_progress: ProgressListener | None = None,
+                       on_closed: Callable[[Transport], None] | None = None) -> Outcome:
+    """A prepared run, start to end: over `transport` (the caller's to close), else over one
+    opened here (open_transport: `host_key_checking`, `persist`, `on_warning`) and closed when the
+    run ends, however it ends, then given to `on_closed` (kept connections say how many they
+    reused); the rest is execute's. What to check before the run (preflight_warnings, the
+    caller's own files) is the caller's: run_async and the command line both run here."""
+    own = transport is None
+    used = transport or await open_transport(host_key_checking=host_key_checking,
+                                             persist=persist, on_warning=on_warning)
+    try:
+        return await execute(prepared, used, limits=limits, stop=stop, progress=progress,
+                             on_task_done=on_task_done, on_progress=on_progress)
+    finally:
+        if own:
+            await used.close()
+            if on_closed is not None:
+                on_closed(used)
+
+
 __all__ = ["Outcome", "PreparedRun", "ProgressEvent", "TaskOutcome", "execute", "open_transport",
-           "preflight_warnings", "prepare", "run", "run_async", "select"]
+           "preflight_warnings", "prepare", "run", "run_async", "run_prepared", "select"]

@@ -224,3 +224,49 @@ def test_each_tasks_own_warnings_hook_is_heard_before_the_run_and_never_stops_it
                            tasks_dirs=[directory], host_key_checking="no")
     assert api.preflight_warnings(prepared) == [
         "1 host(s) from inv", "clumsy: its warnings check failed: RuntimeError: no credentials"]
+
+
+class CountingTransport:
+    """A caller's own transport: SSH, with its close() calls counted."""
+
+    def __init__(self):
+        from fleet.ssh.transport import AsyncsshTransport
+
+        self.ssh, self.closes = AsyncsshTransport(host_key_checking="yes"), 0
+
+    async def connect(self, host, *, timeout):
+        return await self.ssh.connect(host, timeout=timeout)
+
+    async def close(self):
+        self.closes += 1
+        await self.ssh.close()
+
+
+def test_run_prepared_closes_only_the_transport_it_opened(tmp_path, tasks_dir):
+    """api.run_prepared, the one way the command line and run_async run a prepared run: a
+    transport it opens is closed when the run ends and then given to on_closed; the caller's own
+    stays open, for the next run over it."""
+    handed = []
+
+    async def scenario():
+        started = await servers(tmp_path, 2)
+        given = CountingTransport()
+        try:
+            prepared = api.prepare(["hello"], api.select(inventory_of(tmp_path, started)),
+                                   tasks_dirs=[tasks_dir])
+            own = await api.run_prepared(prepared, on_closed=handed.append)
+            handed_after_own = list(handed)
+            over_given = [await api.run_prepared(prepared, transport=given, on_closed=handed.append)
+                          for _ in range(2)]
+            closes = given.closes
+            await given.close()
+            return own, handed_after_own, over_given, closes, [s.connections for s in started]
+        finally:
+            for s in started:
+                await s.close()
+
+    own, handed_after_own, over_given, closes, logins = asyncio.run(scenario())
+    assert [o.exit_code for o in (own, *over_given)] == [0, 0, 0]
+    assert [type(t).__name__ for t in handed_after_own] == ["AsyncsshTransport"]
+    assert len(handed) == 1 and closes == 0  # the caller's transport: neither closed nor handed
+    assert logins == [3, 3]  # every run logged in to both hosts

@@ -45,7 +45,7 @@ def test_the_command_line_loads_no_feature_and_no_ssh_library_until_a_run_needs_
     for feature in ("fleet.mesh", "fleet.tasks.setup", "fleet.lab", "asyncssh",
                     "fleet.ssh.transport", "fleet.formats", "rich"):
         assert feature not in loaded, feature
-    assert "fleet.cli_display" in loaded  # the display module is loaded, rich only when drawing
+    assert "fleet.cli.display" in loaded  # the display module is loaded, rich only when drawing
 
 
 def test_loading_one_task_loads_no_other_feature():

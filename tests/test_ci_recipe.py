@@ -15,7 +15,8 @@ import pytest
 from meshes import mesh
 from ruamel.yaml import YAML
 
-from fleet.cli import _tasks_named, build_parser
+from fleet.cli import build_parser
+from fleet.cli.run_tasks import tasks_named
 from fleet.mesh.model import PairState
 from fleet.mesh.report import MeshJson
 
@@ -77,7 +78,7 @@ def test_the_recipe_runs_the_whole_smoke_test_in_order():
 
 @pytest.mark.parametrize("argv", fleet_commands(), ids=lambda argv: " ".join(argv[:2]))
 def test_every_fleet_command_in_the_recipe_parses(argv):
-    parser, _ = build_parser(_tasks_named(argv))
+    parser, _ = build_parser(tasks_named(argv))
     try:
         parser.parse_args(argv)
     except SystemExit as exc:  # argparse's way of saying an option or command does not exist

@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 from test_matrix import full_report, mesh_of
 
-from fleet.cli_display import (
+from fleet.cli.display import (
     STATE_STYLES,
     LiveDisplay,
     TaskTally,

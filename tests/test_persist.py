@@ -323,8 +323,8 @@ def test_cli_runs_reuse_connections_and_skip_importing_asyncssh(tmp_path, persis
                  " file=sys.stderr); sys.exit(code)")
         args = ["run", "hello", "-i", inventory, "--tasks-dir", task_dir, "--persist", "30"]
         first = _fleet(*args)
-        second = subprocess.run([sys.executable, "-c", probe, *map(str, args)], capture_output=True,
-                                text=True, timeout=60)
+        second = subprocess.run([sys.executable, "-c", probe, *map(str, args), "--verbose"],
+                                capture_output=True, text=True, timeout=60)
         logins = sum(server.connections for server in servers)
     finally:
         for server in servers:
@@ -333,6 +333,7 @@ def test_cli_runs_reuse_connections_and_skip_importing_asyncssh(tmp_path, persis
     assert first.returncode == 0, first.stdout + first.stderr
     assert second.returncode == 0, second.stdout + second.stderr
     assert "asyncssh not imported" in second.stderr
+    assert "fleet: --persist: 2 connection(s) reused from earlier runs; all kept 30 s" in second.stderr
     assert logins == 2  # two hosts, logged in once each over two runs
 
 

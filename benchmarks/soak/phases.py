@@ -29,7 +29,8 @@ from benchmarks.soak import faults as bed_faults
 from benchmarks.soak import plan, procfs
 from fleet import api
 from fleet.catalog import task as load_task
-from fleet.cli import build_parser, run_limits
+from fleet.cli import build_parser
+from fleet.cli.run_tasks import run_limits
 from fleet.inventory import Inventory, load_inventory
 from fleet.lab.nsbed import SSHD, NamespaceBed
 from fleet.ssh.transport import AsyncsshTransport

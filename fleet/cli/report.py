@@ -8,29 +8,23 @@ The mesh modules are loaded only when the command runs: loading the command line
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fleet.cli.options import (
+    Commands,
+    check_output_files,
+    non_negative,
+    percent,
+    report_files,
+    text_stream,
+    write_json_output,
+    write_report_files,
+)
 from fleet.core.errors import UsageError
 from fleet.core.output import write_json
-from fleet.core.output_files import ReadFile, check_outputs
-
-
-def _percent(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 100, not {text}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
-    return value
-
+from fleet.core.output_files import ReadFile
 
 # The failures the gates judge by default, each allowed only by its own option.
 ALLOWANCES = (
@@ -44,7 +38,7 @@ ALLOWANCES = (
 )
 
 
-def add_parser(commands: Any) -> argparse.ArgumentParser:
+def add_parser(commands: Commands) -> argparse.ArgumentParser:
     """The `report` subcommand on `commands` (the subparsers of `fleet`)."""
     report = commands.add_parser(
         "report", help="show a saved mesh report again, or compare it with a baseline",
@@ -61,11 +55,11 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
                         "comparison) as JSON to FILE ('-': stdout, the text then goes to stderr)")
     gates = report.add_argument_group(
         "gates", "limits that decide the exit code (0 all pass, 1 one fails)")
-    gates.add_argument("--max-loss-pct", type=_percent, metavar="X",
+    gates.add_argument("--max-loss-pct", type=percent, metavar="X",
                        help="fail if any pair loses more than X percent of its pings")
-    gates.add_argument("--max-rtt-ms", type=_non_negative, metavar="X",
+    gates.add_argument("--max-rtt-ms", type=non_negative, metavar="X",
                        help="fail if any pair's average RTT is above X ms")
-    gates.add_argument("--max-rtt-increase-pct", type=_non_negative, metavar="X",
+    gates.add_argument("--max-rtt-increase-pct", type=non_negative, metavar="X",
                        help="with --baseline: fail if the mesh's P50 or P99 of per-pair average "
                        "RTTs rose more than X percent")
     for flag, what in ALLOWANCES:
@@ -100,7 +94,7 @@ def run(options: argparse.Namespace) -> int:
             if value is not None:
                 raise UsageError(f"{flag} compares with an earlier run: give --baseline OLD.json")
     _refuse_to_overwrite_an_input(options)
-    files = _report_files(options)
+    files = report_files(options, ["mesh"])
     current = load_mesh_document(options.file)
     own = current.report().verdict
     if options.baseline is None:
@@ -112,20 +106,10 @@ def run(options: argparse.Namespace) -> int:
         comparison = compare(baseline.mesh, current.mesh)
         report = SavedMeshReport(current, check_gates(gates, current.mesh, comparison, verdict=own),
                                  baseline=baseline, comparison=comparison)
-    if files:  # first: a reader of the text that stops early (`| head`) must not cost the files
-        from fleet import formats
-
-        formats.write([_SavedTask("mesh", current.report())], files)
-    out = sys.stderr if options.json == "-" else sys.stdout
-    print(report.render(), file=out, flush=True)
-    if options.json == "-":
-        write_json(report.to_json(), sys.stdout)
-    elif options.json is not None:
-        try:
-            with open(options.json, "w", encoding="utf-8") as stream:
-                write_json(report.to_json(), stream)
-        except OSError as exc:
-            raise UsageError(f"--json {options.json}: {exc.strerror}") from None
+    # First: a reader of the text that stops early (`| head`) must not cost the files.
+    write_report_files(files, [_SavedTask("mesh", current.report())])
+    print(report.render(), file=text_stream(options), flush=True)
+    write_json_output(options.json, lambda stream: write_json(report.to_json(), stream))
     return report.exit_code
 
 
@@ -137,26 +121,10 @@ class _SavedTask:
     report: Any
 
 
-def _report_files(options: argparse.Namespace) -> dict[str, Path]:
-    """--junit, --prometheus and --heatmap, checked before anything is read or written."""
-    asked = {name: getattr(options, name) for name in ("junit", "prometheus", "heatmap")
-             if getattr(options, name) is not None}
-    if not asked:
-        return {}
-    from fleet import formats
-
-    found = formats.problems(asked, ["mesh"])
-    if found:
-        raise UsageError("; ".join(found))
-    return asked
-
-
 def _refuse_to_overwrite_an_input(options: argparse.Namespace) -> None:
     """No output file is FILE.json or the --baseline, and each can be written: checked before
     anything is read, by the check `fleet run` makes (fleet.core.output_files)."""
     reads = [ReadFile(Path(options.file), "FILE.json")]
     if options.baseline is not None:
         reads.append(ReadFile(Path(options.baseline), "--baseline"))
-    check_outputs({f"--{name}": getattr(options, name) for name in ("json", "junit", "prometheus",
-                                                                    "heatmap")},
-                  reads, command="command")
+    check_output_files(options, reads, command="command")

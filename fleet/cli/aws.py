@@ -7,6 +7,7 @@ import argparse
 import sys
 from typing import Any
 
+from fleet.cli.options import Commands, add_inventory_options, selected_hosts
 from fleet.core.output import write_json
 from fleet.core.results import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
@@ -27,7 +28,7 @@ exit codes: 0 every pair judged and allowed (after --fix: read again), 1 somethi
 not judged, not fixed or refused, 2 usage, inventory or AWS error"""
 
 
-def add_parser(commands: Any, add_inventory_options: Any) -> argparse.ArgumentParser:
+def add_parser(commands: Commands) -> argparse.ArgumentParser:
     aws = commands.add_parser("aws", help="check AWS for what ISATAP needs (protocol 41)")
     actions = aws.add_subparsers(dest="aws_command", required=True, metavar="ACTION")
     checking = actions.add_parser(
@@ -45,7 +46,8 @@ def add_parser(commands: Any, add_inventory_options: Any) -> argparse.ArgumentPa
     return aws
 
 
-def run(options: argparse.Namespace, inventory: Any) -> int:
+def run(options: argparse.Namespace) -> int:
+    inventory = selected_hosts(options)
     from fleet.aws.check import AwsError, FixOutcome, apply_security_group_fixes, run_check
 
     if options.yes and not options.fix:

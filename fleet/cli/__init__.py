@@ -1,0 +1,79 @@
+"""The `fleet` command line: a thin layer over fleet.api, one module per command.
+
+    run_tasks.py   fleet run TASK...        report.py   fleet report      aws.py      fleet aws check
+    inventory.py   fleet inventory          tasks.py    fleet tasks       lab.py      fleet lab ...
+    persist.py     fleet persist ...
+    options.py     what they share: value types, the inventory options, --json and the report files
+    task_options.py  each task's parameters as options of `fleet run`
+    display.py     the live line and the colours of `fleet run` on a terminal
+
+Each command module has add_parser(commands) and run(options) -> exit code, and loads its
+feature (the mesh, the lab, AWS, the formats) only when it runs: `import fleet.cli` loads none.
+
+Exit codes: 0 everything succeeded (for mesh: every pair ok); 1 some host or pair did not;
+2 usage or inventory error; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from fleet import __version__
+from fleet.cli import aws, inventory, lab, persist, report, run_tasks
+from fleet.cli import tasks as tasks_command
+from fleet.cli.task_options import TaskOptions
+from fleet.core.errors import InventoryError, LabError, TaskError, UsageError
+from fleet.core.results import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
+from fleet.core.task import Task
+
+# The commands after `run` (which also takes the tasks' options), in the order --help lists them.
+COMMANDS: dict[str, ModuleType] = {"inventory": inventory, "tasks": tasks_command, "lab": lab,
+                                   "report": report, "aws": aws, "persist": persist}
+
+
+def build_parser(tasks: Sequence[Task] = ()) -> tuple[argparse.ArgumentParser, TaskOptions]:
+    """The whole command line, with the options of `tasks` added to `run`."""
+    parser = argparse.ArgumentParser(
+        prog="fleet", description="Configure ISATAP (IPv6 over IPv4) tunnels on a fleet of Linux "
+        "hosts over SSH and measure the full IPv6 mesh between them.",
+        epilog="exit codes: 0 all ok, 1 some host or pair not ok, 2 usage or inventory error, "
+               "130 interrupted")
+    parser.add_argument("-V", "--version", action="version", version=f"fleet {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    task_options = run_tasks.add_parser(commands, tasks)
+    for command in COMMANDS.values():
+        command.add_parser(commands)
+    return parser, task_options
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser, task_options = build_parser(run_tasks.tasks_named(argv))
+        options = parser.parse_args(argv)
+        if options.command == "run":
+            return run_tasks.run(options, task_options)
+        code: int = COMMANDS[options.command].run(options)
+        return code
+    except (InventoryError, UsageError, TaskError) as exc:
+        print(f"fleet: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except LabError as exc:
+        print(f"fleet lab: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("fleet: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_FAILED
+
+
+def run() -> None:
+    """The console script `fleet` (and `python -m fleet`)."""
+    sys.exit(main())
+
+
+__all__ = ["build_parser", "main", "run"]

@@ -1,0 +1,34 @@
+"""`fleet inventory`: the selected hosts, their SSH address and ISATAP address, as a table or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from fleet.cli.options import Commands, add_inventory_options, selected_hosts
+from fleet.core.output import columns, write_json
+from fleet.core.results import EXIT_OK
+
+
+def add_parser(commands: Commands) -> argparse.ArgumentParser:
+    inventory = commands.add_parser("inventory", help="list the hosts and their ISATAP addresses")
+    add_inventory_options(inventory)
+    inventory.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return inventory
+
+
+def run(options: argparse.Namespace) -> int:
+    inventory = selected_hosts(options)
+    from fleet.ssh.transport import effective_port  # the ssh config's Port where the inventory has none
+
+    rows: list[dict[str, Any]] = [
+        {"name": h.name, "ssh": f"{h.ssh_host}:{effective_port(h)}", "ipv4": str(h.ipv4),
+         "address": str(h.address), "groups": list(h.groups)} for h in inventory.hosts]
+    if options.json:
+        write_json({"hosts": rows}, sys.stdout)
+        return EXIT_OK
+    table = [["NAME", "SSH", "IPV4", "ISATAP ADDRESS", "GROUPS"]] + [
+        [r["name"], r["ssh"], r["ipv4"], r["address"], ",".join(r["groups"])] for r in rows]
+    print("\n".join(columns(table)))
+    return EXIT_OK

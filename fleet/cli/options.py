@@ -1,0 +1,147 @@
+"""What the commands share: argparse value types, the inventory options, and the outputs.
+
+The outputs are --json (a file, or '-': standard output, the text then on stderr) and the report
+files (--junit, --prometheus, --heatmap); each command checks them before it reads or touches
+anything, through one call to fleet.core.output_files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TextIO, TypeAlias
+
+from fleet import api
+from fleet.core.errors import UsageError
+from fleet.core.output_files import STDOUT, ReadFile, check_outputs
+from fleet.inventory import Inventory
+from fleet.ssh.persist import wire
+
+# Where each command module adds its subcommand: what `fleet`'s add_subparsers() returned.
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+DEFAULT_INVENTORY = Path("inventory")
+REPORT_FILES = ("junit", "prometheus", "heatmap")  # the formats of fleet.formats, by option
+OUTPUTS = ("json", *REPORT_FILES)
+
+
+# --- argparse value types: a bad value is argparse's usage error, naming the option
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
+def non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
+def percent(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 100, not {text}")
+    return value
+
+
+def names(text: str) -> list[str]:
+    return [part for part in (p.strip() for p in text.split(",")) if part]
+
+
+def persist_seconds(text: str) -> float:
+    """--persist's value: 60, 10m ... (fleet.ssh.persist.wire's reading of it)."""
+    try:
+        return wire.parse_persist(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# --- the inventory
+
+def add_inventory_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("inventory")
+    group.add_argument("-i", "--inventory", type=Path, default=DEFAULT_INVENTORY, metavar="DIR|FILE",
+                       help="Nornir inventory directory: hosts.yaml, groups.yaml, defaults.yaml "
+                            "(default: ./inventory); or a YAML file with `plugin: fleet.aws_ec2`, "
+                            "whose hosts are the running EC2 instances matching its filters "
+                            "(needs the aws extra)")
+    group.add_argument("-l", "--limit", type=names, action="extend", default=[], metavar="HOSTS",
+                       help="only these hosts: comma-separated names or glob patterns; repeatable")
+    group.add_argument("-g", "--groups", type=names, action="extend", default=[], metavar="GROUPS",
+                       help="only hosts in these groups (directly or through a parent group)")
+
+
+def selected_hosts(options: argparse.Namespace) -> Inventory:
+    """The inventory's hosts that --limit and --groups select (none is a usage error)."""
+    return api.select(options.inventory, options.limit, options.groups)
+
+
+# --- messages on stderr
+
+def print_notes(notes: Sequence[str]) -> None:
+    for note in notes:
+        print(f"fleet: note: {note}", file=sys.stderr)
+
+
+# --- the outputs
+
+def text_stream(options: argparse.Namespace) -> TextIO:
+    """Where the text goes: stdout, or stderr when `--json -` takes stdout."""
+    return sys.stderr if options.json == STDOUT else sys.stdout
+
+
+def check_output_files(options: argparse.Namespace, reads: Iterable[ReadFile], *,
+                       command: str) -> None:
+    """No output file asked for is a file the command reads (`reads`), and each can be written."""
+    check_outputs({f"--{name}": getattr(options, name) for name in OUTPUTS}, reads, command=command)
+
+
+def report_files(options: argparse.Namespace, tasks: Sequence[str]) -> dict[str, Path]:
+    """The report files asked for (format -> path), each format checked against the tasks
+    reported (fleet.formats.problems) before anything is read or written."""
+    asked = {name: getattr(options, name) for name in REPORT_FILES
+             if getattr(options, name) is not None}
+    if not asked:
+        return {}
+    from fleet import formats  # the formats' modules themselves load only when writing
+
+    found = formats.problems(asked, tasks)
+    if found:
+        raise UsageError("; ".join(found))
+    return asked
+
+
+def write_report_files(files: dict[str, Path], outcomes: Sequence[Any]) -> None:
+    """Write the report files of `outcomes` (each with .task and .report); none asked, no import."""
+    if files:
+        from fleet import formats
+
+        formats.write(outcomes, files)
+
+
+def write_json_output(path: str | None, write: Callable[[TextIO], None]) -> None:
+    """--json: `write(stream)` to stdout for '-', into the file otherwise (not at all for None);
+    a file that cannot be written is a usage error naming it."""
+    if path is None:
+        return
+    if path == STDOUT:
+        write(sys.stdout)
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as stream:
+            write(stream)
+    except OSError as exc:
+        raise UsageError(f"--json {path}: {exc.strerror}") from None

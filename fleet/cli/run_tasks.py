@@ -1,0 +1,246 @@
+"""`fleet run TASK...`: the tasks prepared and checked by fleet.api, then run by api.run_prepared,
+with what the terminal shows (fleet.cli.display) and the files asked for.
+
+(Not `run.py`: `fleet.cli.run` is the console script's entry point.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fleet import api
+from fleet.catalog import find_tasks
+from fleet.catalog import task as load_task
+from fleet.cli.display import LiveDisplay, print_report, stderr_console, terminal_features
+from fleet.cli.options import (
+    Commands,
+    add_inventory_options,
+    check_output_files,
+    persist_seconds,
+    positive_float,
+    positive_int,
+    print_notes,
+    report_files,
+    selected_hosts,
+    text_stream,
+    write_json_output,
+    write_report_files,
+)
+from fleet.cli.task_options import TaskOptions
+from fleet.core.errors import UsageError
+from fleet.core.oslimits import raise_open_file_limit
+from fleet.core.output import write_json_documents
+from fleet.core.output_files import STDOUT, ReadFile
+from fleet.core.runner import RunLimits
+from fleet.core.task import Task
+from fleet.core.terminal import printable
+from fleet.inventory import DEFAULTS_FILE, GROUPS_FILE, HOSTS_FILE, Inventory
+from fleet.ssh.hostkeys import HOST_KEY_CHECKING
+from fleet.ssh.persist import wire
+from fleet.ssh.persist.trust import login_files
+
+
+def add_parser(commands: Commands, tasks: Sequence[Task] = ()) -> TaskOptions:
+    """The `run` subcommand on `commands`, with the options of `tasks`."""
+    run = commands.add_parser("run", help="run tasks on the inventory's hosts",
+                              description="Run one or more tasks (setup, mesh, teardown, or your "
+                              "own tasks/NAME.py) on every selected host, over shared connections.")
+    run.add_argument("tasks", nargs="+", metavar="TASK", help="task names, run in order")
+    add_run_options(run)
+    task_options = TaskOptions(run)
+    for task in tasks:
+        task_options.add(task)
+    return task_options
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    add_inventory_options(parser)
+    group = parser.add_argument_group("run")
+    group.add_argument("--dry-run", "--check", dest="dry_run", action="store_true",
+                       help="show what would change and change nothing")
+    group.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE "
+                       "('-': stdout, the table then goes to stderr)")
+    group.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML to FILE: "
+                       "a test case per host (setup, teardown) and per directed pair (mesh)")
+    group.add_argument("--prometheus", type=Path, metavar="FILE", help="also write Prometheus "
+                       "gauges to FILE (text format, for node_exporter's textfile collector)")
+    group.add_argument("--heatmap", type=Path, metavar="FILE", help="also draw the mesh's matrix "
+                       "to FILE.html (a self-contained page) or FILE.svg")
+    group.add_argument("--tasks-dir", type=Path, action="append", default=[], metavar="DIR",
+                       help="look for tasks here first (repeatable); then ./tasks, then built-ins")
+    group.add_argument("--no-progress", dest="progress", action="store_false",
+                       help="plain output: no live display on stderr and no colour (both are "
+                       "shown only on a terminal, and not with $NO_COLOR set, anyway)")
+    talk = group.add_mutually_exclusive_group()
+    talk.add_argument("-q", "--quiet", action="store_true",
+                      help="print only each task's verdict line (--json is still written)")
+    talk.add_argument("-v", "--verbose", action="store_true",
+                      help="also print every host's full result (nornir-utils print_result)")
+    limits = parser.add_argument_group("concurrency and timeouts")
+    d = RunLimits()
+    limits.add_argument("-w", "--workers", type=positive_int, default=d.workers,
+                        help=f"hosts worked on at once (default {d.workers})")
+    limits.add_argument("--connect-workers", type=positive_int, default=d.connect_workers,
+                        help=f"SSH handshakes in flight at once (default {d.connect_workers})")
+    limits.add_argument("--connect-timeout", type=positive_float, default=d.connect_timeout,
+                        metavar="S", help=f"seconds to connect and log in (default {d.connect_timeout:g})")
+    limits.add_argument("--command-timeout", type=positive_float, default=d.command_timeout,
+                        metavar="S", help=f"seconds for each remote command (default "
+                        f"{d.command_timeout:g}; the mesh probe gets what its pings need)")
+    limits.add_argument("--host-timeout", type=positive_float, default=d.host_timeout,
+                        metavar="S", help=f"seconds for a task on one host (default {d.host_timeout:g})")
+    ssh = parser.add_argument_group("ssh")
+    ssh.add_argument("--host-key-checking", choices=HOST_KEY_CHECKING, default="yes",
+                     help="as OpenSSH's StrictHostKeyChecking: yes refuses unknown and changed "
+                     "keys (default); accept-new records unknown keys in the known_hosts file in "
+                     "use and refuses changed ones; no accepts any key, a changed one with a "
+                     "warning and without sending a password")
+    ssh.add_argument("--no-host-key-checking", dest="host_key_checking", action="store_const",
+                     const="no", help="the same as --host-key-checking no")
+    ssh.add_argument("--persist", type=persist_seconds, default=None, metavar="SECONDS",
+                     help="keep the SSH connections open in a background process for SECONDS "
+                     "after the run (60, 10m ...) and reuse them in the next runs, like OpenSSH's "
+                     f"ControlPersist; 0 turns it off (default ${wire.PERSIST_ENV} or 0). "
+                     "`fleet persist status|stop` shows or closes them")
+
+
+def tasks_named(argv: Sequence[str]) -> list[Task]:
+    """The tasks named after `run`, loaded before the full parser exists (they add options).
+
+    A parser of fleet run's own options reads the command line first; among what it takes for
+    task names, the names of no task are values of task options not added yet (the full parser
+    reads them right) or unknown names (loading them later says so).
+    """
+    if not argv or argv[0] != "run":
+        return []
+    first = argparse.ArgumentParser(prog="fleet run", add_help=False)
+    first.add_argument("tasks", nargs="*")
+    add_run_options(first)
+    with contextlib.redirect_stderr(io.StringIO()):  # the full parser reports the errors
+        try:
+            seen, _ = first.parse_known_intermixed_args(argv[1:])
+        except SystemExit:
+            return []
+    found = find_tasks(seen.tasks_dir)[0]
+    return [load_task(name, seen.tasks_dir) for name in dict.fromkeys(seen.tasks) if name in found]
+
+
+def run_limits(options: argparse.Namespace) -> RunLimits:
+    return RunLimits(workers=options.workers, connect_workers=options.connect_workers,
+                     connect_timeout=options.connect_timeout, command_timeout=options.command_timeout,
+                     host_timeout=options.host_timeout)
+
+
+def run(options: argparse.Namespace, task_options: TaskOptions) -> int:
+    raise_open_file_limit()
+    if options.persist is None:
+        options.persist = _persist_default()  # read here, so a bad value breaks only `run`
+    tasks = [load_task(name, options.tasks_dir) for name in options.tasks]
+    notes = find_tasks(options.tasks_dir)[1]
+    print_notes([notes[name] for name in dict.fromkeys(options.tasks) if name in notes])
+    inventory = selected_hosts(options)
+    params = {task.name: task_options.params(task, options) for task in tasks}
+    prepared = api.prepare(tasks, inventory, params=params, dry_run=options.dry_run,
+                           host_key_checking=options.host_key_checking)  # before any host is touched
+    check_output_files(options, _files_read(inventory), command="run")
+    if options.json not in (None, STDOUT):
+        try:
+            Path(options.json).open("a", encoding="utf-8").close()
+        except OSError as exc:
+            raise UsageError(f"--json {options.json}: {exc.strerror}") from None
+    files = report_files(options, [t.name for t in tasks])
+    for warning in api.preflight_warnings(prepared):
+        _warn("", warning)
+    outcome = asyncio.run(_run_here(prepared, options))
+    if outcome.tasks:
+        write_json_output(options.json,
+                          lambda stream: write_json_documents(outcome.json_documents(), stream))
+    write_report_files(files, outcome.tasks)
+    return outcome.exit_code
+
+
+def _files_read(inventory: Inventory) -> list[ReadFile]:
+    """What this run reads, which no output file may be: the inventory's three files (or an EC2
+    source file and the defaults.yaml beside it) and every login's known_hosts, keys and ssh
+    config, defaults included."""
+    reads = [ReadFile(Path(inventory.files.path(name)), f"the inventory's {name}")
+             for name in (HOSTS_FILE, GROUPS_FILE, DEFAULTS_FILE)]
+    reads.append(ReadFile(inventory.directory / DEFAULTS_FILE, f"the inventory's {DEFAULTS_FILE}"))
+    cwd = os.getcwd()
+    for host in inventory.hosts:
+        reads += [ReadFile(Path(path), role) for path, role in
+                  login_files(host.ssh_options, environ=os.environ, cwd=cwd)]
+    return reads
+
+
+async def _run_here(prepared: api.PreparedRun, options: argparse.Namespace) -> api.Outcome:
+    """api.run_prepared on this process's event loop: Ctrl-C or TERM stops it (hosts not finished
+    are reported as interrupted; a second Ctrl-C stops at once); each task's report is printed as
+    it ends."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def interrupted() -> None:
+        stop.set()
+        loop.remove_signal_handler(signal.SIGINT)  # a second Ctrl-C stops at once
+
+    out = text_stream(options)
+    shows = terminal_features(options.progress, os.environ, sys.stderr, out)
+    display = LiveDisplay(stderr_console(sys.stderr)) if shows.live else None
+    names, hosts = [t.name for t in prepared.tasks], len(prepared.inventory.hosts)
+
+    def task_done(outcome: api.TaskOutcome) -> None:
+        if display is not None:
+            display.pause()
+        if options.verbose:
+            from nornir_utils.plugins.functions import print_result
+            print_result(outcome.results)
+        print_report(outcome.report, out, quiet=options.quiet, colour=shows.colour)
+        following = names.index(outcome.task) + 1
+        if display is not None and not outcome.interrupted and following < len(names):
+            display.begin(names[following], hosts)
+
+    def closed(transport: Any) -> None:
+        reused = getattr(transport, "reused", None)
+        if options.verbose and reused is not None:
+            print(f"fleet: --persist: {reused} connection(s) reused from earlier runs; "
+                  f"all kept {options.persist:g} s (`fleet persist status`)", file=sys.stderr)
+
+    loop.add_signal_handler(signal.SIGINT, interrupted)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    if display is not None:
+        display.begin(names[0], hosts)
+    try:
+        return await api.run_prepared(prepared, limits=run_limits(options),
+                                      host_key_checking=options.host_key_checking,
+                                      persist=options.persist, stop=stop, on_warning=_warn,
+                                      on_progress=display, on_task_done=task_done, on_closed=closed)
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        loop.remove_signal_handler(signal.SIGTERM)
+        if display is not None:
+            display.pause()  # also when the transport could not be opened
+
+
+def _warn(host: str, text: str) -> None:
+    """A host's warning (a changed key accepted under --host-key-checking no) stands out; the
+    run's own (--persist falling back) is a plain warning."""
+    line = f"WARNING: {host}: {text}" if host else f"warning: {text}"
+    print(f"fleet: {printable(line)}", file=sys.stderr, flush=True)
+
+
+def _persist_default() -> float:
+    value = os.environ.get(wire.PERSIST_ENV, "")
+    try:
+        return wire.parse_persist(value)
+    except ValueError as exc:
+        raise UsageError(f"${wire.PERSIST_ENV}: {exc}") from None
