@@ -104,8 +104,10 @@ def test_tasks_in_the_working_directory_never_replace_a_built_in(tmp_path):
 
 
 def test_json_report_never_overwrites_a_file_the_run_reads(tmp_path):
-    inventory = write_inventory(tmp_path / "inv", "a:\n  hostname: 192.0.2.1\n"
-                                "  data: {ipv4: 10.0.0.1}\n",
+    # two hosts (a mesh of one is refused first), neither ever contacted: the check comes first
+    inventory = write_inventory(tmp_path / "inv", "a:\n  hostname: 127.0.0.1\n  port: 1\n"
+                                "  data: {ipv4: 10.0.0.1}\nb:\n  hostname: 127.0.0.2\n  port: 1\n"
+                                "  data: {ipv4: 10.0.0.2}\n",
                                 defaults="data:\n  isatap_prefix: 'fd00::/64'\n")
     before = (inventory / "hosts.yaml").read_text()
     for args in (["run", "setup", "--dry-run"], ["run", "mesh"]):

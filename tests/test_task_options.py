@@ -74,7 +74,8 @@ def test_options_of_several_tasks_reach_each_task_wherever_they_stand(tmp_path):
     # A value of a task option is not taken for a task name, before or after the tasks.
     user_task(tmp_path, "hello", HELLO)
     write_inventory(tmp_path / "inventory", "a:\n  hostname: 127.0.0.1\n  port: 1\n"
-                    "  data: {ipv4: 10.0.0.1}\n", defaults="data:\n  isatap_prefix: 'fd00::/64'\n")
+                    "  data: {ipv4: 10.0.0.1}\nb:\n  hostname: 127.0.0.2\n  port: 1\n"
+                    "  data: {ipv4: 10.0.0.2}\n", defaults="data:\n  isatap_prefix: 'fd00::/64'\n")
     for argv in (["--greeting", "hey", "mesh", "hello"], ["mesh", "hello", "--greeting", "hey"]):
         done = fleet("run", *argv, "--count", "2", "--connect-timeout", "2", "--json", "-",
                      cwd=tmp_path)
