@@ -12,8 +12,6 @@ from nornir.core.task import Result
 from fleet.core.errors import (
     CommandError,
     CommandTimeoutError,
-    ForeignRouteError,
-    ForeignTunnelError,
     HostError,
     PreflightError,
     PrivilegeError,
@@ -21,6 +19,7 @@ from fleet.core.errors import (
 from fleet.core.runner import HostRun, host_task
 from fleet.core.sections import section, split_sections
 from fleet.inventory import FleetHost
+from fleet.tunnel.errors import ForeignRouteError, ForeignTunnelError
 from fleet.tunnel.iproute import TunnelState
 from fleet.tunnel.plan import (
     STALE_STATUS,

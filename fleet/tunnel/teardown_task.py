@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from nornir.core.task import Result
 
-from fleet.core.errors import CommandError, ForeignTunnelError
+from fleet.core.errors import CommandError
 from fleet.core.runner import HostRun, host_task
 from fleet.core.sections import split_sections
 from fleet.inventory import FleetHost
+from fleet.tunnel.errors import ForeignTunnelError
 from fleet.tunnel.plan import (
     STALE_STATUS,
     TUNNEL_NAME,
