@@ -14,8 +14,6 @@ from nornir.core.task import Result
 from fleet.core.errors import (
     CommandError,
     CommandTimeoutError,
-    ForeignRouteError,
-    ForeignTunnelError,
     HostError,
     PreflightError,
     PrivilegeError,
@@ -24,9 +22,9 @@ from fleet.core.runner import HostRun, host_task
 from fleet.core.sections import section, split_sections
 from fleet.core.task import TaskContext
 from fleet.inventory import FleetHost
+from fleet.tunnel.errors import ForeignRouteError, ForeignTunnelError
 from fleet.tunnel.iproute import TunnelState
 from fleet.tunnel.plan import (
-    STALE_STATUS,
     DesiredTunnel,
     ForeignRoute,
     ForeignTunnel,
@@ -43,8 +41,9 @@ from fleet.tunnel.plan import (
     plan,
     read_state_script,
     skipped_routes,
+    went_stale,
 )
-from fleet.tunnel.preflight import FACTS_SCRIPT, parse_facts, preflight_problems
+from fleet.tunnel.preflight import FACTS_SCRIPT, parse_facts, preflight_error, preflight_problems
 
 KERNEL_LACKS_SIT = ("No such device", "Unknown device type")
 
@@ -86,8 +85,7 @@ async def run(host: HostRun[FleetHost]) -> Result:
     problems = preflight_problems(facts, need_sit=creates_tunnel(steps), need_ping=True,
                                   need_root=bool(steps))
     if problems:
-        only_privilege = len(problems) == 1 and problems[0].startswith("no privilege")
-        raise (PrivilegeError if only_privilege else PreflightError)(host.name, "; ".join(problems))
+        raise preflight_error(host.name, problems)
 
     details = {"ipv4": str(host.host.ipv4), "address": str(desired.address),
                "before": before.describe(), "owner": ownership(before, desired).value,
@@ -108,7 +106,7 @@ async def run(host: HostRun[FleetHost]) -> Result:
         raise CommandTimeoutError(host.name, f"configuring sit1: {exc.reason}; "
                                   f"{await _state_again(host, before)}", command=exc.command,
                                   stdout=exc.stdout, stderr=exc.stderr) from exc
-    if applied.exit_status == STALE_STATUS and "changed since it was read" in applied.stderr:
+    if went_stale(applied):
         raise CommandError(host.name, "sit1 changed between reading and changing it (another run "
                            "or another inventory name for this host?); nothing done, run again",
                            command=applied.command, exit_status=applied.exit_status)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from nornir.core.task import Result
 
-from fleet.core.errors import CommandError, ForeignTunnelError
+from fleet.core.errors import CommandError
 from fleet.core.runner import HostRun, host_task
 from fleet.core.sections import split_sections
 from fleet.inventory import FleetHost
+from fleet.tunnel.errors import ForeignTunnelError
 from fleet.tunnel.plan import (
-    STALE_STATUS,
     TUNNEL_NAME,
     DesiredTunnel,
     ForeignTunnel,
@@ -24,6 +24,7 @@ from fleet.tunnel.plan import (
     read_state_script,
     removal,
     remove_script,
+    went_stale,
 )
 
 Params = TunnelParams
@@ -48,7 +49,7 @@ async def run(host: HostRun[FleetHost]) -> Result:
                             "summary": f"would {step.description}"}, changed=True,
                            diff=step.command)
     done = await host.run(remove_script(step, before), as_root=True)
-    if done.exit_status == STALE_STATUS and "changed since it was read" in done.stderr:
+    if went_stale(done):
         raise CommandError(host.name, f"{TUNNEL_NAME} changed between reading and removing it; "
                            "nothing done, run again", command=done.command,
                            exit_status=done.exit_status)

@@ -25,7 +25,6 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from fleet.core.errors import LabError
 from fleet.lab import (
     LabInfo,
     check_prerequisites,
@@ -43,6 +42,7 @@ from fleet.lab import (
     stop_guest,
     up,
 )
+from fleet.lab.errors import LabError
 from fleet.lab.guests import GuestFiles, qemu_command
 from fleet.lab.image import GuestImage
 

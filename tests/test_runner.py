@@ -2,12 +2,15 @@
 
 import asyncio
 import socket
+import time
 
 from conftest import write_inventory
 from nornir_utils.plugins.functions import print_result
 from sshserver import CommandServer
 
-from fleet.core.errors import AuthError, CommandTimeoutError, ConnectError, PreflightError
+from fleet.core.errors import AuthError, CommandTimeoutError, ConnectError, HostTimeoutError, PreflightError
+from fleet.core.progress import CONNECTED, HOST_DONE
+from fleet.core.results import host_error_kind
 from fleet.core.runner import INTERRUPTED, RunLimits, Runner
 from fleet.inventory import load_inventory
 from fleet.ssh.transport import AsyncsshTransport
@@ -252,3 +255,117 @@ def test_wrong_credentials_say_authentication(tmp_path):
     result = asyncio.run(scenario())
     assert isinstance(result.exception, AuthError) and result.exception.kind == "auth"
     assert "authentication failed at 127.0.0.1" in str(result.exception)
+
+
+def test_a_tasks_own_timeout_is_the_tasks_failure_not_the_host_timeout(tmp_path):
+    async def task(host):
+        if host.name == "waits":  # the task's own limit on a command of its own
+            await asyncio.wait_for(host.run("sleep 5"), 0.3)
+        return host.result("fine")
+
+    async def scenario():
+        ss = await servers(tmp_path, 2)
+        inventory = inventory_for(tmp_path, [ss[0].inventory_entry("waits", "10.0.0.1"),
+                                             ss[1].inventory_entry("fine", "10.0.0.2")])
+        async with Runner(AsyncsshTransport(), RunLimits(host_timeout=20)) as runner:
+            outcome = await runner.run("t", task, inventory.hosts)
+            again = await runner.run("t", echo_name, inventory.hosts)  # its connection was kept
+        logins = [s.connections for s in ss]
+        for s in ss:
+            await s.close()
+        return outcome.results, again.results, logins
+
+    results, again, logins = asyncio.run(scenario())
+    failed = results["waits"][0]
+    assert failed.failed and host_error_kind(failed) == "error"
+    assert not isinstance(failed.exception, HostTimeoutError)
+    assert "crashed: TimeoutError" in str(failed.exception) and "--host-timeout" not in str(failed.exception)
+    assert results["fine"][0].result == "fine"
+    assert not again.failed and logins == [1, 1]
+
+
+def test_only_the_runners_own_limit_is_the_host_timeout(tmp_path):
+    async def task(host):
+        await host.run("sleep 5")
+        return host.result("never")
+
+    async def scenario():
+        (server,) = await servers(tmp_path, 1)
+        inventory = inventory_for(tmp_path, [server.inventory_entry("slow", "10.0.0.1")])
+        async with Runner(AsyncsshTransport(), RunLimits(host_timeout=0.5)) as runner:
+            outcome = await runner.run("t", task, inventory.hosts)
+        await server.close()
+        return outcome.results["slow"][0]
+
+    result = asyncio.run(scenario())
+    assert isinstance(result.exception, HostTimeoutError) and host_error_kind(result) == "host-timeout"
+
+
+def test_a_bug_in_the_runner_cancels_the_run_and_is_raised_as_a_task_group_does(tmp_path):
+    """A host's failure is a Result; an exception from the runner's own code (here the progress
+    listener it calls) is no host's: the other hosts are cancelled at once, not waited for, and
+    the run raises it in an ExceptionGroup."""
+    cancelled = []
+
+    async def task(host):
+        if host.name == "quick":
+            return host.result("done")
+        try:
+            await host.run("sleep 8")
+        except asyncio.CancelledError:
+            cancelled.append(host.name)
+            raise
+        return host.result("finished")
+
+    def progress(event):
+        if event.kind == HOST_DONE and event.host == "quick":
+            raise RuntimeError("listener broke")
+
+    async def scenario():
+        ss = await servers(tmp_path, 3)
+        inventory = inventory_for(tmp_path, [s.inventory_entry(n, f"10.0.0.{i + 1}") for i, (s, n)
+                                             in enumerate(zip(ss, ["quick", "slow1", "slow2"]))])
+        started = time.monotonic()
+        async with Runner(AsyncsshTransport()) as runner:
+            try:
+                await runner.run("t", task, inventory.hosts, progress=progress)
+            except BaseException as exc:  # what the run raised, to look at
+                raised = exc
+            else:
+                raised = None
+        elapsed = time.monotonic() - started
+        still = [s.open_sessions for s in ss]
+        for s in ss:
+            await s.close()
+        return raised, elapsed, still
+
+    raised, elapsed, still = asyncio.run(scenario())
+    assert isinstance(raised, ExceptionGroup), raised
+    assert [type(e) for e in raised.exceptions] == [RuntimeError]
+    assert str(raised.exceptions[0]) == "listener broke"
+    assert sorted(cancelled) == ["slow1", "slow2"] and elapsed < 6  # not left to finish
+    assert still == [0, 0, 0]  # their commands' channels were closed
+
+
+def test_two_runs_on_one_runner_each_hear_only_of_their_own_connections(tmp_path):
+    async def scenario():
+        ss = await servers(tmp_path, 4)
+        inventory = inventory_for(tmp_path, [s.inventory_entry(f"h{i}", f"10.0.0.{i + 1}")
+                                             for i, s in enumerate(ss)])
+        first, second = inventory.hosts[:2], inventory.hosts[2:]
+        heard: dict[str, list[str]] = {"a": [], "b": []}
+
+        def listener(run):
+            return lambda event: heard[run].append(event.host) if event.kind == CONNECTED else None
+
+        async with Runner(AsyncsshTransport()) as runner:
+            outcomes = await asyncio.gather(
+                runner.run("a", echo_name, first, progress=listener("a")),
+                runner.run("b", echo_name, second, progress=listener("b")))
+        for s in ss:
+            await s.close()
+        return heard, outcomes
+
+    heard, outcomes = asyncio.run(scenario())
+    assert not any(o.results.failed for o in outcomes)
+    assert sorted(heard["a"]) == ["h0", "h1"] and sorted(heard["b"]) == ["h2", "h3"]

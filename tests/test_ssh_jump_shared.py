@@ -199,3 +199,52 @@ def test_a_chain_of_jump_hosts_logs_in_to_each_hop_once(tmp_path):
     assert answers == ["ok"] * 3 and logins == (1, 1)
     assert outer_forwards == [("127.0.0.1", inner_port)]  # the outer hop carries the inner one once
     assert len(inner_forwards) == 3  # and the inner hop carries every host
+
+
+def jump_tasks_pending():
+    """The transport's own tasks (jump logins and closers) that have not finished."""
+    names = ("_SharedJump.close", "AsyncsshTransport._jump.<locals>.login")
+    return [t for t in asyncio.all_tasks() if not t.done() and t.get_coro().__qualname__ in names]
+
+
+def test_closing_the_last_session_through_a_closed_transport_waits_for_its_jump_to_close(tmp_path):
+    """No task is left behind: the session that was the last to use a jump connection closes it
+    and waits for that; the transport's close waits for every jump connection it closes."""
+    async def scenario():
+        jump, servers, hosts = await bed(tmp_path, targets=2)
+        transport = AsyncsshTransport()
+        first = await transport.connect(hosts[0], timeout=10)
+        second = await transport.connect(hosts[1], timeout=10)
+        await transport.close()  # both sessions still use the jump connection: it stays
+        kept = len([c for c in jump._open if not c.is_closed()])
+        assert (await second.run("echo ok", timeout=10)).stdout.strip() == "ok"
+        await first.close()
+        pending_after_first = jump_tasks_pending()
+        await second.close()  # the last one: the jump connection closes, and is waited for
+        pending_after_last = jump_tasks_pending()
+        await transport.close()
+        pending_after_close = jump_tasks_pending()
+        await close_all(jump, servers)
+        return kept, pending_after_first, pending_after_last, pending_after_close
+
+    kept, after_first, after_last, after_close = asyncio.run(scenario())
+    assert kept == 1
+    assert after_first == [] and after_last == [] and after_close == []
+
+
+def test_a_transport_closed_while_a_jump_login_is_under_way_waits_for_it(tmp_path):
+    async def scenario():
+        jump, servers, hosts = await bed(tmp_path, targets=1)
+        transport = AsyncsshTransport()
+        connecting = asyncio.create_task(transport.connect(hosts[0], timeout=10))
+        while not jump_tasks_pending():  # the jump login has started
+            await asyncio.sleep(0)
+        connecting.cancel()
+        await asyncio.wait([connecting])
+        await transport.close()
+        left = jump_tasks_pending()
+        await close_all(jump, servers)
+        return connecting.cancelled(), left
+
+    cancelled, left = asyncio.run(scenario())
+    assert cancelled and left == []

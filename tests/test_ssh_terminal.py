@@ -34,7 +34,7 @@ def test_a_hosts_escape_sequences_reach_the_error_message_escaped(tmp_path):
         session = await transport.connect(target_for(server), timeout=10)
 
         class Pool:
-            async def session(self, host):
+            async def session(self, host, *, on_connect=None):
                 return session
 
         run = HostRun(Host(), [], None, Pool(), RunLimits(), "t")  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ import pytest
 from standins import StandInHost as Host
 
 from fleet.core.sections import split_sections
+from fleet.core.transport import CommandResult
 from fleet.tunnel.iproute import ABSENT, TunnelState
 from fleet.tunnel.plan import (
     MARK,
@@ -26,6 +27,7 @@ from fleet.tunnel.plan import (
     read_state_script,
     removal,
     remove_script,
+    went_stale,
 )
 
 DESIRED = DesiredTunnel(local=IPv4Address("172.31.0.11"),
@@ -216,6 +218,18 @@ def test_apply_does_nothing_when_the_device_changed_since_it_was_read(tmp_path):
     done = host.run(apply_script(plan(drift(mtu=1400), DESIRED), drift(mtu=1400, ifindex=77)))
     assert done.returncode == STALE_STATUS and host.calls() == []
     assert state_of(host).same_configuration(GOOD)
+    assert went_stale(CommandResult("apply", done.returncode, done.stdout, done.stderr))
+
+
+def test_stale_is_read_from_the_guards_marker_not_from_a_sentence_or_a_status(tmp_path):
+    host = Host(tmp_path, GOOD)
+    done = host.run(remove_script(removal(GOOD, DESIRED), drift(ifindex=77)))
+    assert done.returncode == STALE_STATUS and "changed since it was read" in done.stderr
+    assert went_stale(CommandResult("remove", done.returncode, done.stdout, done.stderr))
+    assert state_of(host).same_configuration(GOOD)
+    # a step that failed with status 3 (and said the same words) did not stop at the guard
+    assert not went_stale(CommandResult("apply", STALE_STATUS, "", done.stderr))
+    assert not went_stale(CommandResult("apply", 1, done.stdout, done.stderr))
 
 
 def test_remove_script_removes_and_reads_again(tmp_path):

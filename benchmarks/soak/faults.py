@@ -18,7 +18,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from benchmarks.soak.procfs import is_sshd, netns_inode, processes_by_netns
-from fleet.core.errors import LabError
+from fleet.lab.errors import LabError
 from fleet.lab.nsbed import SSHD, NamespaceBed
 
 TABLE = "fleet_soak"

@@ -25,7 +25,7 @@ from fleet import __version__
 from fleet.cli import aws, inventory, lab, persist, report, run_tasks
 from fleet.cli import tasks as tasks_command
 from fleet.cli.task_options import TaskOptions
-from fleet.core.errors import InventoryError, LabError, TaskError, UsageError
+from fleet.core.errors import InventoryError, LocalError, TaskError, UsageError
 from fleet.core.results import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 from fleet.core.task import Task
 
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InventoryError, UsageError, TaskError) as exc:
         print(f"fleet: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except LabError as exc:
+    except LocalError as exc:
         print(f"fleet lab: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

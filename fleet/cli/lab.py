@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fleet.cli.options import Commands, positive_int
-from fleet.core.errors import LabError
 from fleet.core.output import write_json
 from fleet.core.results import EXIT_FAILED, EXIT_OK
 
@@ -45,6 +44,8 @@ def run(options: argparse.Namespace) -> int:
     if options.lab_command == "up":
         problems = lab.check_prerequisites()
         if problems:
+            from fleet.lab.errors import LabError
+
             raise LabError("the lab cannot start here:\n  " + "\n  ".join(problems))
         info = lab.up(options.hosts, workdir=workdir,
                       progress=lambda line: print(f"lab: {line}", file=sys.stderr, flush=True))

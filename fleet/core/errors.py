@@ -1,36 +1,46 @@
-"""The project's exceptions.
+"""The project's exceptions: the base classes every feature builds on, and the registry of kinds.
 
     FleetError                      base of everything fleet raises on purpose
     ├── InventoryError              bad inventory input; names file, host and field (exit 2)
     ├── UsageError                  bad command-line input (exit 2)
     ├── TaskError                   a task file that cannot be found or loaded (exit 2)
-    ├── HostError                   one host failed; carried as data in that host's Result
-    │   ├── ConnectError            could not reach the host            kind `unreachable`
-    │   │   ├── AuthError           it would not let us log in          kind `auth`
-    │   │   ├── HostKeyUnknownError its host key is not known           kind `host-key-unknown`
-    │   │   ├── HostKeyChangedError its host key differs from the known kind `host-key-changed`
-    │   │   ├── SSHSetupError       a local SSH file (key, known_hosts) kind `ssh-setup`
-    │   │   │                       is missing or unreadable
-    │   │   └── ConnectionLostError the connection (or its jump host's) kind `connection-lost`
-    │   │                           ended while a command ran
-    │   ├── CommandError            a remote command failed             kind `command`
-    │   │   └── CommandTimeoutError it did not finish in time           kind `timeout`
-    │   ├── HostTimeoutError        the task on the host ran too long   kind `timeout`
-    │   ├── PreflightError          the host lacks what a task needs    kind `preflight`
-    │   ├── PrivilegeError          no root and no `sudo -n`            kind `privilege`
-    │   ├── ForeignTunnelError      a sit1 that fleet did not make      kind `foreign-tunnel`
-    │   ├── ForeignRouteError       a route fleet did not make          kind `foreign-route`
-    │   └── HostInterrupted         the run was stopped (Ctrl-C)        kind `interrupted`
-    └── LabError                    the local QEMU lab could not be built, started or stopped
+    ├── LocalError                  something on this machine (not a host of the fleet) failed:
+    │                               a local tool, process or state (fleet.lab.errors.LabError)
+    └── HostError                   one host failed; carried as data in that host's Result
+        ├── ConnectError            could not reach the host            kind `unreachable`
+        │   ├── AuthError           it would not let us log in          kind `auth`
+        │   ├── HostKeyUnknownError its host key is not known           kind `host-key-unknown`
+        │   ├── HostKeyChangedError its host key differs from the known kind `host-key-changed`
+        │   ├── SSHSetupError       a local SSH file (key, known_hosts) kind `ssh-setup`
+        │   │                       is missing or unreadable
+        │   └── ConnectionLostError the connection (or its jump host's) kind `connection-lost`
+        │                           ended while a command ran
+        ├── CommandError            a remote command failed             kind `command`
+        │   └── CommandTimeoutError it did not finish in time           kind `timeout`
+        ├── HostTimeoutError        the task on the host ran too long   kind `host-timeout`
+        ├── PreflightError          the host lacks what a task needs    kind `preflight`
+        │   └── PrivilegeError      no root and no `sudo -n`            kind `privilege`
+        └── HostInterrupted         the run was stopped (Ctrl-C)        kind `interrupted`
 
-Every HostError has a `kind` (the words above, `error` for the base class): the table and every
-JSON report show it as `error_kind`. Kinds are decided where the failure happens (the SSH edge,
-the task) and travel as types, never recovered from message text. `error_kind()` reads it back
-from any exception, `host_error_from_kind()` rebuilds one from a kind (the persistent-connection
-process sends kinds over its socket).
+A feature adds its own HostErrors in its own package (fleet.tunnel.errors: `foreign-tunnel`,
+`foreign-route`); this module knows none of them.
+
+Every HostError class that names a `kind` registers it when the class is defined
+(`__init_subclass__`): two classes with one kind are an error at import time, and a subclass
+that names no kind of its own shares its parent's and is rebuilt as its parent. The table and
+every JSON report show the kind as `error_kind`. Kinds are decided where the failure happens
+(the SSH edge, the task) and travel as types, never recovered from message text: `error_kind()`
+reads it back from any exception, `to_json()` and `host_error_from_json()` carry one across a
+process boundary (the persistent-connection socket), with the fields its class names
+(`fields`). A kind is rebuilt only when its class was imported: fleet.error_kinds imports every
+feature's errors.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 
 class FleetError(Exception):
@@ -43,6 +53,11 @@ class UsageError(FleetError):
 
 class TaskError(FleetError):
     """A task named on the command line cannot be found or loaded."""
+
+
+class LocalError(FleetError):
+    """Something on this machine, not on a host of the fleet, failed: a local tool, a local
+    process, local state. Features name their own (fleet.lab.errors.LabError)."""
 
 
 class InventoryError(FleetError):
@@ -64,15 +79,58 @@ class InventoryError(FleetError):
         super().__init__(f"{': '.join(where)}: {message}" if where else message)
 
 
-class HostError(FleetError):
-    """One host failed; the run records it and carries on with the others."""
+_KINDS: dict[str, type[HostError]] = {}
 
-    kind = "error"
+
+class HostError(FleetError):
+    """One host failed; the run records it and carries on with the others.
+
+    `kind` names the failure (registered when the class is defined, see the module's docstring);
+    `fields` are the keyword arguments of its constructor, beyond host and message, that travel
+    with it (to_json / host_error_from_json).
+    """
+
+    kind: ClassVar[str] = "error"
+    fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            _register(cls)
 
     def __init__(self, host: str, message: str) -> None:
         self.host = host
         self.reason = message
         super().__init__(f"{host}: {message}")
+
+    def to_json(self) -> dict[str, Any]:
+        """The failure as JSON: `kind`, `host`, `error` (the reason) and the class's fields that
+        are set."""
+        data: dict[str, Any] = {"kind": self.kind, "host": self.host, "error": self.reason}
+        for name in self.fields:
+            value = getattr(self, name, None)
+            if value is not None:
+                data[name] = value
+        return data
+
+
+def _register(cls: type[HostError]) -> None:
+    kind = cls.kind
+    if not isinstance(kind, str) or not kind:
+        raise TypeError(f"{cls.__module__}.{cls.__qualname__}: an error kind is a non-empty string, "
+                        f"not {kind!r}")
+    taken = _KINDS.get(kind)
+    if taken is not None and taken is not cls:
+        raise TypeError(f"error kind {kind!r} of {cls.__module__}.{cls.__qualname__} is already "
+                        f"{taken.__module__}.{taken.__qualname__}'s: give it a kind of its own")
+    _KINDS[kind] = cls
+
+
+_register(HostError)
+
+# Every registered kind and its class, read-only and live: a feature's kinds join it when its
+# errors module is imported.
+HOST_ERROR_KINDS: Mapping[str, type[HostError]] = MappingProxyType(_KINDS)
 
 
 class ConnectError(HostError):
@@ -82,6 +140,7 @@ class ConnectError(HostError):
     """
 
     kind = "unreachable"
+    fields: ClassVar[tuple[str, ...]] = ("via",)
 
     def __init__(self, host: str, message: str, *, via: str | None = None) -> None:
         self.via = via
@@ -120,6 +179,7 @@ class ConnectionLostError(ConnectError):
     `stdout` and `stderr` hold what it said before."""
 
     kind = "connection-lost"
+    fields: ClassVar[tuple[str, ...]] = ("via", "command", "stdout", "stderr")
 
     def __init__(self, host: str, message: str, *, via: str | None = None, command: str = "",
                  stdout: str = "", stderr: str = "") -> None:
@@ -133,6 +193,7 @@ class CommandError(HostError):
     """A remote command failed (non-zero exit, refused channel)."""
 
     kind = "command"
+    fields: ClassVar[tuple[str, ...]] = ("command", "exit_status", "stdout", "stderr")
 
     def __init__(self, host: str, message: str, *, command: str = "", exit_status: int | None = None,
                  stdout: str = "", stderr: str = "") -> None:
@@ -150,9 +211,10 @@ class CommandTimeoutError(CommandError):
 
 
 class HostTimeoutError(HostError):
-    """A task did not finish on the host within --host-timeout."""
+    """A task did not finish on the host within --host-timeout (the runner's own limit; a task's
+    own TimeoutError is the task's failure, not this)."""
 
-    kind = "timeout"
+    kind = "host-timeout"
 
 
 class PreflightError(HostError):
@@ -167,34 +229,10 @@ class PrivilegeError(PreflightError):
     kind = "privilege"
 
 
-class ForeignTunnelError(HostError):
-    """The host has a tunnel of the same name that fleet did not make; it was left untouched."""
-
-    kind = "foreign-tunnel"
-
-
-class ForeignRouteError(HostError):
-    """The host has a route for a prefix fleet was asked to route, not fleet's; left untouched."""
-
-    kind = "foreign-route"
-
-
 class HostInterrupted(HostError):
     """The run was interrupted before this host finished."""
 
     kind = "interrupted"
-
-
-class LabError(FleetError):
-    """The local lab could not be built, started, inspected or stopped."""
-
-
-HOST_ERROR_KINDS: dict[str, type[HostError]] = {
-    cls.kind: cls for cls in (HostError, ConnectError, AuthError, HostKeyUnknownError,
-                              HostKeyChangedError, SSHSetupError, ConnectionLostError, CommandError,
-                              CommandTimeoutError, PreflightError, PrivilegeError, ForeignTunnelError,
-                              ForeignRouteError, HostInterrupted)
-}
 
 
 def error_kind(exc: object) -> str | None:
@@ -213,16 +251,16 @@ def failure_reason(exc: object) -> str:
     return str(exc)
 
 
+
 def host_error_from_kind(kind: str, host: str, message: str, **fields: object) -> HostError:
-    """Rebuild a HostError of the given kind, with the fields its class has (`command`, `stdout`
-    ... for command errors and lost connections, `via` for connection errors)."""
-    cls = HOST_ERROR_KINDS.get(kind, HostError)
-    if issubclass(cls, ConnectionLostError):
-        allowed = {"via", "command", "stdout", "stderr"}
-        return cls(host, message, **{k: v for k, v in fields.items() if k in allowed})  # type: ignore[arg-type]
-    if issubclass(cls, CommandError):
-        allowed = {"command", "exit_status", "stdout", "stderr"}
-        return cls(host, message, **{k: v for k, v in fields.items() if k in allowed})  # type: ignore[arg-type]
-    if issubclass(cls, ConnectError):
-        return cls(host, message, via=fields.get("via"))  # type: ignore[arg-type]
-    return cls(host, message)
+    """Rebuild a HostError of the given kind (the base HostError for a kind not registered), with
+    those of `fields` its class carries (`fields`); the others are left out."""
+    cls = _KINDS.get(kind, HostError)
+    return cls(host, message, **{name: fields[name] for name in cls.fields if name in fields})
+
+
+def host_error_from_json(data: Mapping[str, Any]) -> HostError:
+    """The HostError that `to_json()` gave (`kind`, `host`, `error` and its fields)."""
+    fields = {name: value for name, value in data.items() if name not in ("kind", "host", "error")}
+    return host_error_from_kind(str(data.get("kind")), str(data.get("host")), str(data.get("error")),
+                                **fields)

@@ -58,14 +58,16 @@ class ConnectionPool:
         self._sessions: dict[str, Session] = {}
         self._failures: dict[str, ConnectError] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self.on_connect: Callable[[str], None] | None = None  # a host's connection was established
 
     @property
     def connected(self) -> int:
         """Hosts with a session open now."""
         return len(self._sessions)
 
-    async def session(self, host: RunTarget) -> Session:
+    async def session(self, host: RunTarget, *,
+                      on_connect: Callable[[str], None] | None = None) -> Session:
+        """The host's session, opened when it has none; `on_connect` (the caller's, as each run
+        has its own) is told the host's name when this call opened it."""
         lock = self._locks.setdefault(host.name, asyncio.Lock())
         async with lock:
             if host.name in self._failures:
@@ -81,8 +83,8 @@ class ConnectionPool:
                     except ConnectError as exc:
                         self._failures[host.name] = exc
                         raise
-                if self.on_connect is not None:
-                    self.on_connect(host.name)
+                if on_connect is not None:
+                    on_connect(host.name)
             return self._sessions[host.name]
 
     async def discard(self, host: RunTarget) -> None:
@@ -104,7 +106,8 @@ class HostRun(Generic[H]):
     task's typed parameters, whether this is a dry run, and the limits."""
 
     def __init__(self, host: H, fleet: Sequence[H], params: Any, pool: ConnectionPool,
-                 limits: RunLimits, task_name: str, *, dry_run: bool = False) -> None:
+                 limits: RunLimits, task_name: str, *, dry_run: bool = False,
+                 on_connect: Callable[[str], None] | None = None) -> None:
         self.host = host
         self.fleet = fleet
         self.params = params
@@ -112,6 +115,7 @@ class HostRun(Generic[H]):
         self.task_name = task_name
         self.dry_run = dry_run
         self._pool = pool
+        self._on_connect = on_connect  # the run's, told when this host's connection is opened
         self.count: int | None = None
         self.count_label = ""
 
@@ -128,7 +132,7 @@ class HostRun(Generic[H]):
                   check: bool = False) -> CommandResult:
         """Run a shell command on the host. With `as_root`, as root (sudo -n when needed);
         with `check`, a non-zero exit raises CommandError."""
-        session = await self._pool.session(self.host)
+        session = await self._pool.session(self.host, on_connect=self._on_connect)
         wrapped = privileged(command) if as_root else command
         result = await session.run(wrapped, timeout=timeout or self.limits.command_timeout)
         if as_root:
@@ -205,6 +209,7 @@ class Runner:
         results = AggregatedResult(name)
         slots = asyncio.Semaphore(self.limits.workers)
         done = 0
+        interrupted = False
 
         def connected(host: str) -> None:
             if progress is not None:
@@ -213,7 +218,7 @@ class Runner:
         async def one(host: RunTarget) -> None:
             nonlocal done
             async with slots:
-                result, run = await self._run_host(name, task, host, seen, params, dry_run)
+                result, run = await self._run_host(name, task, host, seen, params, dry_run, connected)
             multi = MultiResult(name)
             multi.append(result)
             results[host.name] = multi
@@ -223,23 +228,26 @@ class Runner:
                                        self._pool.connected, result.failed, run.count,
                                        run.count_label))
 
-        self._pool.on_connect = connected
-
-        jobs = [asyncio.create_task(one(h), name=f"{name}:{h.name}") for h in hosts]
-        interrupted = False
-        try:
-            await self._until_done_or_stopped(jobs, stop)
-        finally:
-            self._pool.on_connect = None
+        async def stop_when_asked(stop: asyncio.Event, jobs: list[asyncio.Task[None]]) -> None:
+            nonlocal interrupted
+            await stop.wait()
             unfinished = [job for job in jobs if not job.done()]
-            if unfinished:
-                interrupted = True
-                for job in unfinished:
-                    job.cancel()
-                await asyncio.wait(unfinished)
-        for job in jobs:
-            if not job.cancelled() and job.exception() is not None:
-                raise job.exception()  # type: ignore[misc]  # a bug in the runner itself
+            interrupted = bool(unfinished)
+            for job in unfinished:
+                job.cancel()
+
+        # One scope owns every host's job, as asyncio.TaskGroup does: a host's failure is its
+        # Result (_run_host catches it), so an exception that reaches the group is the runner's
+        # own bug, which cancels the other hosts and is raised (an ExceptionGroup), not kept
+        # until they are done. `stop` cancels only the hosts, which are then interrupted.
+        async with asyncio.TaskGroup() as group:
+            jobs = [group.create_task(one(h), name=f"{name}:{h.name}") for h in hosts]
+            watcher = (group.create_task(stop_when_asked(stop, jobs), name=f"{name}:stop")
+                       if stop is not None else None)
+            if jobs:
+                await asyncio.wait(jobs)
+            if watcher is not None:
+                watcher.cancel()
         for host in hosts:
             if host.name not in results:
                 multi = MultiResult(name)
@@ -248,34 +256,22 @@ class Runner:
                 results[host.name] = multi
         return RunOutcome(results, interrupted, time.monotonic() - started)
 
-    @staticmethod
-    async def _until_done_or_stopped(jobs: list[asyncio.Task[None]],
-                                     stop: asyncio.Event | None) -> None:
-        if not jobs:
-            return
-        if stop is None:
-            await asyncio.wait(jobs)
-            return
-        stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
-        try:
-            remaining: set[asyncio.Future[Any]] = set(jobs)
-            while remaining and not stopper.done():
-                _, remaining = await asyncio.wait(remaining | {stopper},
-                                                  return_when=asyncio.FIRST_COMPLETED)
-                remaining.discard(stopper)
-        finally:
-            stopper.cancel()
-
     async def _run_host(self, name: str, task: HostTask, host: RunTarget,
                         fleet: Sequence[RunTarget], params: Any, dry_run: bool,
+                        on_connect: Callable[[str], None] | None = None,
                         ) -> tuple[Result, HostRun[Any]]:
-        run = HostRun(host, fleet, params, self._pool, self.limits, name, dry_run=dry_run)
+        run = HostRun(host, fleet, params, self._pool, self.limits, name, dry_run=dry_run,
+                      on_connect=on_connect)
+        scope = asyncio.timeout(self.limits.host_timeout)
         try:
-            async with asyncio.timeout(self.limits.host_timeout):
+            async with scope:
                 result = await task(run)
         except HostError as exc:  # a timed-out command was stopped and its channel closed
             return run.result(failed=True, exception=exc), run
-        except TimeoutError:
+        except TimeoutError as exc:
+            if not scope.expired():  # the task's own timeout, not --host-timeout
+                return run.result(failed=True, exception=HostError(
+                    host.name, f"{name} crashed: {type(exc).__name__}: {exc or 'timed out'}")), run
             await self._pool.discard(host)
             return run.result(failed=True, exception=HostTimeoutError(
                 host.name, f"{name} did not finish within --host-timeout {self.limits.host_timeout:g} s"

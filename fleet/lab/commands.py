@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from fleet.core.errors import LabError
+from fleet.lab.errors import LabError
 
 # Commands the lab runs, and the Debian package that provides each one.
 PACKAGE_OF = {

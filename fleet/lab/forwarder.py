@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleet.core.errors import LabError
+from fleet.lab.errors import LabError
 
 CLONE_NEWNET = 0x40000000
 CONNECT_TIMEOUT = 10.0

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleet.core.errors import LabError
 from fleet.lab.commands import require_command, run
+from fleet.lab.errors import LabError
 from fleet.lab.image import GuestImage, write_guest_initrd
 from fleet.lab.plan import GuestPlan
 from fleet.lab.processes import OwnedProcess, read_pidfile

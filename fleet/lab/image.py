@@ -19,9 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleet.core.errors import LabError
 from fleet.lab import cpio, guest_files, rootfs
 from fleet.lab.commands import find_command
+from fleet.lab.errors import LabError
 from fleet.lab.kernel import build_kernel, kernel_version_of, load_kernel, resolve_kernel_package
 
 RECIPE_VERSION = 1  # bump when the kernel/modules recipe or the initramfs layout changes

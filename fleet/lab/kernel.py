@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleet.core.errors import LabError
 from fleet.lab.commands import require_command, run
+from fleet.lab.errors import LabError
 
 META_PACKAGE = "linux-image-amd64"
 MODULES = ("virtio_pci", "virtio_mmio", "virtio_net", "sit")  # dependencies are added

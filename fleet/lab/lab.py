@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from fleet.core.errors import LabError
 from fleet.lab import cpio, network, rootfs
+from fleet.lab.errors import LabError
 from fleet.lab.forwarder import forwarder_files, start_forwarder
 from fleet.lab.guests import guest_files, qemu_process, serial_tail, start_guest
 from fleet.lab.image import GuestImage, build_image

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fleet.core.errors import LabError
 from fleet.lab.commands import require_command, run
+from fleet.lab.errors import LabError
 from fleet.lab.plan import LabPlan
 
 NETNS_DIR = Path("/run/netns")

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from pathlib import Path
 
-from fleet.core.errors import LabError
 from fleet.inventory import HOSTS_FILE, write_inventory
 from fleet.isatap import isatap_address
 from fleet.lab.commands import run
+from fleet.lab.errors import LabError
 from fleet.lab.forwarder import ForwarderFiles, start_forwarder
 from fleet.lab.keys import generate_ed25519, known_hosts_line
 from fleet.lab.readiness import wait_for_banners

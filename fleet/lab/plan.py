@@ -6,7 +6,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from fleet.core.errors import LabError
+from fleet.lab.errors import LabError
 
 MAX_HOSTS = 200
 SUBNET = ipaddress.IPv4Network("172.31.0.0/24")  # like an AWS default VPC subnet

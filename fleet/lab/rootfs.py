@@ -12,9 +12,9 @@ import re
 import stat
 from pathlib import Path
 
-from fleet.core.errors import LabError
 from fleet.lab import cpio, guest_files
 from fleet.lab.commands import find_command, require_command, run
+from fleet.lab.errors import LabError
 from fleet.lab.kernel import Kernel
 
 # Real tools from the machine: (command, required). Their libraries come along (ldd).

@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from fleet.core.errors import LabError
+from fleet.lab.errors import LabError
 
 STATE_FILE = "lab.json"
 FORMAT = 1

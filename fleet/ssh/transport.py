@@ -28,7 +28,7 @@ import asyncio
 import os
 import re
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,7 @@ TERM_GRACE = 2.0  # seconds a stopped command has after TERM (to undo what it di
 MARKER_WAIT = 2.0  # seconds to wait for a just-started command to say its process group
 MAX_JUMPS = 8  # jump hosts in one route, nested ProxyJump included
 LOST_WAIT = 1.0  # seconds a channel that ended with no exit status waits to see its connection end
+CLOSE_WAIT = 10.0  # seconds closing waits for the jump connections it closes
 
 Warn = Callable[[str, str], None]
 
@@ -123,7 +124,7 @@ class AsyncsshSession:
     """A Session over one asyncssh connection (and the jump-host connections it goes through)."""
 
     def __init__(self, host: SSHTarget, connection: asyncssh.SSHClientConnection, *,
-                 release: Callable[[], None] | None = None,
+                 release: Callable[[], Awaitable[None]] | None = None,
                  jumps: Sequence[_SharedJump] = (), target: str | None = None) -> None:
         self._host = host
         self._target = target or host.ssh_host  # host:port, where the ssh config put it
@@ -257,7 +258,7 @@ class AsyncsshSession:
             pass
         if self._release is not None:
             release, self._release = self._release, None
-            release()
+            await release()  # closes the jump connections it was the last to use
 
 
 class _HostKeyPolicy(asyncssh.SSHClient):
@@ -359,10 +360,10 @@ class _SharedJump:
     async def close(self) -> None:
         if not self.login.done():
             self.login.cancel()
-        try:
-            connection = await self.login
-        except BaseException:  # noqa: B036  (a failed or cancelled login has nothing to close)
+        await asyncio.wait([self.login])  # its outcome, without taking a cancellation of ours
+        if self.failed():  # a failed or cancelled login has nothing to close
             return
+        connection = self.login.result()
         connection.close()
         try:
             await asyncio.wait_for(connection.wait_closed(), timeout=5)
@@ -390,7 +391,7 @@ class AsyncsshTransport:
         self._client_keys: dict[tuple[tuple[str, ...], str | None], Any] = {}
         self._writer = KnownHostsWriter()
         self._jumps: dict[tuple[Any, ...], _SharedJump] = {}  # jump logins shared by the hosts behind
-        self._closing: set[asyncio.Future[None]] = set()
+        self._closing: set[asyncio.Task[None]] = set()  # jump connections being closed
         self._closed = False
 
     def _known_hosts_files(self, name: str, files: tuple[Path, ...]) -> Any:
@@ -464,13 +465,15 @@ class AsyncsshTransport:
         return options
 
     async def close(self) -> None:
-        """Close the shared jump connections no session uses any more; the others close when
-        their last session does. Sessions themselves are closed by whoever opened them."""
+        """Close the shared jump connections no session uses any more, and wait (CLOSE_WAIT at
+        most) for every jump connection being closed; the others close when their last session
+        does, which waits for them. Sessions themselves are closed by whoever opened them."""
         self._closed = True
         for key, shared in list(self._jumps.items()):
             if shared.users == 0:
                 del self._jumps[key]
-                await shared.close()
+                self._close_jump(shared)
+        await self._closed_jumps(list(self._closing))
 
     def forget_failures(self) -> None:
         """Log in to a jump host again next time even though it failed before (a new run through
@@ -508,9 +511,10 @@ class AsyncsshTransport:
             connection = await self._handshake(host.name, host.ssh_host, options, files, route=route,
                                                timeout=timeout, through=through)
         except BaseException:
-            self._release(held)
+            self._release(held)  # a jump connection it closes is waited for by close()
             raise
-        return AsyncsshSession(host, connection, release=(lambda: self._release(held)) if held else None,
+        return AsyncsshSession(host, connection,
+                               release=(lambda: self._release_and_close(held)) if held else None,
                                jumps=held, target=route.target)
 
     @staticmethod
@@ -540,16 +544,40 @@ class AsyncsshTransport:
         shared.users += 1
         return shared
 
-    def _release(self, held: Sequence[_SharedJump]) -> None:
+    def _release(self, held: Sequence[_SharedJump]) -> list[asyncio.Task[None]]:
+        """Let go of jump connections; the ones no session uses any more that are lost, or whose
+        transport is closed, start closing: returned, and kept until they are done (close()
+        waits for them)."""
+        closing = []
         for shared in held:
             shared.users -= 1
             if shared.users == 0 and (self._closed or shared.lost()):
                 for key, value in list(self._jumps.items()):
                     if value is shared:
                         del self._jumps[key]
-                task = asyncio.ensure_future(shared.close())
-                self._closing.add(task)
-                task.add_done_callback(self._closing.discard)
+                closing.append(self._close_jump(shared))
+        return closing
+
+    def _close_jump(self, shared: _SharedJump) -> asyncio.Task[None]:
+        task = asyncio.create_task(shared.close(), name=f"close jump {shared.label}")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        return task
+
+    async def _release_and_close(self, held: Sequence[_SharedJump]) -> None:
+        await self._closed_jumps(self._release(held))
+
+    @staticmethod
+    async def _closed_jumps(tasks: Sequence[asyncio.Task[None]]) -> None:
+        """Wait for jump connections to close, CLOSE_WAIT at most; one that takes longer is
+        cancelled and waited for (a cancelled close returns at once)."""
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=CLOSE_WAIT)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
 
     async def _expand(self, name: str, spec: str, config: Any) -> list[tuple[Hop, Route]]:
         """The hops of a ProxyJump, first hop first, each with where the ssh config puts it; the

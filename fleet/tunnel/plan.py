@@ -32,7 +32,8 @@ from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address, IPv6Interface, IPv6Network
 
 from fleet.core.params import option
-from fleet.core.sections import section
+from fleet.core.sections import section, split_sections
+from fleet.core.transport import CommandResult
 from fleet.inventory import FleetHost
 from fleet.isatap import ISATAP_PREFIX_LENGTH
 from fleet.isatap import TUNNEL_MTU as TUNNEL_MTU  # the tunnel's settings, as the tasks read them here
@@ -41,6 +42,7 @@ from fleet.tunnel.iproute import ABSENT, ParseError, Route, TunnelState, parse_r
 
 MARK = "fleet-isatap"  # the alias of a tunnel fleet manages
 STALE_STATUS = 3       # the apply script's exit status when sit1 changed since it was read
+STALE_SECTION = "stale"  # the section the script's guard prints then, on stdout
 ROUTE_PROTOCOL = "94"  # the protocol number of the routes fleet adds (unused by iproute2's names)
 DEFAULT_ROUTE = IPv6Network("::/0")
 
@@ -382,14 +384,24 @@ def _routes(parts: dict[str, str]) -> tuple[Route, ...] | None:
 # -- changing it ---------------------------------------------------------------------------------
 
 def _guard(state: TunnelState, name: str) -> str:
-    """A line that stops the script (STALE_STATUS) unless the device is still the one read."""
+    """A line that stops the script unless the device is still the one read: it prints the
+    STALE_SECTION marker (what `went_stale` reads) and a sentence for people, and exits
+    STALE_STATUS."""
     dev = shlex.quote(name)
     if not state.exists:
         check = f"[ ! -e /sys/class/net/{dev} ]"
     else:
         check = f'[ "$(cat /sys/class/net/{dev}/ifindex 2>/dev/null)" = {state.ifindex} ]'
-    return (f"{check} || {{ echo 'fleet: {name} changed since it was read; nothing done' >&2; "
+    return (f"{check} || {{ {section(STALE_SECTION)}; "
+            f"echo 'fleet: {name} changed since it was read; nothing done' >&2; "
             f"exit {STALE_STATUS}; }}")
+
+
+def went_stale(result: CommandResult) -> bool:
+    """The apply or remove script stopped at its guard: the device is no longer the one read and
+    nothing was done. Read from the guard's own marker and exit status, never from its sentence
+    (a step that fails with exit status 3 is not this)."""
+    return result.exit_status == STALE_STATUS and STALE_SECTION in split_sections(result.stdout)
 
 
 def apply_script(steps: tuple[Step, ...], before: TunnelState, name: str = TUNNEL_NAME) -> str:

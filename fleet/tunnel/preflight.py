@@ -1,12 +1,17 @@
 """What a host has that the tasks need: privilege, `ip`, `ping`, IPv6, the sit module.
 
-`FACTS_SCRIPT` asks all of it in one command (no privilege needed); `parse_facts` reads the answer
-and `preflight_problems` turns it into one line per missing thing.
+`FACTS_SCRIPT` asks all of it in one command (no privilege needed); `parse_facts` reads the answer,
+`preflight_problems` turns it into one Problem per missing thing (typed: what is lacking, and the
+line that says so), and `preflight_error` into the failure they come to.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
+
+from fleet.core.errors import PreflightError, PrivilegeError
 
 FACTS_SCRIPT = r"""
 echo "uid=$(id -u)"
@@ -67,24 +72,62 @@ def parse_facts(text: str) -> HostFacts:
     )
 
 
+class Lack(StrEnum):
+    """What a host lacks."""
+
+    PRIVILEGE = "privilege"
+    IP = "ip"
+    PROBER = "prober"
+    IPV6 = "ipv6"
+    IPV6_DISABLED = "ipv6-disabled"
+    SIT = "sit"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing the host lacks, and the line that says so (its str)."""
+
+    lack: Lack
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def error(self) -> type[PreflightError]:
+        """The failure this problem is on its own."""
+        return PrivilegeError if self.lack is Lack.PRIVILEGE else PreflightError
+
+
 def preflight_problems(facts: HostFacts, *, need_sit: bool = True, need_ping: bool = False,
-                       need_root: bool = True) -> list[str]:
-    """One human line per thing the host lacks; an empty list when it is ready.
+                       need_root: bool = True) -> list[Problem]:
+    """One Problem per thing the host lacks; an empty list when it is ready.
 
     `need_ping`: the mesh must be able to probe from this host (ping, fping or python3).
     """
     problems = []
     if need_root and facts.uid != 0 and facts.sudo != "ok":
-        problems.append("no privilege: not root and `sudo -n` refused (it wants a password or is "
-                        "not installed); log in as root or allow passwordless sudo")
+        problems.append(Problem(Lack.PRIVILEGE, "no privilege: not root and `sudo -n` refused (it "
+                                "wants a password or is not installed); log in as root or allow "
+                                "passwordless sudo"))
     if not facts.ip:
-        problems.append("`ip` (iproute2) is not installed")
+        problems.append(Problem(Lack.IP, "`ip` (iproute2) is not installed"))
     if need_ping and not (facts.ping or facts.fping or facts.python3):
-        problems.append("nothing to ping with: install iputils-ping (or fping)")
+        problems.append(Problem(Lack.PROBER, "nothing to ping with: install iputils-ping (or fping)"))
     if not facts.ipv6:
-        problems.append("the kernel has no IPv6 (/proc/net/if_inet6 missing)")
+        problems.append(Problem(Lack.IPV6, "the kernel has no IPv6 (/proc/net/if_inet6 missing)"))
     elif facts.ipv6_disabled:
-        problems.append("IPv6 is disabled (net.ipv6.conf.all/default.disable_ipv6=1); set them to 0")
+        problems.append(Problem(Lack.IPV6_DISABLED, "IPv6 is disabled (net.ipv6.conf.all/default."
+                                "disable_ipv6=1); set them to 0"))
     if need_sit and facts.sit == "missing":
-        problems.append(f"the kernel lacks sit/ISATAP support (CONFIG_IPV6_SIT, kernel {facts.kernel})")
+        problems.append(Problem(Lack.SIT, f"the kernel lacks sit/ISATAP support (CONFIG_IPV6_SIT, "
+                                f"kernel {facts.kernel})"))
     return problems
+
+
+def preflight_error(host: str, problems: Sequence[Problem]) -> PreflightError:
+    """The failure that `problems` (at least one) come to: their own class when they all have one
+    (PrivilegeError when privilege alone is lacking), else PreflightError; the message lists them."""
+    classes = {problem.error for problem in problems}
+    cls = classes.pop() if len(classes) == 1 else PreflightError
+    return cls(host, "; ".join(map(str, problems)))

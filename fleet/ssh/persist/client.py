@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from fleet.core.errors import (
-    HOST_ERROR_KINDS,
     CommandError,
     CommandTimeoutError,
     ConnectError,
     HostError,
-    host_error_from_kind,
+    host_error_from_json,
 )
 from fleet.core.transport import CommandResult, SSHTarget
+from fleet.error_kinds import HOST_ERROR_KINDS  # every feature's kinds, to rebuild them
 from fleet.ssh.persist import trust, wire
 
 START_TIMEOUT = 10.0  # seconds to wait for a freshly started daemon's socket
@@ -114,12 +114,11 @@ def _failure(host: str, reply: dict[str, Any], *, usual: str, command: str | Non
     """The daemon's failure rebuilt as the HostError it was there, kind and fields (`usual` when the
     reply names no host-error kind, as for a request the daemon could not read)."""
     kind = str(reply.get("kind"))
-    fields = {name: reply[name] for name in ("command", "exit_status", "stdout", "stderr", "via")
-              if reply.get(name) is not None}
+    data = {name: value for name, value in reply.items() if value is not None}
+    data.update(host=host, kind=kind if kind in HOST_ERROR_KINDS else usual)
     if command is not None:
-        fields.setdefault("command", command)
-    return host_error_from_kind(kind if kind in HOST_ERROR_KINDS else usual, host,
-                                str(reply.get("error")), **fields)
+        data.setdefault("command", command)
+    return host_error_from_json(data)
 
 
 class PersistentSession:

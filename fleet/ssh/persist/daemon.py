@@ -40,11 +40,8 @@ def transport_for_policy(policy: str) -> AsyncsshTransport:
 
 def _failure(exc: HostError) -> dict[str, Any]:
     """A host's failure as the wire sends it: its kind and its fields."""
-    reply: dict[str, Any] = {"ok": False, "kind": exc.kind, "error": exc.reason}
-    for name in ("command", "exit_status", "stdout", "stderr", "via"):
-        value = getattr(exc, name, None)
-        if value is not None:
-            reply[name] = value
+    reply: dict[str, Any] = {"ok": False, **exc.to_json()}
+    del reply["host"]  # the client knows which host it asked about
     return reply
 
 

@@ -17,10 +17,13 @@ requests with an `id`; the daemon answers each with the same `id`, in any order.
 Every path in `target.ssh_options` is absolute (resolved by the CLI with its HOME and working
 directory) and `trust` fingerprints each trust file the login reads (see trust.py).
 
-A failed request answers {"ok": false, "kind": KIND, "error": "..."} with KIND a HostError kind
-(fleet.core.errors: `auth`, `host-key-unknown`, `timeout`, `command`, `connection-lost` ...) or
-`usage` for a request the daemon cannot read, plus the failure's fields: `via` for a login or a
-lost connection (its jump host), `command`, `exit_status`, `stdout`, `stderr` for a command.
+A failed request answers {"ok": false, "kind": KIND, "error": "..."} with KIND a registered
+HostError kind (fleet.core.errors.HOST_ERROR_KINDS: `auth`, `host-key-unknown`, `timeout`,
+`command`, `connection-lost` ...) or `usage` for a request the daemon cannot read, plus the fields
+the failure's class carries (HostError.to_json): `via` for a login or a lost connection (its jump
+host), `command`, `exit_status`, `stdout`, `stderr` for a command. The client rebuilds the failure
+from its kind through the registry (host_error_from_json), every feature's kinds loaded
+(fleet.error_kinds).
 """
 
 from __future__ import annotations
