@@ -11,7 +11,7 @@ from sshtarget import Target
 from fleet import cli
 from fleet.core.errors import InventoryError, SSHSetupError
 from fleet.inventory import load_inventory
-from fleet.ssh.jumps import Hop, config_problems, parse_jumps
+from fleet.jumps import Hop, config_problems, parse_jumps
 from fleet.ssh.transport import AsyncsshTransport, resolve_route
 
 DEFAULTS = "data:\n  isatap_prefix: 'fd00:5efe:1ab::/64'\n"

@@ -34,7 +34,7 @@ from fleet.core.errors import InventoryError, UsageError
 from fleet.core.transport import DEFAULT_SSH_PORT
 from fleet.inventory.sources import SourceError, source_loader, source_names
 from fleet.isatap import isatap_address, parse_ipv4, parse_prefix
-from fleet.ssh.jumps import config_problems, parse_jumps
+from fleet.jumps import config_problems, parse_jumps
 
 HOSTS_FILE = "hosts.yaml"
 GROUPS_FILE = "groups.yaml"

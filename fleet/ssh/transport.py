@@ -47,6 +47,7 @@ from fleet.core.errors import (
 )
 from fleet.core.privilege import is_privileged, privileged
 from fleet.core.transport import DEFAULT_SSH_PORT, CommandResult, SSHTarget
+from fleet.jumps import Hop, parse_jumps, parse_port
 from fleet.ssh import hostkeys
 from fleet.ssh.hostkeys import (
     HostKeyChecking,
@@ -58,7 +59,6 @@ from fleet.ssh.hostkeys import (
     known_hosts_line,
     unknown_key_message,
 )
-from fleet.ssh.jumps import Hop, parse_jumps, parse_port
 
 # Fast, modern algorithms first (curve25519 key exchange, AES-GCM and ChaCha20-Poly1305), the
 # rest of asyncssh's defaults after them so that any server still works. Host key algorithms are
