@@ -3,6 +3,7 @@
     run_tasks.py   fleet run TASK...        report.py   fleet report      aws.py      fleet aws check
     inventory.py   fleet inventory          tasks.py    fleet tasks       lab.py      fleet lab ...
     persist.py     fleet persist ...
+    parser.py      the parsers: errors answered by the command they belong to, with a close match
     options.py     what they share: value types, the inventory options, --json and the report files
     task_options.py  each task's parameters as options of `fleet run`
     display.py     the live line and the colours of `fleet run` on a terminal
@@ -16,14 +17,15 @@ Exit codes: 0 everything succeeded (for mesh: every pair ok); 1 some host or pai
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
 
 from fleet import __version__
 from fleet.cli import aws, inventory, lab, persist, report, run_tasks
 from fleet.cli import tasks as tasks_command
+from fleet.cli.parser import CommandParser
 from fleet.cli.task_options import TaskOptions
 from fleet.core.errors import InventoryError, LocalError, TaskError, UsageError
 from fleet.core.results import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
@@ -34,16 +36,18 @@ COMMANDS: dict[str, ModuleType] = {"inventory": inventory, "tasks": tasks_comman
                                    "report": report, "aws": aws, "persist": persist}
 
 
-def build_parser(tasks: Sequence[Task] = ()) -> tuple[argparse.ArgumentParser, TaskOptions]:
-    """The whole command line, with the options of `tasks` added to `run`."""
-    parser = argparse.ArgumentParser(
+def build_parser(tasks: Sequence[Task] = (), tasks_dirs: Sequence[Path] = (),
+                 ) -> tuple[CommandParser, TaskOptions]:
+    """The whole command line, with the options of `tasks` added to `run` (whose --help lists the
+    tasks found in `tasks_dirs`, ./tasks and the built-ins)."""
+    parser = CommandParser(
         prog="fleet", description="Configure ISATAP (IPv6 over IPv4) tunnels on a fleet of Linux "
         "hosts over SSH and measure the full IPv6 mesh between them.",
         epilog="exit codes: 0 all ok, 1 some host or pair not ok, 2 usage or inventory error, "
                "130 interrupted")
     parser.add_argument("-V", "--version", action="version", version=f"fleet {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    task_options = run_tasks.add_parser(commands, tasks)
+    task_options = run_tasks.add_parser(commands, tasks, tasks_dirs)
     for command in COMMANDS.values():
         command.add_parser(commands)
     return parser, task_options
@@ -52,7 +56,7 @@ def build_parser(tasks: Sequence[Task] = ()) -> tuple[argparse.ArgumentParser, T
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        parser, task_options = build_parser(run_tasks.tasks_named(argv))
+        parser, task_options = build_parser(run_tasks.tasks_named(argv), run_tasks.tasks_dirs(argv))
         options = parser.parse_args(argv)
         if options.command == "run":
             return run_tasks.run(options, task_options)

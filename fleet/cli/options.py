@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any, TextIO, TypeAlias
 
 from fleet import api
+from fleet.cli.parser import CommandParser
 from fleet.core.errors import UsageError
 from fleet.core.output_files import STDOUT, ReadFile, check_outputs
 from fleet.inventory import Inventory
 from fleet.ssh.persist import wire
 
 # Where each command module adds its subcommand: what `fleet`'s add_subparsers() returned.
-Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+Commands: TypeAlias = "argparse._SubParsersAction[CommandParser]"
 
 DEFAULT_INVENTORY = Path("inventory")
 REPORT_FILES = ("junit", "prometheus", "heatmap")  # the formats of fleet.formats, by option

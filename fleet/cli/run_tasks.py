@@ -35,6 +35,7 @@ from fleet.cli.options import (
     write_json_output,
     write_report_files,
 )
+from fleet.cli.parser import did_you_mean
 from fleet.cli.task_options import TaskOptions
 from fleet.core.errors import UsageError
 from fleet.core.oslimits import raise_open_file_limit
@@ -49,11 +50,16 @@ from fleet.ssh.persist import wire
 from fleet.ssh.persist.trust import login_files
 
 
-def add_parser(commands: Commands, tasks: Sequence[Task] = ()) -> TaskOptions:
-    """The `run` subcommand on `commands`, with the options of `tasks`."""
+def add_parser(commands: Commands, tasks: Sequence[Task] = (), tasks_dirs: Sequence[Path] = (),
+               ) -> TaskOptions:
+    """The `run` subcommand on `commands`, with the options of `tasks`; its --help ends with
+    every task found in `tasks_dirs`, ./tasks and the built-ins."""
     run = commands.add_parser("run", help="run tasks on the inventory's hosts",
+                              usage="%(prog)s [options] TASK [TASK ...]",  # --help lists them all
                               description="Run one or more tasks (setup, mesh, teardown, or your "
-                              "own tasks/NAME.py) on every selected host, over shared connections.")
+                              "own tasks/NAME.py) on every selected host, over shared connections.",
+                              more_help=lambda: task_listing(tasks_dirs, [t.name for t in tasks]),
+                              check=lambda options: unknown_task(options, tasks))
     run.add_argument("tasks", nargs="+", metavar="TASK", help="task names, run in order")
     add_run_options(run)
     task_options = TaskOptions(run)
@@ -113,15 +119,40 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                      "`fleet persist status|stop` shows or closes them")
 
 
-def tasks_named(argv: Sequence[str]) -> list[Task]:
-    """The tasks named after `run`, loaded before the full parser exists (they add options).
+def task_listing(tasks_dirs: Sequence[Path], named: Sequence[str] = ()) -> str:
+    """The end of `fleet run --help`: every task with its description's first line, and how to
+    see a task's options. A task that cannot be loaded is listed with the reason."""
+    found, _ = find_tasks(tasks_dirs)
+    lines = ["tasks (from --tasks-dir, ./tasks and the built-ins; `fleet tasks` says where each "
+             "comes from):"]
+    width = max((len(name) for name in found), default=0)
+    for name in sorted(found):
+        try:
+            about = load_task(name, tasks_dirs).description
+        except Exception as exc:  # a broken task file must not break the help
+            about = f"(cannot be loaded: {exc})"
+        lines.append(f"  {name:<{width}}  {printable(about)}")
+    lines.append("\n`fleet run TASK --help` also lists TASK's own options: "
+                 + (f"above, those of {', '.join(named)}." if named else "mesh's --count, --underlay ..."))
+    return "\n".join(lines) + "\n"
 
-    A parser of fleet run's own options reads the command line first; among what it takes for
-    task names, the names of no task are values of task options not added yet (the full parser
-    reads them right) or unknown names (loading them later says so).
-    """
+
+def unknown_task(options: argparse.Namespace, loaded: Sequence[Task] = ()) -> str | None:
+    """What is wrong with the first task name that names no task (neither one `loaded` nor one
+    on the search path), None if all do."""
+    found = {*find_tasks(options.tasks_dir)[0], *(task.name for task in loaded)}
+    for name in options.tasks:
+        if name not in found:
+            close = did_you_mean(name, found)
+            return f"no task {name!r}" + (close or f" (tasks: {', '.join(sorted(found)) or 'none'}; "
+                                          "`fleet run --help` lists them)")
+    return None
+
+
+def _first_parse(argv: Sequence[str]) -> argparse.Namespace | None:
+    """fleet run's own options read before the full parser exists (the tasks add options)."""
     if not argv or argv[0] != "run":
-        return []
+        return None
     first = argparse.ArgumentParser(prog="fleet run", add_help=False)
     first.add_argument("tasks", nargs="*")
     add_run_options(first)
@@ -129,7 +160,26 @@ def tasks_named(argv: Sequence[str]) -> list[Task]:
         try:
             seen, _ = first.parse_known_intermixed_args(argv[1:])
         except SystemExit:
-            return []
+            return None
+    return seen
+
+
+def tasks_dirs(argv: Sequence[str]) -> list[Path]:
+    """The --tasks-dir of `fleet run` on the command line (for its --help)."""
+    seen = _first_parse(argv)
+    return list(seen.tasks_dir) if seen is not None else []
+
+
+def tasks_named(argv: Sequence[str]) -> list[Task]:
+    """The tasks named after `run`, loaded before the full parser exists (they add options).
+
+    A parser of fleet run's own options reads the command line first; among what it takes for
+    task names, the names of no task are values of task options not added yet (the full parser
+    reads them right) or unknown names (checked after the full parse).
+    """
+    seen = _first_parse(argv)
+    if seen is None:
+        return []
     found = find_tasks(seen.tasks_dir)[0]
     return [load_task(name, seen.tasks_dir) for name in dict.fromkeys(seen.tasks) if name in found]
 
