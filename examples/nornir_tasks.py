@@ -2,9 +2,10 @@
 
     python examples/nornir_tasks.py INVENTORY_DIR
 
-1. teardown as a dry run with Nornir's own (threaded) runner: one login per host, each call on
-   a private event loop; print_result shows Nornir's Results.
-2. the mesh with Nornir's runner: every host runs mesh_probe, mesh_report makes the matrix.
+1. teardown as a dry run with Nornir's own (threaded) runner: one login per host, kept by the
+   connection plugin `fleet` for the next run; print_result shows Nornir's Results.
+2. the mesh with Nornir's runner, over the same logins: every host runs mesh_probe,
+   mesh_report makes the matrix; then nr.close_connections() ends the logins.
 3. the same mesh with fleet's runner, on one event loop: fleet.nornir.run, the fast way.
 
 Exit code: 0 when every host and pair is ok, 1 otherwise.
@@ -32,6 +33,7 @@ def main(argv: list[str]) -> int:
 
     probes = nr.run(task=fleet.nornir.mesh_probe, count=2, on_failed=True)
     threaded = fleet.nornir.mesh_report(nr, probes)
+    nr.close_connections(on_failed=True)
     print("\nmesh with Nornir's runner:\n" + threaded.render())
 
     outcome = fleet.nornir.run(nr, "mesh", params={"count": 2})

@@ -2,7 +2,8 @@
 
 As asyncssh's own tests do: real handshakes, real authentication, real channels, real commands.
 `path_prefix` puts a directory first on the commands' PATH (for stand-in `sudo`/`id`), and
-`connections` counts the logins, to see connection reuse; `drop_connections` ends them.
+`connections` counts the logins, to see connection reuse, and `disconnections` the connections
+that ended (either side); `drop_connections` ends them.
 
 Like sshd, each command's shell is a session leader (setsid: its PID is its process group), and a
 command is NOT stopped when the client closes its channel: whoever started it must stop it.
@@ -51,6 +52,9 @@ class ServerSide(asyncssh.SSHServer):
         self.server.connections += 1
         self.server._open.append(conn)
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.disconnections += 1
+
     def begin_auth(self, username: str) -> bool:
         return True
 
@@ -90,6 +94,7 @@ class CommandServer:
         self.password = password
         self.forwarding = forwarding
         self.connections = 0
+        self.disconnections = 0
         self.open_sessions = 0
         self.refused_sessions = 0
         self.passwords: list[str] = []

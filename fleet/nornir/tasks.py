@@ -4,13 +4,14 @@
     probes = nr.run(task=fleet.nornir.mesh_probe, count=5)
     print(fleet.nornir.mesh_report(nr, probes).render())
 
-Nornir's runners are threads and call a task synchronously, one host per call. So each function
-here runs fleet's task for `task.host` on a private event loop (asyncio.run) in the calling
-thread, with fleet's runner, over a connection of its own that it closes before returning: calls
-share no event loop and no connection pool, and every call logs in anew (a threaded run of 20
-workers makes 20 logins at a time, each on its own thread). For a whole fleet, the supported fast
-way is fleet.nornir.run(nr, TASK) or fleet.run(): one event loop, one connection per host,
-bounded concurrency.
+Nornir's runners are threads and call a task synchronously, one host per call. Each function
+here runs fleet's task for `task.host` with fleet's runner over the host's kept connection, the
+Nornir connection plugin `fleet` (fleet.nornir.connection): the first call logs in and keeps the
+connection in `task.host.connections`, later calls reuse it, and `nr.close_connections()` ends
+it. The connections live on one event loop in a background thread; a call hands its work to that
+loop and waits for it. A host whose login fails gets a failed Result (the connection is opened
+again on the next call). For a whole fleet at once, fleet.nornir.run(nr, TASK) or fleet.run()
+also check everything before any host is touched and bound the concurrency.
 
 The functions are made from the tasks themselves (tasks/setup.py, tasks/teardown.py,
 tasks/mesh.py): their parameters are the task's Params fields, with the same defaults, then
@@ -27,13 +28,11 @@ the caller's choice, as always in Nornir. `dry_run` defaults to the Nornir objec
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import dataclasses
 import functools
 import importlib
 import inspect
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,16 +41,15 @@ from typing import Any
 from nornir.core import Nornir
 from nornir.core.task import AggregatedResult, MultiResult, Result, Task
 
-from fleet.api import open_transport
-from fleet.core.errors import UsageError
-from fleet.core.results import RunOutcome
+from fleet.core.errors import HostError, UsageError
+from fleet.core.results import RunOutcome, failed_result
 from fleet.core.runner import RunLimits, Runner
 from fleet.core.task import Task as FleetTask
 from fleet.core.task import TaskContext
+from fleet.core.transport import Transport
 from fleet.inventory import FleetHost
+from fleet.nornir.connection import host_connection
 from fleet.nornir.hosts import fleet_host, fleet_inventory
-
-logger = logging.getLogger(__name__)
 
 NornirTask = Callable[..., Result]
 
@@ -202,8 +200,16 @@ def _run_on_host(fleet_task: FleetTask, adapter: _Adapter, task: Task, given: Ma
     dry = task.is_dry_run(dry_run) if adapter.dry_run else False
     context = TaskContext(fleet_task.name, fleet or (host,), params, dry_run=dry)
     fleet_task.prepare(context)
-    result, elapsed = asyncio.run(_one_host(fleet_task, host, fleet, params, dry,
-                                            host_key_checking, limits))
+    bounds = limits or RunLimits()
+    try:
+        connection = host_connection(task.host, task.nornir.config, host,
+                                     host_key_checking=host_key_checking,
+                                     connect_timeout=bounds.connect_timeout)
+    except HostError as exc:  # the login failed: this host's failure, as fleet's runner says it
+        result, elapsed = failed_result(task.host, fleet_task.name, exc), 0.0
+    else:
+        result, elapsed = connection.run(_one_host(fleet_task, host, fleet, params, dry,
+                                                   connection.transport(), bounds))
     # What mesh_report needs to rebuild the run's plan (Nornir's Result takes extra attributes).
     setattr(result, "fleet_params", params)  # noqa: B010
     setattr(result, "fleet_elapsed", elapsed)  # noqa: B010
@@ -214,20 +220,13 @@ def _run_on_host(fleet_task: FleetTask, adapter: _Adapter, task: Task, given: Ma
 
 
 async def _one_host(fleet_task: FleetTask, host: FleetHost, fleet: Sequence[FleetHost] | None,
-                    params: Any, dry_run: bool, host_key_checking: str,
-                    limits: RunLimits | None) -> tuple[Result, float]:
-    transport = await open_transport(host_key_checking=host_key_checking, on_warning=_warn)
-    try:
-        async with Runner(transport, limits) as runner:
-            outcome = await runner.run(fleet_task.name, fleet_task.run, [host], params=params,
-                                       dry_run=dry_run, fleet=fleet)
-    finally:
-        await transport.close()
+                    params: Any, dry_run: bool, transport: Transport,
+                    limits: RunLimits) -> tuple[Result, float]:
+    """fleet's runner for one host, over the host's kept connection (on the connection's loop)."""
+    async with Runner(transport, limits) as runner:
+        outcome = await runner.run(fleet_task.name, fleet_task.run, [host], params=params,
+                                   dry_run=dry_run, fleet=fleet)
     return outcome.results[host.name][0], outcome.elapsed
-
-
-def _warn(host: str, text: str) -> None:
-    logger.warning("%s%s", f"{host}: " if host else "", text)
 
 
 __all__ = ["mesh_probe", "mesh_report", "nornir_task", "setup", "teardown"]
