@@ -8,6 +8,7 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from fleet.mesh.model import HostState, Mesh, MeshHost, PairColumns, PairState
+from fleet.mesh.percentiles import micros
 from fleet.mesh.probe import ProbeParams
 
 
@@ -22,7 +23,8 @@ def host(name: str, i: int, state: HostState = HostState.OK) -> MeshHost:
 def mesh(names: Sequence[str], special: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
          rtt: float = 0.5, count: int = 3) -> Mesh:
     """Every directed pair of `names` ok with average `rtt` ms, unless `special[(src, dst)]` says
-    otherwise: `state`, `received`, `rtt` (average), `error`."""
+    otherwise: `state`, `received`, `rtt` (average), `error`. Each reply is counted at its pair's
+    average, as the mesh counts every reply for its percentiles."""
     special = special or {}
     columns = PairColumns()
     for i, src in enumerate(names):
@@ -39,4 +41,6 @@ def mesh(names: Sequence[str], special: Mapping[tuple[str, str], Mapping[str, An
             avg = how.get("rtt", rtt)
             rtts = (avg / 2, avg, avg * 2, avg / 10) if received else (None, None, None, None)
             columns.add(i, j, state, count, received, rtts)
+            if received:
+                columns.replies.update(micros([avg] * received))
     return Mesh(tuple(host(n, i) for i, n in enumerate(names)), columns, ProbeParams(count=count))

@@ -109,9 +109,11 @@ def test_baseline_recovery_passes_even_though_the_old_run_was_not_ok(tmp_path, c
 
 
 def test_baseline_gates_and_json_comparison(tmp_path, capsys):
-    old = saved(tmp_path, "old.json", mesh(NAMES, rtt=1.0))
+    # 20 pings a pair: enough replies for a P99 (100), which the saved files carry back
+    old = saved(tmp_path, "old.json", mesh(NAMES, rtt=1.0, count=20))
     new = saved(tmp_path, "new.json", mesh(["h1", "h2", "h3", "h4"], {
-        ("h1", "h2"): {"rtt": 3.0}, ("h4", "h1"): {"state": PairState.LOSSY, "received": 1}}, rtt=1.0))
+        ("h1", "h2"): {"rtt": 3.0}, ("h4", "h1"): {"state": PairState.LOSSY, "received": 1}},
+        rtt=1.0, count=20))
     code, out, err = fleet(capsys, "report", "--baseline", old, new, "--json", "-",
                            "--max-rtt-increase-pct", "50", "--max-loss-pct", "5", "--max-rtt-ms", "10")
     assert code == 1
@@ -124,14 +126,15 @@ def test_baseline_gates_and_json_comparison(tmp_path, capsys):
         "loss_pct_before": 0.0, "loss_pct_after": 0.0, "rtt_avg_ms_before": 1.0,
         "rtt_avg_ms_after": 3.0, "rtt_increase_ms": 2.0, "rtt_increase_pct": 200.0}
     gates = {g["name"]: (g["passed"], g["offenders"]) for g in report["gates"]}
-    assert gates == {"max-loss-pct": (False, ["h4 -> h1 66.7%"]), "max-rtt-ms": (True, []),
+    assert report["rtt_ms"]["current"] == {"pairs": 12, "p50": 1.0, "p90": 1.0, "p99": 3.0}
+    assert gates == {"max-loss-pct": (False, ["h4 -> h1 95%"]), "max-rtt-ms": (True, []),
                      "max-rtt-increase-pct": (False, ["h1 -> h2 1.000 -> 3.000 ms (+200.0%)"]),
                      "new-failures": (True, []), "hosts-gone": (True, []), "mtu": (True, []),
                      "unmeasured": (True, [])}
     assert report["passed"] is False and report["current"]["file"] == str(new)
     assert "hosts: 1 new (h4), 0 gone (none)" in err and "FAIL max-loss-pct 5" in err
     code, _, _ = fleet(capsys, "report", "--baseline", old, new, "--max-rtt-increase-pct", "250",
-                       "--max-loss-pct", "70")
+                       "--max-loss-pct", "96")
     assert code == 0
 
 
@@ -179,7 +182,7 @@ def test_report_writes_the_report_files_of_a_saved_mesh(tmp_path, capsys):
 
     junit, prom, heat = tmp_path / "mesh.xml", tmp_path / "mesh.prom", tmp_path / "mesh.svg"
     code, _, err = fleet(capsys, "report", GOLDEN, "--junit", junit, "--prometheus", prom,
-                         "--heatmap", heat)
+                         "--prometheus-pairs", "--heatmap", heat)
     assert code == 1, err
     suite = next(iter(JUnitXml.fromfile(str(junit))))
     cases = {case.name: case for case in suite}
@@ -190,6 +193,9 @@ def test_report_writes_the_report_files_of_a_saved_mesh(tmp_path, capsys):
           for family in text_string_to_metric_families(prom.read_text())
           if family.name == "fleet_mesh_pair_up" for s in family.samples}
     assert up[("h1", "h3")] == 0 and up[("h1", "h2")] == 1
+    fleet(capsys, "report", GOLDEN, "--prometheus", prom)  # per host by default
+    names = {family.name for family in text_string_to_metric_families(prom.read_text())}
+    assert "fleet_mesh_host_pairs_ok" in names and "fleet_mesh_pair_up" not in names
     assert heat.read_text().startswith("<svg") or "<svg" in heat.read_text()[:200]
 
 

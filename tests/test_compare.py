@@ -3,7 +3,7 @@
 import pytest
 from meshes import mesh
 
-from fleet.mesh.compare import compare, increase_pct, percentile
+from fleet.mesh.compare import compare, increase_pct
 from fleet.mesh.gates import Gates, check_gates
 from fleet.mesh.model import PairState
 
@@ -16,7 +16,8 @@ def test_identical_meshes_have_no_changes_and_pass_the_default_gate():
     assert (c.pairs_compared, c.pairs_added, c.pairs_removed) == (6, 0, 0)
     assert c.new_failures.total == c.recovered.total == c.newly_unreachable.total == 0
     assert c.rtt_increases.total == 0 and c.loss_increases.total == 0
-    assert (c.p50_increase_pct, c.p99_increase_pct) == (0.0, 0.0)
+    # 18 replies: a P50, and too few for a P99 (fleet.mesh.percentiles)
+    assert (c.p50_increase_pct, c.p99_increase_pct) == (0.0, None)
     verdict = check_gates(Gates(), mesh(NAMES), c)
     assert [check.name for check in verdict.checks] == ["new-failures", "hosts-gone", "mtu",
                                                         "unmeasured"]
@@ -66,12 +67,13 @@ def test_new_and_removed_hosts_are_named_and_only_common_pairs_compared():
     assert c.new_failures.total == 0  # h4's pairs have no baseline to have been ok in
 
 
-def test_rtt_increase_gate_judges_the_mesh_p50_and_p99_and_lists_the_worst_pairs():
-    names = [f"h{i}" for i in range(1, 6)]  # 20 pairs
-    after = mesh(names, {("h1", "h2"): {"rtt": 5.0}, ("h3", "h4"): {"rtt": 2.0}}, rtt=1.0)
-    c = compare(mesh(names, rtt=1.0), after)
+def test_rtt_increase_gate_judges_the_mesh_p50_and_p99_over_every_reply_and_lists_the_worst_pairs():
+    names = [f"h{i}" for i in range(1, 6)]  # 20 pairs of 5 replies: 100, enough for a P99
+    after = mesh(names, {("h1", "h2"): {"rtt": 5.0}, ("h3", "h4"): {"rtt": 2.0}}, rtt=1.0, count=5)
+    c = compare(mesh(names, rtt=1.0, count=5), after)
     assert (c.rtt_before.p50_ms, c.rtt_before.p99_ms) == (1.0, 1.0)
-    assert (c.rtt_after.p50_ms, c.rtt_after.p99_ms) == (1.0, 5.0)
+    assert (c.rtt_after.p50_ms, c.rtt_after.p90_ms, c.rtt_after.p99_ms) == (1.0, 1.0, 5.0)
+    assert c.rtt_after.p50_ms == after.rtt_percentiles()["p50"]  # the mesh's own figure
     assert (c.p50_increase_pct, c.p99_increase_pct) == (0.0, 400.0)
     assert [(p.src, p.dst, p.rtt_increase_ms, p.rtt_increase_pct) for p in c.rtt_increases.pairs] == [
         ("h1", "h2", 4.0, 400.0), ("h3", "h4", 1.0, 100.0)]
@@ -115,9 +117,6 @@ def test_long_lists_are_cut_and_their_totals_kept():
     assert lost.total == 132 and [(p.src, p.dst) for p in lost.pairs][:2] == [("h0", "h1"), ("h0", "h2")]
 
 
-def test_percentiles_are_measured_values_and_increases_need_a_base():
-    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
-    assert percentile([float(v) for v in range(1, 101)], 99) == 99.0
-    assert percentile([7.0], 99) == 7.0 and percentile([], 50) is None
+def test_increases_need_a_base():
     assert increase_pct(2.0, 3.0) == 50.0 and increase_pct(2.0, 1.0) == -50.0
     assert increase_pct(0.0, 1.0) is None and increase_pct(None, 1.0) is None

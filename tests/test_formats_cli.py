@@ -12,12 +12,14 @@ def test_one_run_writes_all_three_files(inprocess_fleet, tmp_path):
     inprocess_fleet.add_unreachable("h3", "172.31.0.13")
     junit, prom, page = tmp_path / "out.xml", tmp_path / "fleet.prom", tmp_path / "map.svg"
     done = inprocess_fleet.run("setup", "mesh", "--count", "1", "--junit", str(junit),
-                               "--prometheus", str(prom), "--heatmap", str(page))
+                               "--prometheus", str(prom), "--prometheus-pairs",
+                               "--heatmap", str(page))
     assert done.code == 1, done.err
     suites = {s.name: s for s in JUnitXml.fromfile(str(junit))}
     assert sorted(suites) == ["fleet.mesh", "fleet.setup"]
     assert (suites["fleet.setup"].tests, suites["fleet.setup"].failures) == (3, 1)
     mesh_cases = {c.name: c for c in suites["fleet.mesh"]}
+    assert {c.name: c.classname for c in suites["fleet.mesh"]}["h2 -> h3"] == "fleet.mesh.h2"
     assert len(mesh_cases) == 7 and mesh_cases["h1 -> h2"].is_passed  # six pairs and the verdict
     assert not mesh_cases["verdict"].is_passed
     assert not mesh_cases["h3 -> h1"].is_passed  # h3 could not probe: an error case

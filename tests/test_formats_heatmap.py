@@ -171,3 +171,16 @@ def test_a_real_browser_draws_every_cell_and_the_failing_ones_red(tmp_path):
     assert re.fullmatch(r'url\("?#p-lossy"?\)', fills["lossy"])
     assert fills["ok"] != fills["unreachable"]
     assert '<b id="injected">' not in dom  # the hostile name stayed text
+
+
+def test_the_legend_gives_the_mesh_rtt_as_the_table_does(tmp_path):
+    from fleet.mesh.report import render_mesh
+
+    mesh = mesh_of(["h1", "h2", "h3"])
+    mesh.columns.replies.update({200: 18})  # microseconds: the six pairs' three replies each
+    target = tmp_path / "map.svg"
+    write_artifacts([mesh_outcome(mesh)], heatmap=target)
+    (shown,) = [t for t in ET.parse(target).getroot().iter(f"{SVG}text")
+                if t.get("id") == "rtt-percentiles"]
+    assert shown.text == "rtt over every reply: p50 0.200, p90 0.200 ms"  # 18 replies: no p99
+    assert "every reply: p50 0.200, p90 0.200;" in render_mesh(mesh)

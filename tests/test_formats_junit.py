@@ -1,6 +1,14 @@
 """JUnit XML from synthetic reports, read back by junitparser (an independent reader)."""
 
-from formats_meshes import ERROR, UNREACHABLE, Finding, hosts_outcome, mesh_of, mesh_outcome
+from formats_meshes import (
+    ERROR,
+    LOSSY,
+    UNREACHABLE,
+    Finding,
+    hosts_outcome,
+    mesh_of,
+    mesh_outcome,
+)
 from junitparser import Error, Failure, JUnitXml, Skipped
 
 from fleet.formats import write_artifacts
@@ -116,3 +124,23 @@ def test_a_run_that_verified_nothing_is_not_a_green_suite(tmp_path):
         assert suite.failures == 0 and suite.errors == 1
         (verdict,) = cases(suite)["verdict"].result
         assert isinstance(verdict, Error) and verdict.message.startswith("COULD NOT TELL")
+
+
+def test_cases_are_grouped_by_source_host_and_timed_by_their_probes(tmp_path):
+    mesh = mesh_of(["h1", "h2", "h3"], {("h1", "h3"): UNREACHABLE, ("h2", "h3"): LOSSY,
+                                        ("h3", "h1"): ERROR})
+    target = tmp_path / "out.xml"
+    write_artifacts([mesh_outcome(mesh)], junit=target)
+    suite = suites(target)["fleet.mesh"]
+    classes = {case.name: case.classname for case in suite}
+    assert classes == {"verdict": "fleet.mesh", "h1 -> h2": "fleet.mesh.h1",
+                       "h1 -> h3": "fleet.mesh.h1", "h2 -> h1": "fleet.mesh.h2",
+                       "h2 -> h3": "fleet.mesh.h2", "h3 -> h1": "fleet.mesh.h3",
+                       "h3 -> h2": "fleet.mesh.h3"}
+    times = {case.name: case.time for case in suite}
+    timeout = mesh.params.timeout
+    assert times["h1 -> h2"] == 0.0002  # every probe answered: the average RTT
+    assert times["h1 -> h3"] == timeout  # every probe waited for in vain
+    assert times["h2 -> h3"] == round((2 * 0.0004 + timeout) / 3, 6)  # two replies, one lost
+    assert times["h3 -> h1"] == 0  # no probe ran
+    assert times["verdict"] == suite.time == 2.5  # the run as a whole

@@ -125,12 +125,15 @@ def report_files(options: argparse.Namespace, tasks: Sequence[str]) -> dict[str,
     return asked
 
 
-def write_report_files(files: dict[str, Path], outcomes: Sequence[Any]) -> None:
-    """Write the report files of `outcomes` (each with .task and .report); none asked, no import."""
+def write_report_files(files: dict[str, Path], outcomes: Sequence[Any],
+                       options: argparse.Namespace | None = None) -> None:
+    """Write the report files of `outcomes` (each with .task and .report); none asked, no import.
+    `options`: --prometheus-pairs, when the command has it."""
     if files:
         from fleet import formats
 
-        formats.write(outcomes, files)
+        pairs = bool(getattr(options, "prometheus_pairs", False))
+        formats.write(outcomes, files, {"prometheus": {"pairs": pairs}})
 
 
 def write_json_output(path: str | None, write: Callable[[TextIO], None]) -> None:

@@ -60,8 +60,8 @@ def add_parser(commands: Commands) -> argparse.ArgumentParser:
     gates.add_argument("--max-rtt-ms", type=non_negative, metavar="X",
                        help="fail if any pair's average RTT is above X ms")
     gates.add_argument("--max-rtt-increase-pct", type=non_negative, metavar="X",
-                       help="with --baseline: fail if the mesh's P50 or P99 of per-pair average "
-                       "RTTs rose more than X percent")
+                       help="with --baseline: fail if the mesh's P50 or P99 RTT (over every reply) "
+                       "rose more than X percent")
     for flag, what in ALLOWANCES:
         gates.add_argument(flag, action="store_true", help=f"pass even if {what}; they fail by default")
     files = report.add_argument_group("report files", "the files `fleet run` writes, from the "
@@ -70,6 +70,8 @@ def add_parser(commands: Commands) -> argparse.ArgumentParser:
                        help="JUnit XML: a test case per directed pair, and one for the verdict")
     files.add_argument("--prometheus", type=Path, metavar="FILE",
                        help="Prometheus gauges (text format, for node_exporter's textfile collector)")
+    files.add_argument("--prometheus-pairs", action="store_true",
+                       help="with --prometheus: also a series per directed pair (per host by default)")
     files.add_argument("--heatmap", type=Path, metavar="FILE",
                        help="the matrix drawn to FILE.html (a self-contained page) or FILE.svg")
     return report
@@ -107,7 +109,7 @@ def run(options: argparse.Namespace) -> int:
         report = SavedMeshReport(current, check_gates(gates, current.mesh, comparison, verdict=own),
                                  baseline=baseline, comparison=comparison)
     # First: a reader of the text that stops early (`| head`) must not cost the files.
-    write_report_files(files, [_SavedTask("mesh", current.report())])
+    write_report_files(files, [_SavedTask("mesh", current.report())], options)
     print(report.render(), file=text_stream(options), flush=True)
     write_json_output(options.json, lambda stream: write_json(report.to_json(), stream))
     return report.exit_code

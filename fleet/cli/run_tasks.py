@@ -79,6 +79,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                        "a test case per host (setup, teardown) and per directed pair (mesh)")
     group.add_argument("--prometheus", type=Path, metavar="FILE", help="also write Prometheus "
                        "gauges to FILE (text format, for node_exporter's textfile collector)")
+    group.add_argument("--prometheus-pairs", action="store_true", help="with --prometheus: also "
+                       "a series per directed pair (n(n-1) of them; per host by default)")
     group.add_argument("--heatmap", type=Path, metavar="FILE", help="also draw the mesh's matrix "
                        "to FILE.html (a self-contained page) or FILE.svg")
     group.add_argument("--tasks-dir", type=Path, action="append", default=[], metavar="DIR",
@@ -214,7 +216,7 @@ def run(options: argparse.Namespace, task_options: TaskOptions) -> int:
     if outcome.tasks:
         write_json_output(options.json,
                           lambda stream: write_json_documents(outcome.json_documents(), stream))
-    write_report_files(files, outcome.tasks)
+    write_report_files(files, outcome.tasks, options)
     return outcome.exit_code
 
 

@@ -3,7 +3,8 @@
 Each format is one module here, registered by name in FORMATS, with two functions:
 
     problem(path, tasks) -> str | None      # what is wrong with writing it for these tasks
-    render(outcomes, path) -> Iterable[str] | None   # its text in pieces; None: not applicable
+    render(outcomes, path, **settings) -> Iterable[str] | None   # its text in pieces; None: not
+                                                                 # applicable
 
 `outcomes` are anything with `.task` (a name) and `.report` (a task's Report): fleet.api's
 TaskOutcome, or what `fleet report` reads back from a JSON report. Renderers are pure; `write`
@@ -58,14 +59,17 @@ def problems(targets: Mapping[str, Path | None], tasks: Sequence[str]) -> list[s
     return found
 
 
-def write(outcomes: Sequence[TaskOutcomeLike], targets: Mapping[str, Path | None]) -> list[Path]:
+def write(outcomes: Sequence[TaskOutcomeLike], targets: Mapping[str, Path | None],
+          settings: Mapping[str, Mapping[str, Any]] | None = None) -> list[Path]:
     """Write each format asked for (name -> file) from the outcomes; a format with nothing to say
-    about these tasks writes nothing. Returns the files written."""
+    about these tasks writes nothing. `settings` (name -> keywords) go to a format's renderer,
+    e.g. {"prometheus": {"pairs": True}}. Returns the files written."""
     written = []
     for name, path in targets.items():
         if path is None:
             continue
-        pieces = format_module(name).render(list(outcomes), Path(path))
+        keywords = (settings or {}).get(name, {})
+        pieces = format_module(name).render(list(outcomes), Path(path), **keywords)
         if pieces is not None:
             write_atomically(Path(path), pieces)
             written.append(Path(path))
@@ -73,9 +77,12 @@ def write(outcomes: Sequence[TaskOutcomeLike], targets: Mapping[str, Path | None
 
 
 def write_artifacts(outcomes: Sequence[TaskOutcomeLike], *, junit: Path | None = None,
-                    prometheus: Path | None = None, heatmap: Path | None = None) -> list[Path]:
-    """`write` with the command line's three formats as keywords."""
-    return write(outcomes, {"junit": junit, "prometheus": prometheus, "heatmap": heatmap})
+                    prometheus: Path | None = None, heatmap: Path | None = None,
+                    prometheus_pairs: bool = False) -> list[Path]:
+    """`write` with the command line's three formats as keywords; `prometheus_pairs`: the
+    Prometheus file also has every directed pair's series (see fleet.formats.prometheus)."""
+    return write(outcomes, {"junit": junit, "prometheus": prometheus, "heatmap": heatmap},
+                 {"prometheus": {"pairs": True}} if prometheus_pairs else None)
 
 
 def write_atomically(path: Path, pieces: Iterable[str]) -> None:

@@ -5,13 +5,14 @@ Above the matrix stands the run's one verdict (fleet.mesh.verdict: ALL OK, NOT O
 TELL) with its diagnosis, as the exit code and every other output say it.
 
 Each cell is coloured by its state; ok pairs by their average RTT on a sequential scale (light:
-fast, dark: slow; log scale between the fastest and the slowest ok pair). The other states have
-colours of their own, three of them with a pattern too, so they stay apart in grey print: lossy
-(orange, striped), unreachable (red), mtu: small pings pass but the MTU check failed (purple,
-dotted), error: could not tell (grey, cross-hatched; also a pair whose MTU check could not tell),
-not probed (white), self (black). A pair whose underlay (IPv4) ping failed under --underlay has
-a black corner. Hovering a cell shows its numbers (an SVG <title>: the browser's tooltip, in the
-page and in the SVG alike). Host names label both axes.
+fast, dark: slow; log scale between the fastest and the slowest ok pair). The legend gives the
+mesh's RTT as the table, the JSON report and Prometheus do: P50, P90 and P99 over every reply.
+The other states have colours of their own, three of them with a pattern too, so they stay
+apart in grey print: lossy (orange, striped), unreachable (red), mtu: small pings pass but the
+MTU check failed (purple, dotted), error: could not tell (grey, cross-hatched; also a pair whose
+MTU check could not tell), not probed (white), self (black). A pair whose underlay (IPv4) ping
+failed under --underlay has a black corner. Hovering a cell shows its numbers (an SVG <title>:
+the browser's tooltip, in the page and in the SVG alike). Host names label both axes.
 
 Up to CELL_HOSTS hosts a cell is one directed pair. Above, hosts are grouped in blocks of
 consecutive hosts (inventory order) so that the matrix stays at most CELL_HOSTS cells a side
@@ -237,7 +238,7 @@ def svg(mesh: Mesh, *, title: str, verdict: MeshVerdict | None = None) -> Iterat
     top = margin + 44  # room for the verdict and the caption above the column labels
     width = margin + side * px + 20
     legend_y = top + side * px + 24
-    height = legend_y + 24 * (5 if block_size(len(mesh.hosts)) > 1 else 4) + 4
+    height = legend_y + 24 * (6 if block_size(len(mesh.hosts)) > 1 else 5) + 4
     yield (f'<svg xmlns="http://www.w3.org/2000/svg" id="fleet-heatmap" width="{max(width, 640)}" '
            f'height="{height}" viewBox="0 0 {max(width, 640)} {height}" font-family="sans-serif" '
            f'data-hosts="{len(mesh.hosts)}" data-side="{side}" '
@@ -284,6 +285,12 @@ def svg(mesh: Mesh, *, title: str, verdict: MeshVerdict | None = None) -> Iterat
     yield "</svg>\n"
 
 
+def rtt_figures(mesh: Mesh) -> str:
+    """The mesh's RTT as every output gives it: percentiles over every reply."""
+    found = [f"{name} {ms:.3f}" for name, ms in mesh.rtt_percentiles().items() if ms is not None]
+    return "rtt over every reply: " + (", ".join(found) + " ms" if found else "too few replies")
+
+
 def _legend(mesh: Mesh, x0: int, y0: int) -> Iterator[str]:
     yield '<g id="legend">\n'
     low, high = _rtt_range(mesh)
@@ -293,6 +300,8 @@ def _legend(mesh: Mesh, x0: int, y0: int) -> Iterator[str]:
     span = f"{low:.3f} ms .. {high:.3f} ms (log scale)" if high > 0 else "no replies"
     yield (f'<text class="leg" x="{x0 + 140 + 22 * len(RTT_SCALE)}" y="{y0 + 12}">'
            f"{xml_text(span)}</text>\n")
+    yield (f'<text class="leg" id="rtt-percentiles" x="{x0}" y="{y0 + 24 * 4 + 12}">'
+           f"{xml_text(rtt_figures(mesh))}</text>\n")
     entries = [*STATE_LABELS.items(), ("underlay-failed", "underlay (IPv4) ping failed")]
     for i, (kind, label) in enumerate(entries):
         x, y = x0 + 200 * (i % 3), y0 + 24 * (1 + i // 3)
@@ -306,7 +315,7 @@ def _legend(mesh: Mesh, x0: int, y0: int) -> Iterator[str]:
                f'<text class="leg" x="{x + 22}" y="{y + 12}">{label}</text>\n')
     size = block_size(len(mesh.hosts))
     if size > 1:
-        yield (f'<text class="leg" x="{x0}" y="{y0 + 24 * 4 + 12}">each cell: a block of {size} x '
+        yield (f'<text class="leg" x="{x0}" y="{y0 + 24 * 5 + 12}">each cell: a block of {size} x '
                f"{size} hosts, its worst state</text>\n")
     yield "</g>\n"
 

@@ -11,6 +11,15 @@ missing pair, a single host) is not a green suite. The findings attached to a pa
 what failed on it (tunnel findings on a tunnel failure, MTU findings on an MTU failure) naming one
 of its hosts. A host stopped by an interrupted run is <skipped>. Written as text a case at a time:
 a 1,000-host mesh is a million cases.
+
+So that CI tools (GitLab's test reports, Jenkins, test-report actions) group a mesh by host, each
+source host has a classname of its own: the case `h1 -> h2` is in `fleet.mesh.h1`, and the
+`verdict` case in `fleet.mesh`. A pair's time is what one of its probes took on average: a
+reply's round-trip time, or the wait for a lost probe (--timeout), so
+(average RTT x replies + timeout x probes lost) / probes sent, in seconds; 0 for a pair whose
+probe could not run. The pairs were probed in parallel, so their times do not add up to the
+run's: the suite's time is the mesh task's elapsed time, and so is the `verdict` case's (the run
+as a whole). Setup and teardown cases have no time of their own (0).
 """
 
 from __future__ import annotations
@@ -57,8 +66,9 @@ def _suite_open(name: str, tests: int, failures: int, errors: int, skipped: int,
             f"time=\"{time:.3f}\">\n")
 
 
-def _case(classname: str, name: str, body: str = "") -> str:
-    head = f"    <testcase classname={xml_attr(classname)} name={xml_attr(name)} time=\"0\""
+def _case(classname: str, name: str, body: str = "", time: float = 0.0) -> str:
+    head = (f"    <testcase classname={xml_attr(classname)} name={xml_attr(name)} "
+            f"time=\"{time:.6f}\"")
     return f"{head}/>\n" if not body else f"{head}>\n{body}    </testcase>\n"
 
 
@@ -95,12 +105,15 @@ def _mesh_suite(source: MeshSource) -> Iterator[str]:
     classname = SUITE_PREFIX + source.task
     yield _verdict_case(source, classname)
     about = PairFindings(verdict.findings)
+    # a classname per source host, so CI tools group the cases by host
+    sources = {h.name: f"{classname}.{h.name}" for h in mesh.hosts}
+    timeout = mesh.params.timeout
     for values in mesh.row_values():
         src, dst, state, mtu = values.src, values.dst, str(values.state), values.mtu
-        name = f"{src} -> {dst}"
+        name, time = f"{src} -> {dst}", pair_seconds(values, timeout)
         judged = pair_judgement(state, None if mtu is None else mtu.ok, mtu is not None)
         if judged is Status.OK:
-            yield _case(classname, name)
+            yield _case(sources[src], name, time=time)
             continue
         tunnel_failed = state != "ok"
         mtu_failed = mtu is not None and mtu.ok is not True and not tunnel_failed
@@ -118,7 +131,7 @@ def _mesh_suite(source: MeshSource) -> Iterator[str]:
             assert mtu is not None
             body = _element("error", f"{name}: mtu {mtu.size} could not tell: {mtu.error}", text,
                             "mtu")
-        yield _case(classname, name, body)
+        yield _case(sources[src], name, body, time)
     yield "  </testsuite>\n"
 
 
@@ -128,9 +141,22 @@ def _verdict_case(source: MeshSource, classname: str) -> str:
     lines = [f"verdict: {verdict.text}"] + [f"{f.kind}: {f.text}" for f in verdict.findings]
     text = "\n".join(lines) + "\n"
     if verdict.status is Status.OK:
-        return _case(classname, "verdict", f"      <system-out>{xml_text(text)}</system-out>\n")
+        return _case(classname, "verdict", f"      <system-out>{xml_text(text)}</system-out>\n",
+                     source.elapsed)
     tag = "failure" if verdict.status is Status.NOT_OK else "error"
-    return _case(classname, "verdict", _element(tag, verdict.text, text, verdict.status.value))
+    return _case(classname, "verdict", _element(tag, verdict.text, text, verdict.status.value),
+                 source.elapsed)
+
+
+def pair_seconds(values: Any, timeout: float) -> float:
+    """What one of a pair's probes took on average, in seconds: a reply its RTT, a lost probe
+    the wait for it (`timeout`); 0 when no probe ran (its state is error)."""
+    sent: int = values.sent
+    received = min(int(values.received), sent)
+    if str(values.state) == "error" or sent == 0:
+        return 0.0
+    answered = 0.0 if values.rtt_avg_ms is None else values.rtt_avg_ms / 1000 * received
+    return (answered + timeout * (sent - received)) / sent
 
 
 def pair_text(values: Any, findings: Sequence[Any]) -> str:

@@ -10,11 +10,9 @@ outage gives a readable comparison, not millions of lines.
 from __future__ import annotations
 
 import heapq
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fleet.mesh.model import MTU_FAILED, MTU_UNKNOWN, STATES, Mesh, PairState, pair_loss_pct, rtts_ms
+from fleet.mesh.model import MTU_FAILED, MTU_UNKNOWN, STATES, Mesh, PairState, pair_loss_pct
 
 LISTED = 20  # pairs listed per kind of change
 REACHABLE = frozenset({PairState.OK, PairState.LOSSY})
@@ -61,11 +59,13 @@ class Changes:
 
 @dataclass(frozen=True)
 class RttSpread:
-    """The spread of per-pair average RTTs across a mesh (pairs with replies only)."""
+    """A mesh's RTT: the percentiles over every reply (Mesh.rtt_percentiles, the figures of its
+    table and JSON report; None with too few replies), and how many pairs had replies."""
 
     pairs: int
     p50_ms: float | None
     p99_ms: float | None
+    p90_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class Comparison:
     new_mtu_failures: Changes      # MTU check failed now (small pings answered), not before
     newly_unmeasured: Changes      # measured in the baseline, between hosts still here, not now
                                    # (or its MTU check passed before and could not tell now)
-    rtt_before: RttSpread          # over each whole mesh, not only the compared pairs
+    rtt_before: RttSpread          # over every reply of each whole mesh, not only compared pairs
     rtt_after: RttSpread
     rtt_increases: Changes         # compared pairs whose average RTT rose, worst (in ms) first
     loss_increases: Changes        # compared pairs with more loss now, worst first
@@ -109,18 +109,10 @@ def increase_pct(before: float | None, after: float | None) -> float | None:
     return round(100 * (after - before) / before, 1)
 
 
-def percentile(ordered: Sequence[float], q: float) -> float | None:
-    """The nearest-rank percentile `q` (0-100) of sorted values: a value that was measured, not
-    one interpolated between two."""
-    if not ordered:
-        return None
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
 def rtt_spread(mesh: Mesh) -> RttSpread:
-    averages = sorted(v for v in rtts_ms(mesh.columns.rtt[1::4]) if v is not None)
-    return RttSpread(len(averages), percentile(averages, 50), percentile(averages, 99))
+    found = mesh.rtt_percentiles()
+    answered = sum(1 for v in mesh.columns.rtt[1::4] if v == v)  # NaN != NaN: no reply
+    return RttSpread(answered, found["p50"], found["p99"], found["p90"])
 
 
 def overall_loss_pct(mesh: Mesh) -> float | None:

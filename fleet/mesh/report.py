@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO, get_type_hints
@@ -368,32 +367,18 @@ def _host_summary_lines(mesh: Mesh) -> list[str]:
 
 
 def _rtt_line(mesh: Mesh) -> str:
+    """The mesh's RTT: its percentiles over every reply (the one figure every output gives), and
+    the fastest and slowest replies with the slowest pair."""
     rtt = mesh.columns.rtt
     if not any(v == v for v in rtt[1::4]):  # NaN != NaN: no pair had a reply
         return ""
     maxima = rtt[2::4]
     worst = max(range(len(maxima)), key=lambda i: maxima[i] if maxima[i] == maxima[i] else -1.0)
     slowest = mesh.row(worst)
-    spread = ", ".join(f"{name} {value:.3f}" for name, value in mesh.rtt_percentiles().items()
-                       if value is not None)
-    return (f"rtt ms: median of averages {_median_ms(rtt[1::4]):.3f}, "
+    found = mesh.rtt_percentiles()
+    spread = ", ".join(f"{name} {value:.3f}" for name, value in found.items() if value is not None)
+    return ("rtt ms, every reply: " + (spread or "too few replies for percentiles") + "; "
             f"min {min(v for v in rtt[0::4] if v == v):.3f}, "
-            f"max {slowest.rtt_max_ms:.3f} ({slowest.src} -> {slowest.dst})"
-            + (f"; every reply: {spread}" if spread else ""))
-
-
-def _median_ms(values: Iterable[float]) -> float:
-    """The median at the microsecond resolution shown, from counts rather than a sorted list of
-    millions of floats."""
-    counts = Counter(round(v * 1000) for v in values if v == v)
-    total, seen = sum(counts.values()), 0
-    ordered = sorted(counts)
-    for micro in ordered:
-        seen += counts[micro]
-        if seen * 2 > total:
-            return micro / 1000
-        if seen * 2 == total:  # even count, the middle falls between two values
-            return (micro + ordered[ordered.index(micro) + 1]) / 2000
-    return 0.0
+            f"max {slowest.rtt_max_ms:.3f} ({slowest.src} -> {slowest.dst})")
 
 

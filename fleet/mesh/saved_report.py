@@ -75,7 +75,7 @@ def render_comparison(comparison: Comparison, baseline: SavedMesh, current: Save
         lines += _change_lines("measured in the baseline, not in this run", c.newly_unmeasured,
                                _pair_only)
     lines += _change_lines("recovered (not ok before, ok now)", c.recovered, _state_change)
-    lines += ["", f"rtt ms, per-pair averages across the mesh: "
+    lines += ["", f"rtt ms, every reply of the mesh: "
               f"P50 {_ms(c.rtt_before.p50_ms)} -> {_ms(c.rtt_after.p50_ms)} "
               f"({_pct(c.p50_increase_pct)}), "
               f"P99 {_ms(c.rtt_before.p99_ms)} -> {_ms(c.rtt_after.p99_ms)} "
@@ -185,7 +185,7 @@ def _changes_json(changes: Changes) -> dict[str, Any]:
 
 
 def _spread_json(spread: RttSpread) -> dict[str, Any]:
-    return {"pairs": spread.pairs, "p50": spread.p50_ms, "p99": spread.p99_ms}
+    return {"pairs": spread.pairs, "p50": spread.p50_ms, "p90": spread.p90_ms, "p99": spread.p99_ms}
 
 
 def _names(names: tuple[str, ...], shown: int = 10) -> str:

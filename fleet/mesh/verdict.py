@@ -213,6 +213,17 @@ def pair_statuses(mesh: Mesh) -> dict[Status, int]:
             Status.COULD_NOT_TELL: unknown}
 
 
+def pairs_ok(mesh: Mesh) -> list[bool]:
+    """Each row's pair judged ok by `pair_judgement`'s rules, read from the columns: its tunnel
+    pings all answered and, when the MTU check was made, it passed."""
+    c, ok = mesh.columns, STATES.index(PairState.OK)
+    judged = list(map(operator.eq, c.state, repeat(ok)))
+    if mesh.params.mtu_size is None:
+        return judged
+    return list(map(operator.and_, judged, map(operator.not_, map(
+        operator.contains, repeat((MTU_FAILED, MTU_UNKNOWN)), c.mtu))))
+
+
 class PairFindings:
     """The findings about each pair, by what was measured on it: tunnel findings when its tunnel
     pings failed (or could not run), MTU findings when its MTU check failed (or could not tell),
