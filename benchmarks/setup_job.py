@@ -33,8 +33,9 @@ def _commands(inventory_dir: Path) -> tuple[list[dict], dict]:
     from fleet.core.sections import section
     from fleet.inventory import load_inventory
     from fleet.tunnel.iproute import ABSENT
-    from fleet.tunnel.plan import DesiredTunnel, apply_script, plan, read_state_script
+    from fleet.tunnel.plan import DesiredTunnel, plan
     from fleet.tunnel.preflight import FACTS_SCRIPT
+    from fleet.tunnel.scripts import apply_script, read_state_script
 
     inventory = load_inventory(inventory_dir)
     read = "\n".join([section("facts"), FACTS_SCRIPT, read_state_script()])

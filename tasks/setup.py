@@ -24,26 +24,28 @@ from fleet.core.task import TaskContext
 from fleet.inventory import FleetHost
 from fleet.tunnel.errors import ForeignRouteError, ForeignTunnelError
 from fleet.tunnel.iproute import TunnelState
+from fleet.tunnel.params import TunnelParams
 from fleet.tunnel.plan import (
     DesiredTunnel,
     ForeignRoute,
     ForeignTunnel,
     Ownership,
     StateUnreadable,
-    TunnelParams,
-    apply_script,
-    compared,
     creates_tunnel,
-    failure_account,
     ownership,
-    parse_apply,
-    parse_state,
     plan,
-    read_state_script,
     skipped_routes,
-    went_stale,
 )
 from fleet.tunnel.preflight import FACTS_SCRIPT, parse_facts, preflight_error, preflight_problems
+from fleet.tunnel.scripts import (
+    apply_script,
+    compared,
+    failure_account,
+    parse_apply,
+    parse_state,
+    read_state_script,
+    went_stale,
+)
 
 KERNEL_LACKS_SIT = ("No such device", "Unknown device type")
 

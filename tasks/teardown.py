@@ -14,18 +14,9 @@ from fleet.core.runner import HostRun, host_task
 from fleet.core.sections import split_sections
 from fleet.inventory import FleetHost
 from fleet.tunnel.errors import ForeignTunnelError
-from fleet.tunnel.plan import (
-    TUNNEL_NAME,
-    DesiredTunnel,
-    ForeignTunnel,
-    StateUnreadable,
-    TunnelParams,
-    parse_state,
-    read_state_script,
-    removal,
-    remove_script,
-    went_stale,
-)
+from fleet.tunnel.params import TunnelParams
+from fleet.tunnel.plan import TUNNEL_NAME, DesiredTunnel, ForeignTunnel, StateUnreadable, removal
+from fleet.tunnel.scripts import parse_state, read_state_script, remove_script, went_stale
 
 Params = TunnelParams
 

@@ -83,6 +83,20 @@ def test_only_fleet_aws_imports_boto3_and_only_when_used():
     assert not at_import, at_import
 
 
+def test_only_fleet_ssh_imports_asyncssh():
+    """asyncssh is the SSH edge: the modules of fleet/ssh map its errors to fleet's, and no module
+    outside fleet/ssh names it (the others see the Transport and Session protocols)."""
+    outside = {}
+    for path in sorted((REPO / "fleet").rglob("*.py")):
+        if path.is_relative_to(REPO / "fleet" / "ssh"):
+            continue
+        found = sorted(m for m in imported_modules(path) if m.split(".")[0] == "asyncssh")
+        if found:
+            outside[str(path.relative_to(REPO))] = found
+    assert not outside, outside
+    assert "asyncssh" in imported_modules(REPO / "fleet" / "ssh" / "transport.py")
+
+
 def test_loading_an_inventory_or_the_command_line_loads_no_boto3():
     for statement in ("import fleet.cli", "import fleet.inventory", "import fleet.aws.ec2_inventory",
                       "import fleet.nornir.inventory"):

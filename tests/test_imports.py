@@ -212,7 +212,7 @@ def test_the_core_imports_no_feature():
 def test_the_isatap_maths_is_a_leaf_below_inventory_tunnel_and_mesh():
     graph = import_graph()
     assert graph["fleet.isatap"] == set()
-    for feature in ("fleet.inventory.load", "fleet.tunnel.plan", "fleet.mesh.model"):
+    for feature in ("fleet.inventory.model", "fleet.tunnel.plan", "fleet.mesh.model"):
         assert "fleet.isatap" in graph[feature], feature
     for name, targets in graph.items():
         if name.startswith("fleet.mesh"):

@@ -9,14 +9,9 @@ from conftest import write_inventory
 from nornir.plugins.inventory.simple import SimpleInventory
 
 from fleet.core.errors import InventoryError
-from fleet.inventory.load import (
-    InventoryFiles,
-    _nornir_inventory,
-    _read_yaml,
-    check_username,
-    load_inventory,
-    parse_ssh_hostname,
-)
+from fleet.inventory import InventoryFiles, check_username, load_inventory, parse_ssh_hostname
+from fleet.inventory.files import read_yaml as _read_yaml
+from fleet.inventory.nornir_objects import nornir_inventory as _nornir_inventory
 
 DEFAULTS = "data:\n  isatap_prefix: 'fd00:5efe:1ab::/64'\n"
 

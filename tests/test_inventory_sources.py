@@ -19,7 +19,7 @@ from fleet.inventory.sources import BUILT_IN, GROUP, source_loader, source_names
 REPO = Path(__file__).resolve().parent.parent
 
 SOURCE_MODULE = '''
-from fleet.inventory.load import InventoryFiles
+from fleet.inventory.files import InventoryFiles
 
 def build(path, document):
     hosts = {name: {"hostname": address} for name, address in document["hosts"].items()}

@@ -203,7 +203,7 @@ def test_a_chain_of_jump_hosts_logs_in_to_each_hop_once(tmp_path):
 
 def jump_tasks_pending():
     """The transport's own tasks (jump logins and closers) that have not finished."""
-    names = ("_SharedJump.close", "AsyncsshTransport._jump.<locals>.login")
+    names = ("SharedJump.close", "AsyncsshTransport._jump.<locals>.login")
     return [t for t in asyncio.all_tasks() if not t.done() and t.get_coro().__qualname__ in names]
 
 

@@ -8,7 +8,8 @@ from sshserver import CommandServer
 from sshtarget import Target, target_for
 
 from fleet.core.errors import AuthError, ConnectError, HostKeyUnknownError
-from fleet.ssh.transport import AsyncsshTransport, Hop, effective_port, parse_jumps
+from fleet.jumps import Hop, parse_jumps
+from fleet.ssh.transport import AsyncsshTransport, effective_port
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from test_cli import fleet
 from fleet.catalog import task
 from fleet.cli import build_parser
 from fleet.tasks.mesh import MeshParams
-from fleet.tunnel.plan import TunnelParams
+from fleet.tunnel.params import TunnelParams
 
 HELLO = ('"""Say hello."""\n'
          "def add_arguments(parser):\n"

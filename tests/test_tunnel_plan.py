@@ -12,20 +12,22 @@ from fleet.core.transport import CommandResult
 from fleet.tunnel.iproute import ABSENT, TunnelState
 from fleet.tunnel.plan import (
     MARK,
-    STALE_STATUS,
     DesiredTunnel,
     ForeignTunnel,
     Ownership,
     StateUnreadable,
-    apply_script,
     creates_tunnel,
-    failure_account,
     ownership,
+    plan,
+    removal,
+)
+from fleet.tunnel.scripts import (
+    STALE_STATUS,
+    apply_script,
+    failure_account,
     parse_apply,
     parse_state,
-    plan,
     read_state_script,
-    removal,
     remove_script,
     went_stale,
 )

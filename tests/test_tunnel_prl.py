@@ -17,11 +17,11 @@ from fleet.tunnel.plan import (
     StateUnreadable,
     mark_text,
     marked_routers,
-    parse_state,
     plan,
     removal,
     skipped_routes,
 )
+from fleet.tunnel.scripts import parse_state
 
 DEFAULTS = "data:\n  isatap_prefix: 'fd00:5efe:1ab::/64'\n"
 R1, R2 = IPv4Address("172.31.0.11"), IPv4Address("172.31.0.12")

@@ -28,7 +28,7 @@ from typing import Any
 
 from fleet.aws.client import EXTRA_HINT, ec2_client
 from fleet.core.errors import InventoryError, UsageError
-from fleet.inventory.load import DEFAULTS_FILE, InventoryFiles, read_yaml
+from fleet.inventory.files import DEFAULTS_FILE, InventoryFiles, read_yaml
 
 KEYS = ("plugin", "regions", "profile", "filters", "hostnames", "name_from", "groups_from", "defaults")
 HOSTNAMES = {"private-ip": "private_ip", "public-ip": "public_ip", "public-dns": "public_dns"}

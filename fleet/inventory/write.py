@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fleet.inventory.load import DEFAULTS_FILE, GROUPS_FILE, HOSTS_FILE
+from fleet.inventory.files import DEFAULTS_FILE, GROUPS_FILE, HOSTS_FILE
 
 # A key YAML reads as this same string when written bare; others are written quoted.
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")

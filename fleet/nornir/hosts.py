@@ -14,7 +14,7 @@ from nornir.core.inventory import Host
 
 from fleet.core.errors import UsageError
 from fleet.inventory import FleetHost, Inventory
-from fleet.inventory.load import CONNECTION_PLUGIN
+from fleet.inventory.files import CONNECTION_PLUGIN
 
 NOT_LOADED = ("was not loaded by fleet: build the Nornir object with InitNornir(inventory="
               "{'plugin': 'FleetInventory', 'options': {'inventory_dir': DIR}}) or "

@@ -1,5 +1,8 @@
-"""The SSH transport: asyncssh sessions (transport.py, the only module that imports asyncssh),
-host-key policy (hostkeys.py) and kept connections in a background process (persist/).
+"""The SSH transport, the one package that imports asyncssh: transport.py (the Transport, the SSH
+edge other packages load), session.py (a command on a connection), config.py (ssh config and
+routes), jump_pool.py (shared jump logins), error_mapping.py (asyncssh's login errors as fleet's),
+host-key policy (hostkeys.py, host_key_policy.py) and kept connections in a background process
+(persist/).
 
 Importing asyncssh with a current cryptography prints about ten CryptographyDeprecationWarnings
 (DSA, TripleDES: algorithms asyncssh still offers, never fleet's choice: fleet prefers ed25519,

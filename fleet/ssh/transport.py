@@ -1,64 +1,54 @@
-"""The SSH transport: the one module that owns asyncssh.
+"""The SSH transport: the SSH edge, where fleet meets asyncssh.
 
 It turns asyncssh's errors into the project's own (ConnectError and its kinds, CommandError), each
-message naming the host and what was being attempted. Other code sees only the `Transport` and
-`Session` protocols, so a test or a future transport (a local shell) plugs in without touching the
-runner.
+message naming the host and what was being attempted (error_mapping.py for a login, session.py for
+a command). Other code sees only the `Transport` and `Session` protocols, so a test or a future
+transport (a local shell) plugs in without touching the runner. asyncssh is imported by the
+modules of fleet/ssh only, and this is the one that other packages load to connect.
 
 What it adds to asyncssh:
 
 - host keys checked by an OpenSSH-style policy (fleet/ssh/hostkeys.py), decided on the key asyncssh
   received in the handshake: asyncssh trusts what known_hosts holds (keys, @cert-authority, revoked
-  entries) and asks `_HostKeyPolicy.validate_host_public_key` about any other key;
+  entries) and asks `HostKeyPolicy.validate_host_public_key` (host_key_policy.py) about any
+  other key;
 - the user's ~/.ssh/config applies (Port, User, IdentityFile, ProxyJump ...) wherever the
-  inventory says nothing;
+  inventory says nothing (config.py);
 - jump hosts (the `tunnel` extra or ProxyJump) connected here, hop by hop, with the same host-key
-  policy, so that a jump host's failure is reported as the jump host's (`via`);
-- a command that times out or is cancelled is stopped on the host: every command first tells its
-  process group (its shell is a session leader under sshd), and the group is killed on a second
-  channel;
-- a connection that ends while a command runs (the host's sshd killed, the host or its jump host
-  gone) is a ConnectionLostError naming the jump host when it was the jump host's, never a
-  command's exit status; a command killed by a signal on the host exits 128 + the signal's number.
+  policy, so that a jump host's failure is reported as the jump host's (`via`); one login to a
+  jump host is shared by every host behind it (jump_pool.py);
+- commands stopped on the host when they time out, and a lost connection told from a command's
+  failure (session.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import socket
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import asyncssh
 
-from fleet.core.errors import (
-    AuthError,
-    CommandError,
-    CommandTimeoutError,
-    ConnectError,
-    ConnectionLostError,
-    HostKeyChangedError,
-    HostKeyUnknownError,
-    SSHSetupError,
-)
-from fleet.core.privilege import is_privileged, privileged
-from fleet.core.transport import DEFAULT_SSH_PORT, CommandResult, SSHTarget
-from fleet.jumps import Hop, parse_jumps, parse_port
+from fleet.core.errors import SSHSetupError
+from fleet.core.transport import SSHTarget
+from fleet.jumps import Hop
 from fleet.ssh import hostkeys
+from fleet.ssh.config import Route, effective_port, jump_routes, resolve_route
+from fleet.ssh.error_mapping import LOGIN_FAILURES, Login, login_error
+from fleet.ssh.host_key_policy import HostKeyPolicy
 from fleet.ssh.hostkeys import (
     HostKeyChecking,
     KnownHostsWriter,
-    OfferedKey,
-    changed_key_message,
     changed_key_warning,
     known_hosts_files,
     known_hosts_line,
-    unknown_key_message,
 )
+from fleet.ssh.jump_pool import JumpPool, SharedJump
+from fleet.ssh.session import AsyncsshSession
+
+__all__ = ["PREFERRED_CIPHERS", "PREFERRED_KEX", "AsyncsshSession", "AsyncsshTransport", "Route",
+           "Warn", "effective_port", "resolve_route"]
 
 # Fast, modern algorithms first (curve25519 key exchange, AES-GCM and ChaCha20-Poly1305), the
 # rest of asyncssh's defaults after them so that any server still works. Host key algorithms are
@@ -68,307 +58,12 @@ PREFERRED_KEX = ("curve25519-sha256", "curve25519-sha256@libssh.org")
 PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
                      "chacha20-poly1305@openssh.com")
 
-STOP_TIMEOUT = 6.0  # seconds to stop a timed-out command's processes and close its channel
-TERM_GRACE = 2.0  # seconds a stopped command has after TERM (to undo what it did) before KILL
-MARKER_WAIT = 2.0  # seconds to wait for a just-started command to say its process group
-MAX_JUMPS = 8  # jump hosts in one route, nested ProxyJump included
-LOST_WAIT = 1.0  # seconds a channel that ended with no exit status waits to see its connection end
-CLOSE_WAIT = 10.0  # seconds closing waits for the jump connections it closes
-
 Warn = Callable[[str, str], None]
-
-# Every command first writes this line on stderr: its shell's PID, which is its process group
-# (sshd starts each session's shell with setsid). The line is taken off stderr again.
-_GROUP_MARK = "fleet-pgid:"
-_GROUP_LINE = re.compile(rb"fleet-pgid:(\d+)\n")
 
 
 def _with_preferred(preferred: tuple[str, ...], supported: list[bytes]) -> list[str]:
     names = [alg.decode() for alg in supported]
     return [alg for alg in preferred if alg in names] + [alg for alg in names if alg not in preferred]
-
-
-def marked(command: str) -> str:
-    """`command` preceded by the line that tells its process group."""
-    return f"printf '{_GROUP_MARK}%s\\n' \"$$\" >&2\n{command}"
-
-
-def split_marker(stderr: bytes) -> tuple[int | None, bytes]:
-    """The process group a marked command told, and its stderr without the marker line."""
-    found = _GROUP_LINE.match(stderr)
-    if found is None:
-        return None, stderr
-    return int(found.group(1)), stderr[found.end():]
-
-
-def stop_group_command(pgid: int) -> str:
-    """Stop a process group: TERM, up to TERM_GRACE seconds for it to end (an apply script uses
-    them to undo its steps), then KILL; exit 0 only once no live process of it is left (zombies
-    waiting for a parent that does not reap them are dead: /proc shows their state)."""
-    rounds = round(TERM_GRACE / 0.1)
-    return (f"g={pgid}\n"
-            "alive() {\n"
-            "  kill -0 -$g 2>/dev/null &&\n"
-            r"  cat /proc/[0-9]*/stat 2>/dev/null | sed -n 's/.*) \([^Z]\) [0-9]* \([0-9]*\) .*/\2/p'"
-            " | grep -qx $g\n"
-            "}\n"
-            "kill -TERM -$g 2>/dev/null || exit 0\n"
-            f"i=0; while [ $i -lt {rounds} ] && alive; do sleep 0.1; i=$((i + 1)); done\n"
-            "alive || exit 0\n"
-            "kill -KILL -$g 2>/dev/null\n"
-            "for _ in 1 2 3 4 5 6 7 8 9 10; do alive || exit 0; sleep 0.1; done\n"
-            "exit 1")
-
-
-class AsyncsshSession:
-    """A Session over one asyncssh connection (and the jump-host connections it goes through)."""
-
-    def __init__(self, host: SSHTarget, connection: asyncssh.SSHClientConnection, *,
-                 release: Callable[[], Awaitable[None]] | None = None,
-                 jumps: Sequence[_SharedJump] = (), target: str | None = None) -> None:
-        self._host = host
-        self._target = target or host.ssh_host  # host:port, where the ssh config put it
-        self._connection = connection
-        self._release = release  # lets go of the shared jump connections this one goes through
-        self._jumps = tuple(jumps)  # the jump logins it goes through, first hop first
-
-    @property
-    def closed(self) -> bool:
-        """The connection has ended (closed by either side or lost)."""
-        return self._connection.is_closed()
-
-    async def run(self, command: str, *, timeout: float) -> CommandResult:
-        name = self._host.name
-        process: asyncssh.SSHClientProcess[bytes] | None = None
-        try:
-            async with asyncio.timeout(timeout):
-                process = await self._connection.create_process(marked(command), encoding=None)
-                stdout, stderr = await process.communicate()
-        except TimeoutError as exc:
-            if process is None:
-                # the host did not even answer the channel request: the connection is stalled
-                # (packets dropped, host gone); give it up, so that the next command, here or
-                # through --persist, logs in anew instead of waiting on it again
-                self._connection.close()
-                raise CommandTimeoutError(name, f"command did not start within {timeout:g} s; "
-                                          "the connection was given up", command=command) from exc
-            out, err, stopped = await asyncio.shield(self._stop(process, command))
-            raise CommandTimeoutError(name, f"command did not finish within {timeout:g} s; {stopped}",
-                                      command=command, stdout=_text(out), stderr=_text(err)) from exc
-        except asyncio.CancelledError:
-            if process is not None:
-                await asyncio.shield(self._stop(process, command))
-            raise
-        except asyncssh.ChannelOpenError as exc:
-            if self._connection.is_closed():  # it ended before the command could start
-                raise self._lost(command, f"before a command could start ({exc.reason})") from exc
-            raise CommandError(name, f"server refused to run a command: {exc.reason}",
-                               command=command) from exc
-        except asyncssh.DisconnectError as exc:  # ConnectionLost included
-            raise self._lost(command, f"while a command ran ({exc.reason})", process) from exc
-        except (OSError, asyncssh.Error) as exc:
-            if self._connection.is_closed():
-                raise self._lost(command, f"while a command ran ({exc})", process) from exc
-            raise CommandError(name, f"command failed to run: {exc}", command=command) from exc
-        _, stderr = split_marker(stderr)
-        if process.exit_signal is not None:  # killed by a signal on the host: a real result
-            returncode = process.returncode
-            status = 128 - returncode if returncode is not None and returncode < 0 else 255
-        elif process.exit_status is not None:
-            status = process.exit_status
-        else:  # the channel ended with no exit status: the connection went, or is going
-            if await self._ended():
-                raise self._lost(command, "while a command ran; it gave no exit status",
-                                 stdout=stdout, stderr=stderr)
-            raise CommandError(name, "the host closed the command's channel without an exit status",
-                               command=command, stdout=_text(stdout), stderr=_text(stderr))
-        return CommandResult(command, status, _text(stdout), _text(stderr))
-
-    async def _ended(self) -> bool:
-        """The connection has ended, or ends within LOST_WAIT (a channel closed by a connection
-        that is going down can be seen a moment before the connection is)."""
-        if not self._connection.is_closed():
-            try:
-                await asyncio.wait_for(self._connection.wait_closed(), LOST_WAIT)
-            except (TimeoutError, OSError, asyncssh.Error):
-                pass
-        return self._connection.is_closed()
-
-    def _lost(self, command: str, when: str, process: asyncssh.SSHClientProcess[bytes] | None = None, *,
-              stdout: bytes = b"", stderr: bytes = b"") -> ConnectionLostError:
-        """The connection ended: the jump host's doing when a jump connection it goes through
-        ended too (the first hop that did: the hops behind it went with it), else the host's."""
-        if process is not None:
-            stdout, raw_err = process.collect_output()
-            stderr = split_marker(raw_err)[1]
-        gone = next((jump for jump in self._jumps if jump.lost()), None)
-        if gone is not None:
-            message = f"via jump host {gone.label}: connection lost {when}"
-        else:
-            message = f"connection to {self._target} lost {when}"
-        return ConnectionLostError(self._host.name, message, via=gone.label if gone else None,
-                                   command=command, stdout=_text(stdout), stderr=_text(stderr))
-
-    async def _stop(self, process: asyncssh.SSHClientProcess[bytes],
-                    command: str) -> tuple[bytes, bytes, str]:
-        """Stop a command that ran too long or was cancelled: kill its process group on the host
-        (as root when it ran as root), close its channel. Bounded by STOP_TIMEOUT and MARKER_WAIT.
-        Returns its output so far and what became of it, measured on the host."""
-        out, err = bytearray(), bytearray()
-
-        def collect() -> None:
-            more_out, more_err = process.collect_output()
-            out.extend(more_out)
-            err.extend(more_err)
-
-        collect()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + MARKER_WAIT
-        while split_marker(bytes(err))[0] is None and not process.is_closing() and loop.time() < deadline:
-            await asyncio.sleep(0.05)
-            collect()
-        pgid, _ = split_marker(bytes(err))
-        if pgid is None:
-            stopped = "its process group was not known, so nothing was stopped on the host"
-        else:
-            kill = stop_group_command(pgid)
-            try:
-                done = await self._connection.run(privileged(kill) if is_privileged(command) else kill,
-                                                  check=False, timeout=STOP_TIMEOUT)
-            except (OSError, asyncssh.Error) as exc:  # asyncssh.TimeoutError included
-                stopped = f"could not stop it on the host: {type(exc).__name__}: {exc}"
-            else:
-                stopped = ("stopped it on the host" if done.exit_status == 0 else
-                           f"its processes on the host did not stop (exit status {done.exit_status})")
-        # Closed after the kill, not before: the command may still be writing (an apply script
-        # undoing its steps says what it undid), and a closed channel would kill it with SIGPIPE.
-        process.close()
-        try:
-            await asyncio.wait_for(process.wait_closed(), STOP_TIMEOUT)
-        except (TimeoutError, OSError, asyncssh.Error):
-            self._connection.close()  # a channel that will not close: give the connection up
-        collect()
-        return bytes(out), split_marker(bytes(err))[1], stopped
-
-    async def close(self) -> None:
-        self._connection.close()
-        try:
-            await asyncio.wait_for(self._connection.wait_closed(), timeout=5)
-        except (TimeoutError, OSError, asyncssh.Error):
-            pass
-        if self._release is not None:
-            release, self._release = self._release, None
-            await release()  # closes the jump connections it was the last to use
-
-
-class _HostKeyPolicy(asyncssh.SSHClient):
-    """Decides, by the policy, about a host key that known_hosts does not vouch for.
-
-    asyncssh calls these only for keys and CAs that known_hosts does not trust (and never for
-    revoked ones); the decision and the key are kept for the transport to report.
-    """
-
-    def __init__(self, policy: HostKeyChecking, known: Any, can_record: bool) -> None:
-        self._policy = policy
-        self._known = known
-        self._can_record = can_record
-        self.offered: OfferedKey | None = None
-        self.accepted = False
-
-    @property
-    def changed_key_accepted(self) -> bool:
-        return self.accepted and self.offered is not None and self.offered.changed
-
-    def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
-        lookup_port = None if port == DEFAULT_SSH_PORT else port
-        trusted = asyncssh.match_known_hosts(self._known, host, addr, lookup_port)[0] if self._known else []
-        algorithm, data = key.export_public_key("openssh").decode().split()[:2]
-        self.offered = OfferedKey(host, port, algorithm, key.get_fingerprint("sha256"),
-                                  f"{algorithm} {data}", changed=bool(trusted))
-        self.accepted = self._policy == "no" or (
-            self._policy == "accept-new" and not self.offered.changed and self._can_record)
-        return self.accepted
-
-    def validate_host_ca_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
-        self.offered = OfferedKey(host, port, f"{key.get_algorithm()} (CA)", key.get_fingerprint("sha256"),
-                                  "", changed=False, authority=True)
-        self.accepted = self._policy == "no"
-        return self.accepted
-
-
-@dataclass(frozen=True)
-class Route:
-    """Where a host really is once ~/.ssh/config has had its say."""
-
-    host: str
-    port: int
-    username: str
-    tunnel: str | None  # ProxyJump, when the config gives one
-
-    @property
-    def target(self) -> str:
-        return f"{self.host}:{self.port}"
-
-
-def resolve_route(host: str, port: int | None, username: str | None, config: Any = ()) -> Route:
-    """Host, port, user and ProxyJump for a host, the given values first, then the ssh config
-    (~/.ssh/config, or the `config` extra), then the defaults. Reads files: call off the loop.
-    ValueError for a port that is not 1-65535."""
-    options = asyncssh.SSHClientConnectionOptions(
-        host=host, port=port if port is not None else (), username=username if username else (),
-        config=config, client_keys=[], agent_identities=None, agent_path=None, known_hosts=None)
-    tunnel = options.tunnel if isinstance(options.tunnel, str) else None
-    return Route(options.host, parse_port(str(options.port)), options.username, tunnel)
-
-
-def effective_port(host: SSHTarget) -> int:
-    """The port fleet connects to for a host: the inventory's, else the ssh config's, else 22.
-    For display (`fleet inventory`); reads ~/.ssh/config."""
-    if host.ssh_port is not None:
-        return host.ssh_port
-    try:
-        return resolve_route(host.ssh_host, None, host.username,
-                             host.ssh_options.get("config", ())).port
-    except (OSError, ValueError, asyncssh.Error):
-        return DEFAULT_SSH_PORT
-
-
-class _SharedJump:
-    """One jump host's login, shared by every host behind it for as long as any uses it."""
-
-    def __init__(self, label: str, login: asyncio.Future[asyncssh.SSHClientConnection]) -> None:
-        self.label = label
-        self.login = login
-        self.users = 0
-
-    async def connection(self, name: str) -> asyncssh.SSHClientConnection:
-        """The jump connection, or the jump host's failure as this host's (same kind, same words:
-        they name the jump host)."""
-        try:
-            return await asyncio.shield(self.login)
-        except ConnectError as exc:
-            raise type(exc)(name, exc.reason, via=exc.via) from exc
-
-    def failed(self) -> bool:
-        """Its login failed (the failure is kept: the hosts behind it share it, not retry it)."""
-        return self.login.done() and (self.login.cancelled() or self.login.exception() is not None)
-
-    def lost(self) -> bool:
-        """It logged in, and the connection has closed since."""
-        return self.login.done() and not self.failed() and bool(self.login.result().is_closed())
-
-    async def close(self) -> None:
-        if not self.login.done():
-            self.login.cancel()
-        await asyncio.wait([self.login])  # its outcome, without taking a cancellation of ours
-        if self.failed():  # a failed or cancelled login has nothing to close
-            return
-        connection = self.login.result()
-        connection.close()
-        try:
-            await asyncio.wait_for(connection.wait_closed(), timeout=5)
-        except (TimeoutError, OSError, asyncssh.Error):
-            pass
 
 
 class AsyncsshTransport:
@@ -390,9 +85,7 @@ class AsyncsshTransport:
         self._known_hosts: dict[tuple[Path, ...], Any] = {}
         self._client_keys: dict[tuple[tuple[str, ...], str | None], Any] = {}
         self._writer = KnownHostsWriter()
-        self._jumps: dict[tuple[Any, ...], _SharedJump] = {}  # jump logins shared by the hosts behind
-        self._closing: set[asyncio.Task[None]] = set()  # jump connections being closed
-        self._closed = False
+        self._jumps = JumpPool()  # jump logins shared by the hosts behind them
 
     def _known_hosts_files(self, name: str, files: tuple[Path, ...]) -> Any:
         """known_hosts files read and parsed once per run (again after a key was added); a missing
@@ -468,19 +161,12 @@ class AsyncsshTransport:
         """Close the shared jump connections no session uses any more, and wait (CLOSE_WAIT at
         most) for every jump connection being closed; the others close when their last session
         does, which waits for them. Sessions themselves are closed by whoever opened them."""
-        self._closed = True
-        for key, shared in list(self._jumps.items()):
-            if shared.users == 0:
-                del self._jumps[key]
-                self._close_jump(shared)
-        await self._closed_jumps(list(self._closing))
+        await self._jumps.close()
 
     def forget_failures(self) -> None:
         """Log in to a jump host again next time even though it failed before (a new run through
         a transport that outlives runs, as the persistent-connection process's do)."""
-        for key, shared in list(self._jumps.items()):
-            if shared.failed():
-                del self._jumps[key]
+        self._jumps.forget_failures()
 
     async def connect(self, host: SSHTarget, *, timeout: float) -> AsyncsshSession:
         options = self.connect_options(host, timeout=timeout)
@@ -496,12 +182,12 @@ class AsyncsshTransport:
             jump_spec = options["tunnel"] if isinstance(options["tunnel"], str) else None
             if jump_spec is not None:
                 del options["tunnel"]
-        held: list[_SharedJump] = []
+        held: list[SharedJump] = []
         through: str | None = None
         try:
             if jump_spec:
-                chain: tuple[Any, ...] = (self._trust_key(host.ssh_options),)
-                for hop, hop_route in await self._expand(host.name, jump_spec, config):
+                chain: tuple[Any, ...] = (JumpPool.trust_key(host.ssh_options),)
+                for hop, hop_route in await jump_routes(host.name, jump_spec, config):
                     chain += ((hop, hop_route),)
                     held.append(await self._jump(host.name, chain, hop, hop_route,
                                                  held[-1] if held else None, options, files, timeout))
@@ -511,99 +197,23 @@ class AsyncsshTransport:
             connection = await self._handshake(host.name, host.ssh_host, options, files, route=route,
                                                timeout=timeout, through=through)
         except BaseException:
-            self._release(held)  # a jump connection it closes is waited for by close()
+            self._jumps.release(held)  # a jump connection it closes is waited for by close()
             raise
         return AsyncsshSession(host, connection,
-                               release=(lambda: self._release_and_close(held)) if held else None,
+                               release=(lambda: self._jumps.release_and_close(held)) if held else None,
                                jumps=held, target=route.target)
 
-    @staticmethod
-    def _trust_key(ssh_options: Mapping[str, Any]) -> str:
-        """What, besides the route, decides whether two hosts may share a jump login: the keys,
-        known_hosts files, passphrase and ssh config their extras name."""
-        return repr(sorted((k, repr(v)) for k, v in ssh_options.items()
-                           if k in ("client_keys", "known_hosts", "passphrase", "config", "agent_path")))
-
     async def _jump(self, name: str, chain: tuple[Any, ...], hop: Hop, route: Route,
-                    before: _SharedJump | None, options: Mapping[str, Any],
-                    files: tuple[Path, ...] | None, timeout: float) -> _SharedJump:
+                    before: SharedJump | None, options: Mapping[str, Any],
+                    files: tuple[Path, ...] | None, timeout: float) -> SharedJump:
         """The one login to a jump host (at this place in a chain) that every host behind it
         shares: started by the first host that needs it, awaited by the others; a login that
         failed is the same failure for all of them, one that ended is replaced."""
-        shared = self._jumps.get(chain)
-        if shared is not None and shared.lost():  # log in again, once, for all behind it
-            del self._jumps[chain]
-            shared = None
-        if shared is None:
-            async def login() -> asyncssh.SSHClientConnection:
-                tunnel = await before.connection(name) if before is not None else None
-                return await self._open_hop(name, hop, route, tunnel, options, files, timeout)
+        async def login() -> asyncssh.SSHClientConnection:
+            tunnel = await before.connection(name) if before is not None else None
+            return await self._open_hop(name, hop, route, tunnel, options, files, timeout)
 
-            shared = _SharedJump(f"{hop.host}:{route.port}", asyncio.ensure_future(login()))
-            self._jumps[chain] = shared
-        shared.users += 1
-        return shared
-
-    def _release(self, held: Sequence[_SharedJump]) -> list[asyncio.Task[None]]:
-        """Let go of jump connections; the ones no session uses any more that are lost, or whose
-        transport is closed, start closing: returned, and kept until they are done (close()
-        waits for them)."""
-        closing = []
-        for shared in held:
-            shared.users -= 1
-            if shared.users == 0 and (self._closed or shared.lost()):
-                for key, value in list(self._jumps.items()):
-                    if value is shared:
-                        del self._jumps[key]
-                closing.append(self._close_jump(shared))
-        return closing
-
-    def _close_jump(self, shared: _SharedJump) -> asyncio.Task[None]:
-        task = asyncio.create_task(shared.close(), name=f"close jump {shared.label}")
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
-        return task
-
-    async def _release_and_close(self, held: Sequence[_SharedJump]) -> None:
-        await self._closed_jumps(self._release(held))
-
-    @staticmethod
-    async def _closed_jumps(tasks: Sequence[asyncio.Task[None]]) -> None:
-        """Wait for jump connections to close, CLOSE_WAIT at most; one that takes longer is
-        cancelled and waited for (a cancelled close returns at once)."""
-        if not tasks:
-            return
-        _, late = await asyncio.wait(tasks, timeout=CLOSE_WAIT)
-        for task in late:
-            task.cancel()
-        if late:
-            await asyncio.wait(late)
-
-    async def _expand(self, name: str, spec: str, config: Any) -> list[tuple[Hop, Route]]:
-        """The hops of a ProxyJump, first hop first, each with where the ssh config puts it; the
-        first hop's own ProxyJump (from the ssh config) expanded in front of it."""
-        hops: list[tuple[Hop, Route]] = []
-        pending = spec
-        while pending:
-            try:
-                parsed = parse_jumps(pending)
-            except ValueError as exc:
-                raise SSHSetupError(name, f"bad jump host {pending!r}: {exc}") from exc
-            if not parsed:
-                break
-            resolved = []
-            for hop in parsed:
-                try:
-                    route = await asyncio.to_thread(resolve_route, hop.host, hop.port, hop.username, config)
-                except (OSError, ValueError, asyncssh.Error) as exc:
-                    raise SSHSetupError(name, f"cannot read the ssh config for jump host {hop.host}: "
-                                        f"{exc}") from exc
-                resolved.append((hop, route))
-            hops[:0] = resolved
-            pending = resolved[0][1].tunnel or ""
-            if len(hops) > MAX_JUMPS:
-                raise SSHSetupError(name, f"more than {MAX_JUMPS} jump hosts (a ProxyJump loop?)")
-        return hops
+        return self._jumps.share(chain, f"{hop.host}:{route.port}", login)
 
     async def _open_hop(self, name: str, hop: Hop, route: Route, tunnel: asyncssh.SSHClientConnection | None,
                         options: Mapping[str, Any], files: tuple[Path, ...] | None,
@@ -626,52 +236,28 @@ class AsyncsshTransport:
                          via: str | None = None, through: str | None = None) -> asyncssh.SSHClientConnection:
         """One asyncssh.connect with the host-key policy; its errors as the project's."""
         known = options.get("known_hosts", ())
-        client = _HostKeyPolicy(self.host_key_checking, known if known != () else None,
+        client = HostKeyPolicy(self.host_key_checking, known if known != () else None,
                                 can_record=files is not None)
         opts = dict(options)
         opts["client_factory"] = lambda: client
         password = opts.pop("password", None)
         if password is not None:  # asked for at login, after the host key was judged
             opts["password"] = lambda: None if client.changed_key_accepted else password
-        prefix = f"via jump host {via}: " if via else ""
-        target = route.target
-        user = opts.get("username") or route.username
+        login = Login(name, route.target, route.host, opts.get("username") or route.username, timeout,
+                      via=via, through=through)
         try:
             connection = await asyncssh.connect(address, **opts)
-        except asyncssh.HostKeyNotVerifiable as exc:
-            raise _host_key_error(name, client.offered, files, exc, prefix, via) from exc
-        except asyncssh.PermissionDenied as exc:
-            await self._record(client, files)  # the key was proven; OpenSSH records it too
-            raise AuthError(name, f"{prefix}authentication failed at {target} as {user} "
-                            f"({exc.reason})", via=via) from exc
-        except asyncssh.ChannelOpenError as exc:  # the jump host could not reach this host
-            if via is None and exc.code == asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED:  # its policy
-                raise ConnectError(name, f"via jump host {through}: it refused to forward to {target}: "
-                                   f"{exc.reason}", via=through) from exc
-            raise ConnectError(name, f"{prefix}jump host {through} could not connect to {target}: "
-                               f"{exc.reason}", via=via) from exc
-        except asyncssh.DisconnectError as exc:
-            raise ConnectError(name, f"{prefix}SSH to {target} failed: {exc.reason}", via=via) from exc
-        except TimeoutError as exc:
-            raise ConnectError(name, f"{prefix}SSH to {target} did not connect and log in within "
-                               f"{timeout:g} s", via=via) from exc
-        except socket.gaierror as exc:
-            raise ConnectError(name, f"{prefix}cannot resolve {route.host!r}: {exc.strerror}",
-                               via=via) from exc
-        except OSError as exc:
-            reason = os.strerror(exc.errno) if exc.errno else (str(exc) or type(exc).__name__)
-            if exc.filename:  # a file asyncssh was told to read (IdentityFile, known_hosts ...)
-                raise SSHSetupError(name, f"{prefix}cannot read {exc.filename}: {reason}", via=via) from exc
-            raise ConnectError(name, f"{prefix}cannot connect to {target}: {reason}", via=via) from exc
-        except (asyncssh.Error, ValueError, TypeError) as exc:
-            raise ConnectError(name, f"{prefix}SSH to {target} failed: {exc}", via=via) from exc
+        except LOGIN_FAILURES as exc:
+            if isinstance(exc, asyncssh.PermissionDenied):
+                await self._record(client, files)  # the key was proven; OpenSSH records it too
+            raise login_error(login, exc, client.offered, files) from exc
         finally:
             if client.changed_key_accepted and client.offered is not None:  # even when login failed
-                self._warn(name, prefix + changed_key_warning(client.offered, files))
+                self._warn(name, login.prefix + changed_key_warning(client.offered, files))
         await self._record(client, files)
         return connection
 
-    async def _record(self, client: _HostKeyPolicy, files: tuple[Path, ...] | None) -> None:
+    async def _record(self, client: HostKeyPolicy, files: tuple[Path, ...] | None) -> None:
         """accept-new: write the key just accepted to the (first) known_hosts file in use."""
         offered = client.offered
         if (self.host_key_checking != "accept-new" or not client.accepted or offered is None
@@ -686,24 +272,8 @@ class AsyncsshTransport:
             self._on_warning(host, text)
 
 
-def _host_key_error(name: str, offered: OfferedKey | None, files: tuple[Path, ...] | None,
-                    exc: asyncssh.HostKeyNotVerifiable, prefix: str, via: str | None) -> ConnectError:
-    if offered is None:  # refused by asyncssh itself (a revoked key, a certificate's principals)
-        return HostKeyUnknownError(name, f"{prefix}host key not verifiable: {exc.reason}", via=via)
-    if offered.changed:
-        return HostKeyChangedError(name, prefix + changed_key_message(offered, files), via=via)
-    return HostKeyUnknownError(name, prefix + unknown_key_message(offered, files), via=via)
-
-
 def _plain(options: Mapping[str, Any]) -> dict[str, Any]:
     """Inventory YAML gives lists where asyncssh sometimes wants tuples; pass values as they are
     otherwise."""
     return {str(key): value for key, value in options.items()}
 
-
-def _text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
