@@ -7,6 +7,8 @@ import shutil
 import subprocess
 import tempfile
 import xml.etree.ElementTree as ET
+from array import array
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 from formats_meshes import ERROR, LOSSY, UNREACHABLE, mesh_of, mesh_outcome
 
 from fleet.formats import heatmap, problems, write_artifacts
+from fleet.formats.heatmap_cells import blocks, rtt_scale
 
 SVG = "{http://www.w3.org/2000/svg}"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -39,7 +42,7 @@ def test_the_svg_has_a_cell_per_pair_each_state_its_own_fill_and_a_tooltip(tmp_p
     assert len(cells) == 16
     counts = {kind: len(cell_at(cells, kind)) for kind in heatmap.KINDS}
     assert counts == {"ok": 7, "unreachable": 1, "lossy": 1, "mtu": 1, "error": 1, "none": 1,
-                      "self": 4}
+                      "self": 4, "off": 0}
     (red,) = cell_at(cells, "unreachable")
     assert red.get("fill") == heatmap.STATE_COLOURS["unreachable"]
     assert red.find(f"{SVG}title").text.splitlines()[:2] == [
@@ -47,7 +50,7 @@ def test_the_svg_has_a_cell_per_pair_each_state_its_own_fill_and_a_tooltip(tmp_p
     (purple,) = cell_at(cells, "mtu")
     assert "mtu 1480: failed" in purple.find(f"{SVG}title").text
     fills = {kind: {c.get("fill") for c in cell_at(cells, kind)} for kind in heatmap.KINDS}
-    assert len(set().union(*fills.values())) == len(heatmap.KINDS)  # no two states look alike
+    assert len(set().union(*fills.values())) == len(heatmap.KINDS) - 1  # no two states look alike
     (ok_title,) = [c.find(f"{SVG}title").text for c in cells
                    if c.find(f"{SVG}title").text.startswith("h2 -> h1:")]
     assert "rtt ms: min 0.1 avg 0.2 max 0.3" in ok_title
@@ -89,10 +92,52 @@ def test_underlay_failures_are_marked_and_the_page_lists_the_diagnosis(tmp_path)
     assert '<ul id="diagnosis">' in text and 'data-kind="unreachable"' in text
 
 
-def test_ok_cells_are_coloured_by_rtt_from_light_to_dark():
-    assert heatmap.rtt_colour(0.1, 0.1, 10.0) == heatmap.RTT_SCALE[0]
-    assert heatmap.rtt_colour(10.0, 0.1, 10.0) == heatmap.RTT_SCALE[-1]
-    assert heatmap.rtt_colour(1.0, 0.1, 10.0) == heatmap.RTT_SCALE[len(heatmap.RTT_SCALE) // 2]
+def luminance(colour: str) -> float:
+    """WCAG's relative luminance of #rrggbb."""
+    lin = [(v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4)
+           for v in (int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def test_ok_colours_are_absolute_bands_far_lighter_than_any_failure(tmp_path):
+    assert heatmap.DEFAULT_RTT_THRESHOLDS_MS == (1, 5, 20, 100)
+    assert [heatmap.rtt_band(ms) for ms in (0.2, 1.0, 4.9, 20.0, 99.0, 250.0)] == [0, 1, 1, 3, 3, 4]
+    # a 20 ms pair has the same colour whatever the rest of the run: 20-100 ms
+    for others in ((0.1, 0.2, 0.3, 0.05), (30.0, 40.0, 50.0, 1.0)):
+        mesh = mesh_of(["h1", "h2", "h3"])
+        for r in range(len(mesh.columns)):
+            mesh.columns.rtt[4 * r:4 * r + 4] = array("f", others)
+        mesh.columns.rtt[1] = 20.0
+        target = tmp_path / "map.svg"
+        write_artifacts([mesh_outcome(mesh)], heatmap=target)
+        (twenty,) = [c for c in drawn_cells(target)
+                     if c.find(f"{SVG}title").text.startswith("h1 -> h2:")]
+        assert twenty.get("fill") == heatmap.RTT_SCALE[3]
+    ok = [luminance(c) for c in heatmap.RTT_SCALE]
+    assert ok == sorted(ok, reverse=True)  # light (fast) to darker (slow)
+    failures = [luminance(heatmap.STATE_COLOURS[k])
+                for k in ("lossy", "unreachable", "mtu", "error", "self")]
+    assert min(ok) > 1.5 * max(failures)
+
+
+def test_the_rtt_thresholds_are_the_callers(tmp_path):
+    mesh = mesh_of(["h1", "h2"])  # both pairs 0.2 ms
+    pieces = heatmap.render([mesh_outcome(mesh)], tmp_path / "m.svg", rtt_thresholds_ms=(0.1, 0.15))
+    text = "".join(pieces)
+    assert text.count(f'fill="{rtt_scale((0.1, 0.15))[2]}" data-t="ok"') == 2
+    assert "\u2265 0.15 ms" in text
+    with pytest.raises(ValueError, match="increasing"):
+        heatmap.render([mesh_outcome(mesh)], tmp_path / "m.svg", rtt_thresholds_ms=(5, 1))
+
+
+def test_the_top_says_when_how_and_how_many(tmp_path):
+    mesh = mesh_of(["h1", "h2", "h3"], mtu={}, underlay=True)
+    when = datetime(2025, 3, 1, 12, 30, 5, tzinfo=UTC)
+    for name in ("map.svg", "map.html"):
+        text = "".join(heatmap.render([mesh_outcome(mesh)], tmp_path / name, generated=when))
+        assert "written 2025-03-01 12:30:05 UTC (when this file was written; the run took 2.5 s)" in text
+        assert ("3 hosts, every other host; probe fping (asked: auto), count 3, interval 0.2 s, "
+                "timeout 1 s, underlay on, mtu 1480") in text
 
 
 def test_hostile_host_names_stay_text(tmp_path):
@@ -117,6 +162,26 @@ def test_a_big_mesh_is_drawn_in_blocks_that_take_their_worst_state(tmp_path):
     assert len(cells) == side * side
     assert len(cell_at(cells, "unreachable")) == side  # the column of host-5's block
     assert "host-3 .. host-5" in cell_at(cells, "unreachable")[0].find(f"{SVG}title").text
+
+
+def test_a_big_mesh_with_groups_is_drawn_by_group(tmp_path):
+    names = [f"host-{i}" for i in range(300)] + ["</script><b>x"]
+    groups = {name: f"zone-{i % 3}" for i, name in enumerate(names[:300])}  # interleaved
+    down = {(src, "host-4"): UNREACHABLE for src in names if src != "host-4"}
+    found = blocks(names, groups)
+    assert found is not None and found.by_group
+    assert found.labels == ["zone-0 (100)", "zone-1 (100)", "zone-2 (100)", "(no group) (1)"]
+    assert found.members[1][:3] == [1, 4, 7]
+    text = "".join(heatmap.render([mesh_outcome(mesh_of(names, down))], tmp_path / "m.html",
+                                  groups=groups))
+    start = text.index("<svg xmlns")
+    svg_text = text[start:text.index("</svg>", start) + 6]
+    cells = [e for e in ET.fromstring(svg_text).iter(f"{SVG}rect") if "cell" in e.get("class", "")]
+    assert len(cells) == 16
+    assert [c.get("data-rc") for c in cells if c.get("data-t") == "unreachable"] == [
+        "0,1", "1,1", "2,1", "3,1"]  # host-4 is in zone-1
+    data = text[text.index('id="heatmap-data">') + 18:]
+    assert "</script><b>" not in data[:data.index("</script>")]  # the hostile name stays data
 
 
 def test_the_heatmap_needs_a_mesh_task_and_an_html_or_svg_name():
