@@ -191,29 +191,44 @@ def test_the_heatmap_needs_a_mesh_task_and_an_html_or_svg_name():
     assert "is .html or .svg" in problems({"heatmap": Path("map.png")}, ["mesh"])[0]
 
 
-def chromium_dom(page: Path) -> str:
-    """The page's DOM after its scripts ran, as headless Chromium leaves it."""
+def chromium(*args: str) -> str:
+    """Headless Chromium with no network of its own, in a throwaway profile; its stdout."""
     with tempfile.TemporaryDirectory() as profile:
         done = subprocess.run(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
              "--no-first-run", "--disable-background-networking", "--disable-component-update",
              "--disable-sync", f"--user-data-dir={profile}", "--virtual-time-budget=5000",
-             "--dump-dom", page.as_uri()],
-            capture_output=True, text=True, timeout=120)
+             "--hide-scrollbars", *args],
+            capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
-class DrawnReader(HTMLParser):
-    """The attributes of the page's #drawn element."""
+def chromium_dom(page: Path, fragment: str = "", size: str = "1280,800") -> str:
+    """The page's DOM after its scripts ran, as headless Chromium leaves it (`fragment`: the
+    page's state in its address, e.g. "layers=underlay")."""
+    return chromium(f"--window-size={size}", "--dump-dom",
+                    page.as_uri() + (f"#{fragment}" if fragment else ""))
 
-    def __init__(self):
+
+class DrawnReader(HTMLParser):
+    """The attributes of the page's #drawn element (and of any other `id` asked for)."""
+
+    def __init__(self, wanted="drawn"):
         super().__init__()
+        self.wanted = wanted
         self.found = None
 
     def handle_starttag(self, tag, attrs):
-        if dict(attrs).get("id") == "drawn":
+        if dict(attrs).get("id") == self.wanted:
             self.found = dict(attrs)
+
+
+def element(dom: str, wanted: str = "drawn") -> dict:
+    reader = DrawnReader(wanted)
+    reader.feed(dom)
+    assert reader.found is not None, f"no #{wanted}"
+    return reader.found
 
 
 @pytest.mark.skipif(CHROMIUM is None or os.geteuid() != 0,
@@ -249,3 +264,89 @@ def test_the_legend_gives_the_mesh_rtt_as_the_table_does(tmp_path):
                 if t.get("id") == "rtt-percentiles"]
     assert shown.text == "rtt over every reply: p50 0.200, p90 0.200 ms"  # 18 replies: no p99
     assert "every reply: p50 0.200, p90 0.200;" in render_mesh(mesh)
+
+
+def faulty_mesh(n: int):
+    """n hosts h0..: h1 -> h2 unreachable, h2 -> h3 lossy, h3 -> h0 fails the MTU check, and the
+    underlay (IPv4) of h0 -> h1 lost while its tunnel answers."""
+    names = [f"h{i}" for i in range(n)]
+    mesh = mesh_of(names, {("h1", "h2"): UNREACHABLE, ("h2", "h3"): LOSSY},
+                   mtu={("h3", "h0"): False}, underlay=True)
+    mesh.columns.u_state[0] = 2  # the first row: h0 -> h1
+    return mesh
+
+
+BROWSER = pytest.mark.skipif(CHROMIUM is None or os.geteuid() != 0,
+                             reason="needs Debian's chromium (apt-get install chromium), run as root")
+
+
+@BROWSER
+@pytest.mark.parametrize("hosts", [4, 100, 1000])
+def test_a_real_browser_draws_the_layers_and_keeps_the_legend_in_view(tmp_path, hosts):
+    page = tmp_path / "map.html"
+    write_artifacts([mesh_outcome(faulty_mesh(hosts))], heatmap=page)
+    drawn = element(chromium_dom(page))
+    cells = int(drawn["data-cells"])
+    counts = json.loads(drawn["data-counts"])
+    assert drawn["data-layers"] == "tunnel,mtu" and sum(counts.values()) == cells
+    if hosts <= heatmap.CELL_HOSTS:
+        assert cells == hosts * hosts
+        assert counts == {"self": hosts, "unreachable": 1, "lossy": 1, "mtu": 1,
+                          "ok": hosts * (hosts - 1) - 3}
+    else:
+        assert cells == 143 * 143  # blocks of 7
+        assert counts == {"unreachable": 1, "ok": cells - 1}  # h0..h6's block: its worst
+    for box in ("data-legend", "data-legend-scrolled"):  # at the top, and scrolled to the end
+        legend = json.loads(drawn[box])
+        assert 0 <= legend["top"] < legend["bottom"] <= json.loads(drawn["data-legend"])["viewport"]
+    assert json.loads(drawn["data-legend-scrolled"])["scrolled"] > 0 or hosts == 4
+
+    fragment = "layers=underlay" + ("&block=0,0" if hosts > heatmap.CELL_HOSTS else "")
+    dom = chromium_dom(page, fragment)
+    drawn = element(dom)
+    assert drawn["data-layers"] == "underlay"
+    if hosts <= heatmap.CELL_HOSTS:  # the underlay alone: only h0 -> h1 failed
+        assert json.loads(drawn["data-counts"]) == {"self": hosts, "unreachable": 1,
+                                                    "ok": hosts * (hosts - 1) - 1}
+    else:  # the block h0..h6 drawn pair by pair
+        drill = element(dom, "drill")
+        assert "hidden" not in drill and drill["data-cells"] == "49"
+        assert json.loads(drill["data-counts"]) == {"self": 7, "unreachable": 1, "ok": 41}
+        dom = chromium_dom(page, "layers=tunnel,mtu&block=0,0")
+        assert json.loads(element(dom, "drill")["data-counts"]) == {
+            "self": 7, "unreachable": 1, "lossy": 1, "mtu": 1, "ok": 39}
+
+
+def demo_mesh(n: int):
+    """A fleet in zones for the README's pictures: 0.3 ms within a zone, 1.6 ms between zones,
+    25 ms to and from the last zone (another region); one host unreachable by every other, one
+    losing pings, one pair failing the MTU check, one underlay lost."""
+    zones = 3 if n <= 100 else 10
+    names = [f"z{i * zones // n}-h{i}" for i in range(n)]
+    zone = {name: f"zone-{i * zones // n}" for i, name in enumerate(names)}
+    down, lossy = names[n // 2], names[n // 3]
+    special = {(src, down): UNREACHABLE for src in names if src != down}
+    special.update({(lossy, dst): LOSSY for dst in names if dst not in (lossy, down)})
+    mesh = mesh_of(names, special, mtu={(names[-1], names[1]): False}, underlay=True)
+    cols = mesh.columns
+    for r in range(len(cols)):
+        src, dst = zone[names[cols.src[r]]], zone[names[cols.dst[r]]]
+        far = f"zone-{zones - 1}" in (src, dst) and src != dst
+        cols.rtt[4 * r + 1] = 25.0 if far else 0.3 if src == dst else 1.6
+    cols.u_state[1] = 2
+    return mesh, zone
+
+
+if __name__ == "__main__":  # python3 tests/test_formats_heatmap.py docs/: the README's pictures
+    import sys
+
+    target = Path(sys.argv[1])
+    with tempfile.TemporaryDirectory() as scratch:
+        for n in (4, 100, 1000):
+            mesh, zone = demo_mesh(n)
+            page = Path(scratch) / f"heatmap-{n}.html"
+            pieces = heatmap.render([mesh_outcome(mesh)], page, groups=zone,
+                                    generated=datetime(2025, 1, 1, tzinfo=UTC))
+            page.write_text("".join(pieces or []), encoding="utf-8")
+            chromium("--window-size=1000,720", f"--screenshot={target / f'heatmap-{n}.png'}",
+                     page.as_uri())
