@@ -14,7 +14,6 @@ import html
 import json
 from collections.abc import Iterator
 
-from fleet.formats.heatmap import VERDICT_COLOURS, Run, legend_entries, settings, svg, swatch
 from fleet.formats.heatmap_cells import (
     DRILL_BASE,
     DRILL_M,
@@ -29,6 +28,7 @@ from fleet.formats.heatmap_cells import (
     blocks,
     drill_rows,
 )
+from fleet.formats.heatmap_svg import VERDICT_COLOURS, Run, legend_entries, settings, svg, swatch
 from fleet.mesh.model import Mesh
 from fleet.mesh.verdict import MeshVerdict, judge
 
