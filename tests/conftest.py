@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,19 @@ def need_root_and(*commands: str) -> pytest.MarkDecorator:
     missing = [c for c in commands if shutil.which(c) is None]
     reason = "needs root" if os.geteuid() != 0 else f"needs {', '.join(missing)}" if missing else ""
     return pytest.mark.skipif(bool(reason), reason=reason)
+
+
+def wait_for(condition, what: str, timeout: float = 30, every: float = 0.1):
+    """Poll `condition()` until it returns something true (returned) or `timeout` seconds pass
+    (the test fails naming `what`): wait for a state instead of sleeping a fixed time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(every)
 
 
 def pytest_sessionfinish(session, exitstatus):
