@@ -2,7 +2,7 @@
 (where booting many once panicked now and then: "IO-APIC + timer doesn't work!") all come up,
 and fleet configures all of them and measures the whole 90-pair mesh through their tunnels.
 
-The repeated 30-guest boot is too slow for CI (90-110 s a try here): `scripts/lab-scale` runs it
+The repeated 30-guest boot is too slow for CI (75-115 s a try here): `scripts/lab-scale` runs it
 by hand (benchmarks/lab_scale.py); docs/lab.md has its last figures. Its tallying is checked here.
 """
 
