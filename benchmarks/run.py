@@ -32,7 +32,7 @@ from benchmarks.measure import processes_with, run_measured, stop_processes
 from benchmarks.peers import REPO, Context, peer_modules
 
 DEFAULT_JOBS = ",".join(ALL_JOBS)
-SETTLE_S = 1.0
+SETTLE_S = 1.0  # the default pause after each tool's run (--settle)
 # The default-kex OpenSSH column costs ~7 s a run at 100 hosts; on by default, --tools can drop it.
 
 
@@ -49,14 +49,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rss-interval", type=float, default=0.1,
                         help="seconds between RSS samples of a tool's process tree (default 0.1)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per tool run (default 600)")
+    parser.add_argument("--settle", type=float, default=SETTLE_S,
+                        help="seconds to pause after each tool's run, so that the targets' sessions "
+                             f"end before the next tool is timed (default {SETTLE_S:g}; 0 with --smoke)")
     parser.add_argument("--json", metavar="FILE", help="also write every run and the summary as JSON")
     parser.add_argument("--workdir", type=Path, help="keep the bed's files here (default: a temporary "
                         "directory, removed at the end)")
     parser.add_argument("--smoke", action="store_true",
-                        help="CI size: 4 hosts, 1 run, every installed tool, setup on 2 guests")
+                        help="CI size: 4 hosts, 1 run, every installed tool, setup on 2 guests, no "
+                             "pause between tools (a smoke run checks results, it times nothing)")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.hosts, args.runs, args.setup_guests = 4, 1, 2
+        args.hosts, args.runs, args.setup_guests, args.settle = 4, 1, 2, 0.0
     args.jobs = [j.strip() for j in args.jobs.split(",") if j.strip()]
     unknown = [j for j in args.jobs if j not in ALL_JOBS]
     if unknown:
@@ -157,7 +161,7 @@ def _one(args: argparse.Namespace, bench: BenchBed, tool: Any, job: str,
         outcome.errors.insert(0, f"killed after --timeout {args.timeout:g} s")
     if measured.returncode not in (0, 1) and not outcome.errors:
         outcome.errors.append(f"exit {measured.returncode}: {measured.stderr.strip()[-300:]}")
-    time.sleep(SETTLE_S)  # let the targets' sessions finish before the next tool starts
+    time.sleep(args.settle)  # let the targets' sessions finish before the next tool starts
     return {"job": job, "tool": tool.NAME, "wall_s": measured.wall_s, "cpu_s": measured.cpu_s,
             "rss_tree_mb": measured.rss_tree_mb, "rss_one_mb": measured.rss_one_mb,
             "target_cpu_s": measured.target_cpu_s, "relay_cpu_s": measured.relay_cpu_s,
@@ -289,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(json.dumps({
             "machine": machine, "bed": bed_info, "options": {
                 "hosts": args.hosts, "runs": args.runs, "jobs": args.jobs, "via": args.via,
-                "setup_guests": args.setup_guests, "rss_interval": args.rss_interval},
+                "setup_guests": args.setup_guests, "rss_interval": args.rss_interval,
+                "settle_s": args.settle},
             "skipped": skipped + ([f"setup: {setup_skipped}"] if setup_skipped else []),
             "summary": summary, "runs": rows}, indent=1) + "\n")
     return 1 if failures else 0

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,19 @@ def need_root_and(*commands: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(bool(reason), reason=reason)
 
 
+def wait_for(condition, what: str, timeout: float = 30, every: float = 0.1):
+    """Poll `condition()` until it returns something true (returned) or `timeout` seconds pass
+    (the test fails naming `what`): wait for a state instead of sleeping a fixed time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(every)
+
+
 def pytest_sessionfinish(session, exitstatus):
     """In CI nothing may skip: CI installs every package and runs as root."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -63,18 +77,30 @@ def inprocess_fleet(tmp_path, capsys):
 
 
 @pytest.fixture(scope="session")
-def installed_venv(tmp_path_factory):
-    """A wheel built from the tree, installed into a fresh venv (dependencies from this
-    interpreter's site-packages): what users get, entry points included. Returns its python."""
+def built_wheel(tmp_path_factory):
+    """The wheel `pip wheel .` builds from the tree, once per session (every test of the
+    installed package shares it)."""
     import subprocess
     import sys
 
-    work = tmp_path_factory.mktemp("venv")
+    dist = tmp_path_factory.mktemp("dist")
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
-                            str(work / "dist"), str(REPO)], capture_output=True, text=True, timeout=600)
+                            str(dist), str(REPO)], capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stdout + built.stderr
-    (wheel,) = (work / "dist").glob("fleet_isatap-*.whl")
-    venv = work / "venv"
+    (wheel,) = dist.glob("fleet_isatap-*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="session")
+def installed_venv(tmp_path_factory, built_wheel):
+    """The wheel installed into a fresh venv (dependencies from this interpreter's
+    site-packages, so nothing but the build backend is downloaded): what users get, entry
+    points included. Returns its python."""
+    import subprocess
+    import sys
+
+    wheel = built_wheel
+    venv = tmp_path_factory.mktemp("venv") / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True,
                    timeout=120)
     done = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--no-deps", "--force-reinstall",

@@ -17,8 +17,10 @@ from conftest import REPO, need_root_and
 if str(REPO) not in sys.path:  # `benchmarks` is a directory of the repository, not installed
     sys.path.insert(0, str(REPO))
 
-pytestmark = need_root_and("ip", "/usr/sbin/sshd", "ssh", "ssh-keygen", "fping", "ping",
-                           "unshare", "xargs")
+# The namespace bed's sshds, and the QEMU lab for the setup job (2 guests).
+pytestmark = [pytest.mark.sshd, pytest.mark.lab,
+              need_root_and("ip", "/usr/sbin/sshd", "ssh", "ssh-keygen", "fping", "ping", "unshare",
+                            "xargs")]
 
 PEER_PACKAGES = {"ansible": "ansible-core", "nornir_paramiko": "nornir-paramiko",
                  "pssh": "parallel-ssh", "psutil": "psutil"}

@@ -9,14 +9,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import pytest
-from conftest import need_root_and
+from conftest import need_root_and, wait_for
 
 from fleet.tunnel.preflight import FACTS_SCRIPT, parse_facts
 
-pytestmark = need_root_and("ip", "/usr/sbin/sshd", "ssh-keygen", "ping", "unshare")
+pytestmark = [pytest.mark.sshd, need_root_and("ip", "/usr/sbin/sshd", "ssh-keygen", "ping", "unshare")]
 
 KERNEL_HAS_SIT = parse_facts(subprocess.run(["sh", "-c", FACTS_SCRIPT], capture_output=True,
                                             text=True).stdout).sit != "missing"
@@ -28,6 +28,24 @@ def bed(tmp_path_factory):
 
     with NamespaceBed(4, workdir=tmp_path_factory.mktemp("nsbed")) as bed:
         yield bed
+
+
+def probing(bed, names):
+    """True once every named host runs its probe's pings (a process of that host's namespace)."""
+    for host in bed.hosts:
+        if host.name not in names:
+            continue
+        pids = subprocess.run(["ip", "netns", "pids", host.netns], capture_output=True,
+                              text=True).stdout.split()
+        commands = []
+        for pid in pids:
+            try:
+                commands.append(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0])
+            except OSError:
+                continue  # gone meanwhile
+        if not any(Path(c.decode(errors="replace")).name in ("fping", "ping") for c in commands):
+            return False
+    return True
 
 
 def fleet(bed, *args, timeout=120):
@@ -124,7 +142,8 @@ def test_interrupt_exits_130_with_a_partial_report(bed):
     process = subprocess.Popen([sys.executable, "-m", "fleet", "run", "mesh", "--count", "30",
                                 "--json", "-", "-i", str(bed.inventory_dir)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)
+    wait_for(lambda: probing(bed, {"h1", "h2", "h3", "h4"}) or process.poll() is not None,
+             "every host's pings to start")
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 130, err
@@ -181,7 +200,8 @@ def test_persistent_connections_carry_from_run_to_run(bed, tmp_path):
                                     str(bed.inventory_dir), "--limit", "h1,h4", "--count", "30",
                                     "--persist", "60", "--json", "-"], env=env,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(2)
+        wait_for(lambda: probing(bed, {"h1", "h4"}) or process.poll() is not None,
+                 "h1's and h4's pings to start")
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
         assert process.returncode == 130, err

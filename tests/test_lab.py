@@ -413,6 +413,7 @@ def test_down_leaves_nothing_behind(lab: LabInfo) -> None:
     down(workdir=lab.workdir)  # idempotent
 
 
+@pytest.mark.lab
 def test_a_guest_that_dies_while_booting_is_started_once_more(tmp_path: Path) -> None:
     problems = ["needs root"] if os.geteuid() != 0 else check_prerequisites()
     if problems:

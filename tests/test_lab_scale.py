@@ -1,37 +1,60 @@
-"""The lab boots 30 guests reliably: software-emulated guests booting at once on 2 cores once
-panicked now and then ("IO-APIC + timer doesn't work!"). Several boots in a row, each of which
-must bring every guest's sshd up. CI runs FLEET_LAB_BOOT_TRIES=4 (the default); by hand, e.g.
-`FLEET_LAB_BOOT_TRIES=10 python3 -m pytest tests/test_lab_scale.py` (docs/lab.md has figures).
+"""The lab at more than a handful of guests: 10 software-emulated guests booted at once on 2 cores
+(where booting many once panicked now and then: "IO-APIC + timer doesn't work!") all come up,
+and fleet configures all of them and measures the whole 90-pair mesh through their tunnels.
+
+The repeated 30-guest boot is too slow for CI (75-115 s a try here): `scripts/lab-scale` runs it
+by hand (benchmarks/lab_scale.py); docs/lab.md has its last figures. Its tallying is checked here.
 """
 
 from __future__ import annotations
 
 import os
-import time
 import uuid
 
 import pytest
+from labtools import fleet_json
 
+from benchmarks.lab_scale import Try, summary
 from fleet.lab import check_prerequisites, down, up
 
-GUESTS = 30
-TRIES = int(os.environ.get("FLEET_LAB_BOOT_TRIES", "4"))
+GUESTS = 10
 PROBLEMS = ["needs root"] if os.geteuid() != 0 else check_prerequisites()
-pytestmark = [pytest.mark.lab,
-              pytest.mark.skipif(bool(PROBLEMS), reason="; ".join(PROBLEMS) or "ready")]
 
 
-@pytest.mark.parametrize("attempt", range(1, TRIES + 1))
-def test_thirty_guests_boot_every_time(attempt, tmp_path):
+@pytest.mark.lab
+@pytest.mark.skipif(bool(PROBLEMS), reason="; ".join(PROBLEMS) or "ready")
+def test_ten_guests_boot_and_measure_their_whole_mesh(tmp_path):
     said: list[str] = []
-    started = time.monotonic()
     try:
-        info = up(GUESTS, workdir=tmp_path / "lab", name=f"s{uuid.uuid4().hex[:6]}",
-                  progress=said.append)
-        assert len(info.guests) == GUESTS and all(g.running for g in info.guests)
+        lab = up(GUESTS, workdir=tmp_path / "lab", name=f"s{uuid.uuid4().hex[:6]}",
+                 progress=said.append)
+        assert len(lab.guests) == GUESTS and all(g.running for g in lab.guests)
         assert sum(line.endswith("s)") and " ready (" in line for line in said) == GUESTS
+
+        done, setup = fleet_json(lab, tmp_path, "run", "setup", timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert setup["summary"] == {"hosts": GUESTS, "ok": 0, "changed": GUESTS, "failed": 0}
+
+        done, mesh = fleet_json(lab, tmp_path, "run", "mesh", "--count", "1", timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        summary_ = mesh["summary"]
+        assert {k: summary_[k] for k in ("hosts", "pairs", "ok", "lossy", "unreachable", "error")} == {
+            "hosts": GUESTS, "pairs": GUESTS * (GUESTS - 1), "ok": GUESTS * (GUESTS - 1),
+            "lossy": 0, "unreachable": 0, "error": 0}
+        assert mesh["verdict"] == "ALL OK"
     finally:
         down(workdir=tmp_path / "lab")
-    retried = [line for line in said if "once more" in line]
-    print(f"try {attempt}: {GUESTS} guests up in {time.monotonic() - started:.0f} s; "
-          f"retried: {retried or 'none'}")
+
+
+def test_the_scale_script_counts_failed_tries_and_second_starts():
+    tries = [Try(1, 97.4, 30, (), None),
+             Try(2, 120.2, 30, ("h7's QEMU exited while booting (x); starting it once more",), None),
+             Try(3, 40.0, 12, (), "guest h3's QEMU exited while booting, twice")]
+    assert [t.line(30) for t in tries] == [
+        "try 1: 30 guests up in 97 s; retried: none",
+        "try 2: 30 guests up in 120 s; retried: [\"h7's QEMU exited while booting (x); starting it "
+        "once more\"]",
+        "try 3: FAILED after 40 s: guest h3's QEMU exited while booting, twice"]
+    assert summary(tries, 30) == ("2 of 3 tries brought all 30 guests up; second starts: 1; "
+                                  "up in 97-120 s (median 109 s)")
+    assert summary(tries[2:], 30) == "0 of 1 tries brought all 30 guests up; second starts: 0"

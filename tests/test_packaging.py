@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -16,24 +15,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory):
-    """A wheel built from the tree and installed into a fresh venv (dependencies from this
-    interpreter's site-packages, so nothing but the build backend is downloaded)."""
-    work = tmp_path_factory.mktemp("wheel")
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
-                            str(work / "dist"), str(REPO)], capture_output=True, text=True,
-                           timeout=600)
-    assert built.returncode == 0, built.stdout + built.stderr
-    (wheel,) = (work / "dist").glob("fleet_isatap-*.whl")
-    venv = work / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True,
-                   timeout=120)
-    done = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--no-deps",
-                           "--force-reinstall", str(wheel)], capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return wheel, venv
+@pytest.fixture
+def installed(built_wheel, installed_venv):
+    """The session's wheel and the venv it is installed in (tests/conftest.py)."""
+    return built_wheel, installed_venv.parent.parent
 
 
 def source_modules() -> set[str]:

@@ -1,6 +1,8 @@
 """A command that times out or is cancelled is stopped on the host, and its channel closed."""
 
 import asyncio
+import os
+import time
 
 import pytest
 from sshserver import CommandServer
@@ -19,6 +21,29 @@ def late_writer(path):
     return f"(sleep {LATE}; echo late > {path}) & sleep 37"
 
 
+def processes_mentioning(text):
+    """PIDs of this machine's processes whose command line holds `text`."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if text.encode() in cmdline.read():
+                    found.append(int(pid))
+        except OSError:
+            continue  # gone meanwhile
+    return found
+
+
+async def writer_gone(path):
+    """Wait until no process of late_writer(path) is left (the shell that would write the file
+    is among them), at most LATE + 5 s. If it was not stopped, it writes the file and exits
+    first: the caller's check that the file does not exist still fails then."""
+    deadline = time.monotonic() + LATE + 5
+    while processes_mentioning(str(path)):
+        assert time.monotonic() < deadline, f"the command writing {path} still runs"
+        await asyncio.sleep(0.05)
+
+
 async def with_session(tmp_path, body, **server_options):
     server = await CommandServer(tmp_path, **server_options).start()
     session = await AsyncsshTransport().connect(target_for(server), timeout=10)
@@ -35,7 +60,7 @@ def test_a_timed_out_command_and_its_children_are_stopped_on_the_host(tmp_path):
     async def body(server, session):
         with pytest.raises(CommandTimeoutError) as caught:
             await session.run(late_writer(flag), timeout=0.5)
-        await asyncio.sleep(LATE + 1)
+        await writer_gone(flag)
         return caught.value
 
     error = asyncio.run(with_session(tmp_path, body))
@@ -52,7 +77,7 @@ def test_a_cancelled_command_is_stopped_on_the_host(tmp_path):
         job.cancel()  # what Ctrl-C or --host-timeout does to the task
         with pytest.raises(asyncio.CancelledError):
             await job
-        await asyncio.sleep(LATE + 1)
+        await writer_gone(flag)
         return (await session.run("echo still here", timeout=5)).stdout
 
     assert asyncio.run(with_session(tmp_path, body)) == "still here\n"
@@ -85,7 +110,7 @@ def test_a_command_run_as_root_is_stopped_as_root(tmp_path):
     async def body(server, session):
         with pytest.raises(CommandTimeoutError):
             await session.run(privileged(late_writer(flag)), timeout=0.5)
-        await asyncio.sleep(LATE + 1)
+        await writer_gone(flag)
         return server.commands
 
     commands = asyncio.run(with_session(tmp_path, body, path_prefix=fake))
