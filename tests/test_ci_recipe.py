@@ -178,3 +178,50 @@ def test_without_a_baseline_the_gate_is_the_meshs_own_verdict_and_no_mesh_is_an_
     assert run_gate(tmp_path / "broken", mesh(NAMES, BROKEN)).returncode == 1
     done = run_gate(tmp_path / "none", None, mesh(NAMES))
     assert done.returncode == 2 and "mesh.json" in done.stderr
+
+
+# --- reaching the instances from a hosted runner: a bastion, and host keys for replaced instances
+
+EXAMPLE_INVENTORY = REPO / "docs" / "ci" / "aws_ec2.yaml"
+
+
+def test_the_recipes_inventory_reaches_private_addresses_through_a_bastion():
+    from fleet.aws.ec2_inventory import Instance, inventory_files, parse_source
+    from fleet.jumps import parse_jumps
+
+    document = YAML(typ="safe").load(EXAMPLE_INVENTORY.read_text())
+    source = parse_source(EXAMPLE_INVENTORY, document)
+    instance = Instance("i-0abc", "eu-west-1", "vpc-1", "subnet-1", (), "10.1.1.5", "203.0.113.9",
+                        None, {"Name": "node1", "Role": "isatap"})
+    (name, host), = inventory_files(source, [instance]).hosts.items()
+    assert (name, host["hostname"], host["data"]["ipv4"]) == ("node1", "10.1.1.5", "10.1.1.5")
+    extras = source.defaults["connection_options"]["asyncssh"]["extras"]
+    (hop,) = parse_jumps(extras["tunnel"])
+    assert hop.host == "bastion.example.net"
+    assert extras["known_hosts"] == "~/.ssh/fleet_known_hosts"
+
+
+def test_setup_and_mesh_accept_new_keys_into_a_known_hosts_file_of_the_runs_own():
+    for command in fleet_commands():
+        if command[0] == "run":
+            assert command[command.index("--host-key-checking") + 1] == "accept-new", command
+        assert "--no-host-key-checking" not in command
+    script = step_named("known hosts")["run"]
+    assert "fleet_known_hosts" in script and "~/.ssh/known_hosts" not in script
+
+
+def test_the_known_hosts_step_leaves_only_the_bastions_key(tmp_path):
+    """The step's own script, run by bash with a fresh HOME: the file it makes holds the pinned
+    bastion line and nothing else, readable by its owner only; the key file too."""
+    home = tmp_path / "home"
+    home.mkdir()
+    line = "bastion.example.net ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleExampleExampleExample"
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "SSH_PRIVATE_KEY": "-----BEGIN KEY-----",
+           "BASTION_KNOWN_HOSTS": line}
+    done = subprocess.run(["bash", "-e", "-c", step_named("known hosts")["run"]], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    known = home / ".ssh" / "fleet_known_hosts"
+    assert known.read_text() == line + "\n"
+    assert known.stat().st_mode & 0o777 == 0o600
+    assert (home / ".ssh" / "id_ed25519").stat().st_mode & 0o777 == 0o600

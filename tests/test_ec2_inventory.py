@@ -72,8 +72,10 @@ def test_instances_become_hosts_with_names_groups_ipv4_and_ec2_data(aws_env, tmp
     ec2_data = web_host.nornir_host.data["ec2"]
     assert ec2_data == {
         "instance_id": web, "region": REGION, "vpc_id": vpc, "subnet_id": subnet_a,
+        "availability_zone": raw[web]["Placement"]["AvailabilityZone"], "instance_type": "t3.micro",
         "security_groups": [g["GroupId"] for g in raw[web]["SecurityGroups"]],
-        "private_ip": raw[web]["PrivateIpAddress"], "public_ip": raw[web].get("PublicIpAddress"),
+        "private_ip": raw[web]["PrivateIpAddress"], "private_dns": raw[web]["PrivateDnsName"],
+        "public_ip": raw[web].get("PublicIpAddress"),
         "public_dns": raw[web].get("PublicDnsName") or None, "tags": {"Name": "web 1", "Role": "isatap"}}
     assert ec2_data["security_groups"] == [sg]
     assert web_host.nornir_host.data["ipv4"] == raw[web]["PrivateIpAddress"]

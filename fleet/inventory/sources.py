@@ -17,7 +17,10 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 GROUP = "fleet.inventory_sources"
-BUILT_IN = {"fleet.aws_ec2": "fleet.aws.ec2_inventory:ec2_inventory_files"}
+BUILT_IN = {"fleet.aws_ec2": "fleet.aws.ec2_inventory:ec2_inventory_files",
+            # a file written for Ansible's aws_ec2 plugin, read by the same source
+            "amazon.aws.aws_ec2": "fleet.aws.ec2_inventory:ec2_inventory_files",
+            "aws_ec2": "fleet.aws.ec2_inventory:ec2_inventory_files"}
 
 
 class SourceError(Exception):
