@@ -18,12 +18,20 @@ def add_parser(commands: Commands) -> argparse.ArgumentParser:
     return inventory
 
 
+def _port(host: Any) -> int:
+    """The port SSH connects to: the inventory's; else the ssh config's, read through the SSH
+    library, which is loaded only then (a listing whose hosts all name a port loads no SSH)."""
+    if host.ssh_port is not None:
+        return int(host.ssh_port)
+    from fleet.ssh.transport import effective_port
+
+    return effective_port(host)
+
+
 def run(options: argparse.Namespace) -> int:
     inventory = selected_hosts(options)
-    from fleet.ssh.transport import effective_port  # the ssh config's Port where the inventory has none
-
     rows: list[dict[str, Any]] = [
-        {"name": h.name, "ssh": f"{h.ssh_host}:{effective_port(h)}", "ipv4": str(h.ipv4),
+        {"name": h.name, "ssh": f"{h.ssh_host}:{_port(h)}", "ipv4": str(h.ipv4),
          "address": str(h.address), "groups": list(h.groups)} for h in inventory.hosts]
     if options.json:
         write_json({"hosts": rows}, sys.stdout)
