@@ -22,12 +22,11 @@ from fleet.core.runner import HostRun, host_task
 from fleet.core.sections import section, split_sections
 from fleet.core.task import TaskContext
 from fleet.inventory import FleetHost
-from fleet.tunnel.errors import ForeignRouteError, ForeignTunnelError
+from fleet.tunnel.failures import host_failures
 from fleet.tunnel.iproute import TunnelState
 from fleet.tunnel.params import TunnelParams
 from fleet.tunnel.plan import (
     DesiredTunnel,
-    ForeignRoute,
     ForeignTunnel,
     Ownership,
     StateUnreadable,
@@ -72,15 +71,9 @@ async def run(host: HostRun[FleetHost]) -> Result:
                            check=True)
     parts = split_sections(probe.stdout)
     facts = parse_facts(parts.get("facts", ""))
-    try:
+    with host_failures(host.name, probe):
         before = parse_state(parts)
         steps = plan(before, desired, replace=host.params.replace)
-    except StateUnreadable as exc:
-        raise CommandError(host.name, str(exc), command=probe.command, stdout=probe.stdout) from None
-    except ForeignTunnel as exc:
-        raise ForeignTunnelError(host.name, str(exc)) from None
-    except ForeignRoute as exc:
-        raise ForeignRouteError(host.name, str(exc)) from None
     kept = [f"kept the host's own route {r.describe()}; not routing {r.dst} through "
             f"{desired.routers[0]} (set data.isatap_routes to choose prefixes)"
             for r in skipped_routes(before, desired)]

@@ -13,9 +13,9 @@ from fleet.core.errors import CommandError
 from fleet.core.runner import HostRun, host_task
 from fleet.core.sections import split_sections
 from fleet.inventory import FleetHost
-from fleet.tunnel.errors import ForeignTunnelError
+from fleet.tunnel.failures import host_failures
 from fleet.tunnel.params import TunnelParams
-from fleet.tunnel.plan import TUNNEL_NAME, DesiredTunnel, ForeignTunnel, StateUnreadable, removal
+from fleet.tunnel.plan import TUNNEL_NAME, DesiredTunnel, StateUnreadable, removal
 from fleet.tunnel.scripts import parse_state, read_state_script, remove_script, went_stale
 
 Params = TunnelParams
@@ -26,13 +26,9 @@ async def run(host: HostRun[FleetHost]) -> Result:
     desired = DesiredTunnel.for_host(host.host)
     # routes matter only to name what goes with an existing sit1
     probe = await host.run(read_state_script(routes_when_absent=False), check=True)
-    try:
+    with host_failures(host.name, probe):
         before = parse_state(split_sections(probe.stdout))
         step = removal(before, desired, replace=host.params.replace)
-    except StateUnreadable as exc:
-        raise CommandError(host.name, str(exc), command=probe.command, stdout=probe.stdout) from None
-    except ForeignTunnel as exc:
-        raise ForeignTunnelError(host.name, str(exc)) from None
     if step is None:
         return host.result({"removed": False, "before": "absent", "summary": f"no {TUNNEL_NAME}"})
     if host.dry_run:

@@ -19,6 +19,7 @@ import time
 import uuid
 
 import pytest
+from conftest import wait_for
 from labtools import fleet, fleet_json, global_addresses, link_json, on_guest
 
 from fleet.lab import check_prerequisites, down, up
@@ -301,7 +302,9 @@ def test_sshd_killed_mid_command_is_a_lost_connection_never_ok(lab, tmp_path):
                             "-l", "h2", "--tasks-dir", tasks, "--json", report_file],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(4)  # four seconds into the command
+        # the command has started (its shell wrote its pid), and runs on for 12 s
+        wait_for(lambda: on_guest(lab, "h2", "cat /tmp/fleet-longrun.pid").exit_status == 0,
+                 "the command to start on h2")
         # SIGKILL to the sshd processes of fleet's session (above the command's shell), not to
         # the listener (its parent is init): the connection dies as with sshd killed; h2 stays usable
         killed = on_guest(lab, "h2", "sh=$(cat /tmp/fleet-longrun.pid) || exit 9\n"
