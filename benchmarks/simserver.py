@@ -46,13 +46,14 @@ import re
 import signal
 import sys
 import zlib
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Network
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 
+from benchmarks.loopback_ssh import LoopbackSSHServer
 from fleet.isatap import isatap_address, link_local_address
 
 DEFAULT_PREFIX = "fd00:5efe:51::/64"
@@ -174,59 +175,27 @@ def ipv4_of_user(username: str) -> IPv4Address:
     return IPv4Address(username[4:].replace("-", "."))
 
 
-class SimServer:
+class SimServer(LoopbackSSHServer):
+    """The loopback server, on `addresses` loopback addresses, answering probes (see above)."""
+
     def __init__(self, workdir: Path, *, prefix: IPv6Network, model: str, reply_ms: float,
                  addresses: int = 1) -> None:
-        self.workdir = workdir
-        self.addresses = addresses
+        super().__init__(workdir, addresses=[sim_address(i) for i in range(addresses)])
         self.prefix = prefix
         self.model = model
         self.reply_ms = reply_ms
-        self.port = 0
-        self.stats = {"connections": 0, "commands": 0, "probes": 0, "pairs": 0, "other": 0}
+        self.counts = {"commands": 0, "probes": 0, "pairs": 0, "other": 0}
         self._tables: dict[int, list[str]] = {}
         self._addr: dict[str, str] = {}
-        self._servers: list[asyncssh.SSHAcceptor] = []
-        self.host_key = asyncssh.generate_private_key("ssh-ed25519")
-        self.client_key = asyncssh.generate_private_key("ssh-ed25519")
 
-    async def start(self) -> int:
-        sim = self
+    @property
+    def stats(self) -> dict[str, int]:
+        """What the server saw: connections, commands, probes, pairs and other commands."""
+        return {"connections": self.connections, **self.counts}
 
-        class Server(asyncssh.SSHServer):
-            def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
-                sim.stats["connections"] += 1
-
-            def begin_auth(self, username: str) -> bool:
-                return True
-
-            def public_key_auth_supported(self) -> bool:
-                return True
-
-            def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-                return key.public_data == sim.client_key.public_data
-
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        key_path = self.workdir / "client_key"
-        self.client_key.write_private_key(str(key_path))
-        key_path.chmod(0o600)
-
-        def listen(addresses: list[str], port: int) -> Awaitable[asyncssh.SSHAcceptor]:
-            return asyncssh.create_server(
-                Server, addresses, port, server_host_keys=[self.host_key],
-                process_factory=self._handle, backlog=1024, allow_scp=False,
-                agent_forwarding=False, x11_forwarding=False)
-
-        # the first address picks the port; every other address listens on the same one
-        addresses = [sim_address(i) for i in range(self.addresses)]
-        self._servers = [await listen(addresses[:1], 0)]
-        self.port = self._servers[0].sockets[0].getsockname()[1]
-        if addresses[1:]:
-            self._servers.append(await listen(addresses[1:], self.port))
-        key = self.host_key.export_public_key().decode().strip()
-        (self.workdir / "known_hosts").write_text(
-            "".join(f"[{address}]:{self.port} {key}\n" for address in addresses))
-        return self.port
+    def listen_options(self) -> dict[str, Any]:
+        return {**super().listen_options(), "backlog": 1024, "allow_scp": False,
+                "agent_forwarding": False, "x11_forwarding": False}
 
     def _own_addr(self, username: str) -> str:
         if username not in self._addr:
@@ -263,18 +232,18 @@ class SimServer:
                 + "\n".join(lines) + ("\n" if lines else "") + "@@fleet-rc 0\n")
 
     async def _handle(self, process: asyncssh.SSHServerProcess) -> None:
-        self.stats["commands"] += 1
+        self.counts["commands"] += 1
         command = process.command or ""
         probe = parse_probe(command)
         try:
             if probe is None:
-                self.stats["other"] += 1
+                self.counts["other"] += 1
                 process.stderr.write("simserver: not a fleet mesh probe; this server runs no "
                                      "commands (simulation)\n")
                 process.exit(127)
                 return
-            self.stats["probes"] += 1
-            self.stats["pairs"] += len(probe.targets)
+            self.counts["probes"] += 1
+            self.counts["pairs"] += len(probe.targets)
             text = self.answer(process.get_extra_info("username") or "", probe)
             delay = round_seconds(probe, self.model, self.reply_ms)
             if delay:
@@ -284,11 +253,6 @@ class SimServer:
             process.exit(0)
         except (asyncssh.Error, OSError, asyncio.CancelledError):
             process.close()  # the client went away
-
-    async def close(self) -> None:
-        for server in self._servers:
-            server.close()
-            await server.wait_closed()
 
 
 def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
@@ -317,7 +281,7 @@ async def serve(options: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
-    port = await server.start()
+    port = (await server.start()).port
     if options.watch_stdin:
         _watch_stdin(loop, stop)
     print(f"PORT {port}", flush=True)

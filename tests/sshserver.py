@@ -1,6 +1,8 @@
 """A real SSH server in-process (asyncssh's), on 127.0.0.1, that runs each command with /bin/sh.
 
 As asyncssh's own tests do: real handshakes, real authentication, real channels, real commands.
+The keys, the listening, the logins and the connection counts are benchmarks/loopback_ssh.py's
+(shared with the scale simulation's server); this module adds the commands and the forwarding.
 `path_prefix` puts a directory first on the commands' PATH (for stand-in `sudo`/`id`), and
 `connections` counts the logins, to see connection reuse, and `disconnections` the connections
 that ended (either side); `drop_connections` ends them.
@@ -27,10 +29,18 @@ import contextlib
 import os
 import re
 import signal
+import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import asyncssh
+from conftest import REPO
+
+if str(REPO) not in sys.path:  # `benchmarks` is a directory of the repository, not installed
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.loopback_ssh import LoopbackServerSide, LoopbackSSHServer  # noqa: E402
 
 
 def rewrite_paths(command: str, paths: Mapping[str, str]) -> str:
@@ -42,34 +52,24 @@ def rewrite_paths(command: str, paths: Mapping[str, str]) -> str:
     return pattern.sub(lambda found: paths[found.group(0)], command)
 
 
-class ServerSide(asyncssh.SSHServer):
-    """The server's side of one connection: logins, forwarding; it reports to its CommandServer."""
+async def relay_output(process: asyncssh.SSHServerProcess, child: asyncio.subprocess.Process, *,
+                       text: bool = False) -> None:
+    """The command's stdout and stderr to the channel's as they come (decoded on a `text` channel),
+    then its end."""
+    async def pump(source: asyncio.StreamReader, sink: Any) -> None:
+        while chunk := await source.read(65536):
+            with contextlib.suppress(OSError, asyncssh.Error):
+                sink.write(chunk.decode(errors="replace") if text else chunk)
 
-    def __init__(self, server: CommandServer) -> None:
-        self.server = server
+    assert child.stdout is not None and child.stderr is not None
+    await asyncio.gather(pump(child.stdout, process.stdout), pump(child.stderr, process.stderr))
+    await child.wait()
 
-    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
-        self.server.connections += 1
-        self.server._open.append(conn)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.server.disconnections += 1
+class ServerSide(LoopbackServerSide):
+    """The server's side of one connection: the base's logins, and forwarding."""
 
-    def begin_auth(self, username: str) -> bool:
-        return True
-
-    def public_key_auth_supported(self) -> bool:
-        return True
-
-    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-        return self.server.accept_auth and key.public_data == self.server.client_key.public_data
-
-    def password_auth_supported(self) -> bool:
-        return self.server.password is not None
-
-    def validate_password(self, username: str, password: str) -> bool:
-        self.server.passwords.append(password)
-        return self.server.accept_auth and password == self.server.password
+    server: CommandServer
 
     def connection_requested(self, dest_host: str, dest_port: int, orig_host: str,
                              orig_port: int) -> bool:
@@ -80,52 +80,29 @@ class ServerSide(asyncssh.SSHServer):
         return bool(self.server.forwarding)
 
 
-class CommandServer:
+class CommandServer(LoopbackSSHServer):
     def __init__(self, workdir: Path, *, path_prefix: Path | None = None, accept_auth: bool = True,
                  max_sessions: int | None = None, password: str | None = None,
                  forwarding: bool | str = False, paths: Mapping[str, str] | None = None,
                  search_path: str | None = None) -> None:
-        self.workdir = workdir
+        super().__init__(workdir, accept_auth=accept_auth, password=password)
         self.path_prefix = path_prefix
         self.paths = dict(paths or {})
         self.search_path = search_path
-        self.accept_auth = accept_auth
         self.max_sessions = max_sessions
-        self.password = password
         self.forwarding = forwarding
-        self.connections = 0
-        self.disconnections = 0
         self.open_sessions = 0
         self.refused_sessions = 0
-        self.passwords: list[str] = []
         self.forwarded: list[tuple[str, int]] = []
-        self._open: list[asyncssh.SSHServerConnection] = []
         self._children: set[asyncio.subprocess.Process] = set()
         self._watchers: set[asyncio.Task[None]] = set()
         self.commands: list[str] = []
-        self.port = 0
-        self._server: asyncssh.SSHAcceptor | None = None
-        self.host_key = asyncssh.generate_private_key("ssh-ed25519")
-        self.host_certificate: asyncssh.SSHCertificate | None = None  # offered with the key when set
-        self.client_key = asyncssh.generate_private_key("ssh-ed25519")
-        self.client_key_path = workdir / "client_key"
-        self.client_key.write_private_key(str(self.client_key_path))
-        self.known_hosts_path = workdir / "known_hosts"
 
-    @property
-    def host_key_line(self) -> str:
-        """This server's known_hosts line."""
-        return f"[127.0.0.1]:{self.port} {self.host_key.export_public_key().decode().strip()}\n"
+    def server_side(self) -> ServerSide:
+        return ServerSide(self)
 
-    async def start(self) -> CommandServer:
-        self._server = await asyncssh.create_server(
-            lambda: ServerSide(self), "127.0.0.1", 0,
-            server_host_keys=[(self.host_key, self.host_certificate) if self.host_certificate
-                              else self.host_key],
-            process_factory=self._handle, encoding=None)
-        self.port = self._server.sockets[0].getsockname()[1]
-        self.known_hosts_path.write_text(self.host_key_line)
-        return self
+    def listen_options(self) -> dict[str, Any]:
+        return {**super().listen_options(), "encoding": None}
 
     async def _handle(self, process: asyncssh.SSHServerProcess) -> None:
         if self.max_sessions is not None and self.open_sessions >= self.max_sessions:
@@ -142,16 +119,9 @@ class CommandServer:
             command = command.decode()
         self.commands.append(command)
         command = rewrite_paths(command, self.paths)
-        env = dict(os.environ)
-        if self.search_path is not None:
-            env["PATH"] = self.search_path
-        if self.path_prefix is not None:
-            env["PATH"] = f"{self.path_prefix}:{env['PATH']}"
-        child = await asyncio.create_subprocess_exec(
-            "/bin/sh", "-c", command, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True)
+        child = await self._spawn(command)
         self._children.add(child)
-        finished = asyncio.ensure_future(self._relay(process, child))
+        finished = asyncio.ensure_future(relay_output(process, child))
         closed = asyncio.ensure_future(process.channel.wait_closed())
         await asyncio.wait({finished, closed}, return_when=asyncio.FIRST_COMPLETED)
         closed.cancel()
@@ -164,28 +134,22 @@ class CommandServer:
         else:
             process.exit(child.returncode or 0)
 
-    @staticmethod
-    async def _relay(process: asyncssh.SSHServerProcess, child: asyncio.subprocess.Process) -> None:
-        async def pump(source: asyncio.StreamReader, sink: asyncssh.SSHWriter) -> None:
-            while chunk := await source.read(65536):
-                with contextlib.suppress(OSError, asyncssh.Error):
-                    sink.write(chunk)
-
-        assert child.stdout is not None and child.stderr is not None
-        await asyncio.gather(pump(child.stdout, process.stdout), pump(child.stderr, process.stderr))
-        await child.wait()
+    async def _spawn(self, command: str) -> asyncio.subprocess.Process:
+        """`/bin/sh -c command` in a session of its own, on this server's PATH, output piped."""
+        env = dict(os.environ)
+        if self.search_path is not None:
+            env["PATH"] = self.search_path
+        if self.path_prefix is not None:
+            env["PATH"] = f"{self.path_prefix}:{env['PATH']}"
+        return await asyncio.create_subprocess_exec(
+            "/bin/sh", "-c", command, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True)
 
     async def _count_close(self, process: asyncssh.SSHServerProcess) -> None:
         try:
             await process.channel.wait_closed()
         finally:
             self.open_sessions -= 1
-
-    def drop_connections(self) -> None:
-        """Close every open connection from the server's side (as a restarted sshd would)."""
-        for conn in self._open:
-            conn.close()
-        self._open.clear()
 
     async def close(self) -> None:
         left = list(self._children)
@@ -195,9 +159,7 @@ class CommandServer:
         if left:  # reaped on this loop, not after it closed
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*(child.wait() for child in left)), 5)
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        await super().close()
         for watcher in list(self._watchers):
             watcher.cancel()
 

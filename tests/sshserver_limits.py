@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncssh
-from sshserver import CommandServer, ServerSide
+from sshserver import CommandServer, ServerSide, relay_output
 
 SFTP_VERSION = 3  # no SFTP is served; asyncssh's process wants a version all the same
 
@@ -33,18 +33,6 @@ class _Session(asyncssh.SSHServerProcess):
     @property
     def open(self) -> bool:
         return self.chan is None or not self.chan.is_closing()
-
-
-async def _relay_text(process: asyncssh.SSHServerProcess, child: asyncio.subprocess.Process) -> None:
-    """The command's output to the channel as it comes (a text channel), then its end."""
-    async def pump(source: asyncio.StreamReader, sink: Any) -> None:
-        while chunk := await source.read(65536):
-            with contextlib.suppress(OSError, asyncssh.Error):
-                sink.write(chunk.decode(errors="replace"))
-
-    assert child.stdout is not None and child.stderr is not None
-    await asyncio.gather(pump(child.stdout, process.stdout), pump(child.stderr, process.stderr))
-    await child.wait()
 
 
 class _LimitedSide(ServerSide):
@@ -72,12 +60,11 @@ class LimitedCommandServer(CommandServer):
         self.refused = 0
         self._handlers: set[asyncio.Task] = set()
 
-    async def start(self) -> LimitedCommandServer:
-        self._server = await asyncssh.create_server(
-            lambda: _LimitedSide(self), "127.0.0.1", 0, server_host_keys=[self.host_key])
-        self.port = self._server.sockets[0].getsockname()[1]
-        self.known_hosts_path.write_text(self.host_key_line)
-        return self
+    def server_side(self) -> _LimitedSide:
+        return _LimitedSide(self)
+
+    def listen_options(self) -> dict[str, Any]:
+        return {}  # sessions come from _LimitedSide.session_requested, text (utf-8) channels
 
     async def _tracked(self, process: asyncssh.SSHServerProcess) -> None:
         task = asyncio.current_task()
@@ -91,13 +78,8 @@ class LimitedCommandServer(CommandServer):
     async def _handle(self, process: asyncssh.SSHServerProcess) -> None:
         command = process.command or ""
         self.commands.append(command)
-        env = dict(os.environ)
-        if self.path_prefix is not None:
-            env["PATH"] = f"{self.path_prefix}:{env['PATH']}"
-        child = await asyncio.create_subprocess_exec(
-            "/bin/sh", "-c", command, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True)
-        finished = asyncio.ensure_future(_relay_text(process, child))  # streamed, as sshd does
+        child = await self._spawn(command)
+        finished = asyncio.ensure_future(relay_output(process, child, text=True))  # as sshd streams
         closed = asyncio.ensure_future(process.channel.wait_closed())  # the connection ended
         try:
             # A channel the client closed while the command runs is not "closed" for asyncssh's
