@@ -16,7 +16,7 @@ from fleet.core.errors import InventoryError
 from fleet.inventory import load_inventory
 from fleet.inventory.sources import BUILT_IN, GROUP, source_loader, source_names
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 SOURCE_MODULE = '''
 from fleet.inventory.files import InventoryFiles

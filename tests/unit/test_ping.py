@@ -4,7 +4,7 @@ import pytest
 
 from fleet.mesh.ping import PingStats, failure_reason, parse_ping
 
-GOLDEN = Path(__file__).parent / "golden" / "ping"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "ping"
 
 
 def golden(name: str) -> str:

@@ -337,7 +337,8 @@ def demo_mesh(n: int):
     return mesh, zone
 
 
-if __name__ == "__main__":  # python3 tests/test_formats_heatmap.py docs/: the README's pictures
+if __name__ == "__main__":  # PYTHONPATH=.:tests python3 tests/inproc/test_formats_heatmap.py docs/:
+    # the README's pictures
     import sys
 
     target = Path(sys.argv[1])

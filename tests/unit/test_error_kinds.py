@@ -18,7 +18,7 @@ from fleet.core.errors import HOST_ERROR_KINDS, HostError, host_error_from_json
 from fleet.ssh.persist import client, daemon, wire
 from fleet.tunnel.errors import ForeignRouteError, ForeignTunnelError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # a value for every field a HostError class may carry, each unlike its default
 FIELD_VALUES = {"via": "bastion:22", "command": "ip link show", "exit_status": 2,

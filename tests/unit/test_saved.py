@@ -13,7 +13,7 @@ from fleet.mesh.model import HostState, PairState
 from fleet.mesh.report import MeshJson, render_mesh
 from fleet.mesh.saved import SavedReportError, load_mesh_document, mesh_from_document
 
-GOLDEN = Path(__file__).parent / "golden" / "mesh_report.json"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "mesh_report.json"
 
 
 def golden():

@@ -26,7 +26,7 @@ import ast
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "fleet"
 CORE = "fleet.core"
 

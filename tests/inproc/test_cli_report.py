@@ -13,7 +13,7 @@ from fleet import cli
 from fleet.mesh.model import PairState
 from fleet.mesh.report import MeshJson
 
-GOLDEN = Path(__file__).parent / "golden" / "mesh_report.json"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "mesh_report.json"
 NAMES = ["h1", "h2", "h3"]
 
 
@@ -170,7 +170,7 @@ def test_report_loads_no_ssh_library():
             f"assert cli.main(['report', {str(GOLDEN)!r}]) == 1\n"
             "print(' '.join(sorted(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          check=True, cwd=Path(__file__).parent.parent)
+                          check=True, cwd=Path(__file__).resolve().parents[2])
     loaded = set(done.stdout.split())
     assert "fleet.mesh.saved" in loaded
     assert not {"asyncssh", "fleet.ssh.transport", "fleet.tasks.setup"} & loaded

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from motoserver import REGION
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def fleet(env, *argv):

@@ -30,8 +30,7 @@ GUESTS = ["h1", "h2", "h3"]
 PROBLEMS = ["needs root"] if os.geteuid() != 0 else check_prerequisites()
 if shutil.which("nft") is None:
     PROBLEMS = [*PROBLEMS, "needs nft (nftables)"]
-pytestmark = [pytest.mark.lab,
-              pytest.mark.skipif(bool(PROBLEMS), reason="; ".join(PROBLEMS) or "ready")]
+pytestmark = [pytest.mark.skipif(bool(PROBLEMS), reason="; ".join(PROBLEMS) or "ready")]
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,7 @@ GUESTS = ["h1", "h2", "h3", "h4"]
 PROBLEMS = ["needs root"] if os.geteuid() != 0 else check_prerequisites()
 if shutil.which("nft") is None:
     PROBLEMS = [*PROBLEMS, "needs nft (nftables)"]
-pytestmark = [pytest.mark.lab,
-              pytest.mark.skipif(bool(PROBLEMS), reason="; ".join(PROBLEMS) or "ready")]
+pytestmark = [pytest.mark.skipif(bool(PROBLEMS), reason="; ".join(PROBLEMS) or "ready")]
 ADDRESS = {"h1": "fd00:5efe:1ab::5efe:ac1f:b/64", "h2": "fd00:5efe:1ab::5efe:ac1f:c/64",
            "h3": "fd00:5efe:1ab::5efe:ac1f:d/64", "h4": "fd00:5efe:1ab::5efe:ac1f:e/64"}
 

@@ -20,7 +20,7 @@ from fleet.lab import check_prerequisites, down, up
 
 GUESTS = 4  # h1 the bastion; h2, h3, h4 behind it
 PROBLEMS = ["needs root"] if os.geteuid() != 0 else check_prerequisites()
-pytestmark = [pytest.mark.lab, pytest.mark.skipif(bool(PROBLEMS), reason="; ".join(PROBLEMS) or "ready")]
+pytestmark = [pytest.mark.skipif(bool(PROBLEMS), reason="; ".join(PROBLEMS) or "ready")]
 
 
 @pytest.fixture(scope="module")

@@ -83,7 +83,6 @@ def test_slope_is_least_squares_and_the_verdict_reads_the_second_half():
     assert trend.slope < 0 and trend.above_ceiling and trend.leak
 
 
-@pytest.mark.sshd
 @need_root_and("ip", "/usr/sbin/sshd", "ssh-keygen", "unshare", "nft", "ping")
 def test_smoke_soak_runs_both_phases_checks_results_and_passes_its_verdict(tmp_path):
     report = tmp_path / "soak.json"

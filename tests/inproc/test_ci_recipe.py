@@ -20,7 +20,7 @@ from fleet.cli.run_tasks import tasks_named
 from fleet.mesh.model import PairState
 from fleet.mesh.report import MeshJson
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "docs" / "ci" / "isatap-smoke.yml"
 
 

@@ -30,7 +30,7 @@ from fleet.mesh.ping import PingStats
 from fleet.mesh.probe import PingOutcome
 from fleet.mesh.report import MeshJson
 
-GOLDEN = Path(__file__).parent / "golden" / "mesh_report.json"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "mesh_report.json"
 # About 10 s in all; FLEET_FUZZ_EXAMPLES=5000 for a longer search.
 EXAMPLES = int(os.environ.get("FLEET_FUZZ_EXAMPLES", "120"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,

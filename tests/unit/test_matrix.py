@@ -89,7 +89,7 @@ def test_asymmetric_pair_is_diagnosed(make_hosts):
     assert text.count("h1 -> h2") == 1  # the one finding, not also a line for the pair
 
 
-GOLDEN = Path(__file__).parent / "golden" / "mesh_report.json"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "mesh_report.json"
 
 
 def golden_mesh(make_hosts):

@@ -21,7 +21,6 @@ GUESTS = 10
 PROBLEMS = ["needs root"] if os.geteuid() != 0 else check_prerequisites()
 
 
-@pytest.mark.lab
 @pytest.mark.skipif(bool(PROBLEMS), reason="; ".join(PROBLEMS) or "ready")
 def test_ten_guests_boot_and_measure_their_whole_mesh(tmp_path):
     said: list[str] = []

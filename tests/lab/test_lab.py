@@ -302,7 +302,6 @@ async def _run(info: LabInfo, guest: str, command: str, timeout: float = 30) -> 
         return exit_status, str(result.stdout) + str(result.stderr)
 
 
-@pytest.mark.lab
 def test_lab_is_up_and_described(lab: LabInfo) -> None:
     info = status(workdir=lab.workdir)
     assert info is not None and info == lab
@@ -315,7 +314,6 @@ def test_lab_is_up_and_described(lab: LabInfo) -> None:
         "h1": "172.31.0.11", "h2": "172.31.0.12"}
 
 
-@pytest.mark.lab
 def test_up_refuses_a_namespace_it_did_not_create(lab: LabInfo, tmp_path: Path) -> None:
     name = f"t{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", f"fleet-{name}"], check=True)
@@ -328,13 +326,11 @@ def test_up_refuses_a_namespace_it_did_not_create(lab: LabInfo, tmp_path: Path) 
         subprocess.run(["ip", "netns", "delete", f"fleet-{name}"], check=True)
 
 
-@pytest.mark.lab
 def test_second_up_in_the_same_workdir_is_refused(lab: LabInfo) -> None:
     with pytest.raises(LabError, match="already up"):
         up(1, workdir=lab.workdir, name="other")
 
 
-@pytest.mark.lab
 def test_guests_answer_with_checked_host_keys_and_run_isatap(lab: LabInfo) -> None:
     setup = ("ip tunnel add sit1 mode isatap local {v4} && "
              "ip addr add fd00:5efe:1ab::5efe:{hex}/64 dev sit1 && ip link set sit1 up && "
@@ -363,7 +359,6 @@ def test_guests_answer_with_checked_host_keys_and_run_isatap(lab: LabInfo) -> No
     asyncio.run(scenario())
 
 
-@pytest.mark.lab
 def test_a_wrong_host_key_is_rejected(lab: LabInfo, tmp_path: Path) -> None:
     import asyncssh
 
@@ -380,7 +375,6 @@ def test_a_wrong_host_key_is_rejected(lab: LabInfo, tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-@pytest.mark.lab
 def test_stop_guest_leaves_the_other_answering(lab: LabInfo) -> None:
     import asyncssh
 
@@ -399,7 +393,6 @@ def test_stop_guest_leaves_the_other_answering(lab: LabInfo) -> None:
         stop_guest("h9", workdir=lab.workdir)
 
 
-@pytest.mark.lab
 def test_down_leaves_nothing_behind(lab: LabInfo) -> None:
     pids = [guest.pid for guest in lab.guests] + [lab.forwarder_pid]
     down(workdir=lab.workdir)
@@ -413,7 +406,6 @@ def test_down_leaves_nothing_behind(lab: LabInfo) -> None:
     down(workdir=lab.workdir)  # idempotent
 
 
-@pytest.mark.lab
 def test_a_guest_that_dies_while_booting_is_started_once_more(tmp_path: Path) -> None:
     problems = ["needs root"] if os.geteuid() != 0 else check_prerequisites()
     if problems:

@@ -21,8 +21,7 @@ from fleet.lab import check_prerequisites, down, stop_guest, up
 
 GUESTS = ["h1", "h2", "h3", "h4"]
 PROBLEMS = ["needs root"] if os.geteuid() != 0 else check_prerequisites()
-pytestmark = [pytest.mark.lab,
-              pytest.mark.skipif(bool(PROBLEMS), reason="; ".join(PROBLEMS) or "ready")]
+pytestmark = [pytest.mark.skipif(bool(PROBLEMS), reason="; ".join(PROBLEMS) or "ready")]
 
 
 @pytest.fixture(scope="module")

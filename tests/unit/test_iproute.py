@@ -5,7 +5,8 @@ import pytest
 
 from fleet.tunnel.iproute import ABSENT, ParseError, parse_global_ipv6, parse_tunnel
 
-GOLDEN = Path(__file__).parent / "golden" / "ip"  # captured from the lab's guests (iproute2 6.1)
+# captured from the lab's guests (iproute2 6.1)
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "ip"
 
 
 def golden(name: str) -> str:

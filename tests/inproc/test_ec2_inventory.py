@@ -17,7 +17,7 @@ from fleet.core.errors import InventoryError
 from fleet.inventory import load_inventory
 from tests.motoserver import REGION
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PREFIX = "fd00:5efe:1ab::/64"
 
 

@@ -24,8 +24,7 @@ from fleet.lab import check_prerequisites, down, up
 GUESTS = ["h1", "h2", "h3"]
 FAR = "2001:db8:2::1"
 PROBLEMS = ["needs root"] if os.geteuid() != 0 else check_prerequisites()
-pytestmark = [pytest.mark.lab,
-              pytest.mark.skipif(bool(PROBLEMS), reason="; ".join(PROBLEMS) or "ready")]
+pytestmark = [pytest.mark.skipif(bool(PROBLEMS), reason="; ".join(PROBLEMS) or "ready")]
 
 
 @pytest.fixture(scope="module")

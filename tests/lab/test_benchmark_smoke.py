@@ -17,8 +17,9 @@ from conftest import REPO, need_root_and
 if str(REPO) not in sys.path:  # `benchmarks` is a directory of the repository, not installed
     sys.path.insert(0, str(REPO))
 
-# The namespace bed's sshds, and the QEMU lab for the setup job (2 guests).
-pytestmark = [pytest.mark.sshd, pytest.mark.lab,
+# The namespace bed's sshds, and the QEMU lab for the setup job (2 guests): `lab` by its folder,
+# `sshd` as well.
+pytestmark = [pytest.mark.sshd,
               need_root_and("ip", "/usr/sbin/sshd", "ssh", "ssh-keygen", "fping", "ping", "unshare",
                             "xargs")]
 
