@@ -1,42 +1,28 @@
-"""fleet from Nornir without root: the inventory plugin (registered by hand here, by its entry
-point in an installed copy), the hosts' validated values, fleet's async tasks refused by Nornir's
-runners, and the sync task functions against real SSH servers (asyncssh's, in-process)."""
+"""fleet from Nornir without root: the inventory plugin (registered by hand here; by its entry
+point in an installed copy: tests/package/test_nornir_installed.py), the hosts' validated values,
+fleet's async tasks refused by Nornir's runners, and the sync task functions against real SSH
+servers (asyncssh's, in-process)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import socket
 import subprocess
 import sys
-import threading
 
 import pytest
 from conftest import REPO, write_inventory
 from nornir import InitNornir
 from nornir.core.exceptions import NornirExecutionError
-from nornir.core.plugins.inventory import InventoryPluginRegister
 from nornir.core.task import Result
 from nornir.plugins.runners import SerialRunner
-from sshserver import CommandServer
+from nornirhosts import PREFIX, init, ssh_server
 
 import fleet.nornir
 import fleet.tasks.setup
 import fleet.tasks.teardown
 from fleet.core.errors import InventoryError, UsageError
 from fleet.inventory import LoadedHost, load_inventory
-from fleet.nornir.inventory import FleetInventory
-
-InventoryPluginRegister.register("FleetInventory", FleetInventory)
-
-PREFIX = "data:\n  isatap_prefix: 'fd00:5efe:1ab::/64'\n"
-
-
-def init(directory) -> object:
-    return InitNornir(inventory={"plugin": "FleetInventory",
-                                 "options": {"inventory_dir": str(directory)}},
-                      logging={"enabled": False})
 
 
 def test_the_plugin_loads_fleets_validated_hosts(tmp_path):
@@ -99,25 +85,6 @@ def test_the_loaders_nornir_object_has_a_runner(tmp_path):
     nr = load_inventory(directory).nornir
     done = nr.run(task=lambda task: Result(host=task.host, result=task.host.name))
     assert done["a"][0].result == "a" and not done.failed
-
-
-@contextlib.contextmanager
-def ssh_server(workdir):
-    """An in-process SSH server on its own event loop in a thread: Nornir's runners are
-    synchronous and start loops of their own."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    workdir.mkdir()
-    server = CommandServer(workdir)
-    try:
-        asyncio.run_coroutine_threadsafe(server.start(), loop).result(30)
-        yield server
-    finally:
-        asyncio.run_coroutine_threadsafe(server.close(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(30)
-        loop.close()
 
 
 def closed_port() -> int:
@@ -220,25 +187,6 @@ def test_a_mesh_report_needs_every_hosts_probe(served):
     with pytest.raises(UsageError, match="no mesh_probe result for b"):
         fleet.nornir.mesh_report(nr, nr.filter(filter_func=lambda h: h.name == "a").run(
             task=fleet.nornir.teardown, dry_run=True))
-
-
-def test_the_installed_package_registers_the_plugin_by_entry_point(installed_venv, tmp_path):
-    write_inventory(tmp_path / "inventory", "a:\n  hostname: 10.0.0.1\n", defaults=PREFIX)
-    check = ("from importlib.metadata import entry_points\n"
-             "(ep,) = [e for e in entry_points(group='nornir.plugins.inventory') "
-             "if e.name == 'FleetInventory']\n"
-             "assert ep.value == 'fleet.nornir.inventory:FleetInventory', ep.value\n"
-             "from nornir import InitNornir\n"
-             "import fleet.nornir\n"
-             "nr = InitNornir(inventory={'plugin': 'FleetInventory'}, logging={'enabled': False})\n"
-             "print(fleet.__file__)\n"
-             "print(fleet.nornir.fleet_host(nr.inventory.hosts['a']).address)\n")
-    done = subprocess.run([str(installed_venv), "-c", check], capture_output=True, text=True,
-                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": ""}, timeout=120)
-    assert done.returncode == 0, done.stderr
-    where, address = done.stdout.split()
-    assert where.startswith(str(installed_venv.parent.parent))  # the installed copy
-    assert address == "fd00:5efe:1ab::5efe:a00:1"  # the default inventory_dir, ./inventory
 
 
 def test_nornir_loading_every_plugin_loads_nothing_else_of_fleet(tmp_path):

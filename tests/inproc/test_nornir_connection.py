@@ -1,61 +1,28 @@
 """The Nornir connection plugin `fleet` against real SSH servers (asyncssh's, in-process, each on
 its own event loop in a thread): one login per host across nr.run calls, closed by
-nr.close_connections(), a failed login as the host's failed Result, the plugin found by its entry
-point in an installed wheel, and examples/nornir_connection.py run from that wheel."""
+nr.close_connections(), a failed login as the host's failed Result. The plugin found by its entry
+point in an installed wheel, and examples/nornir_connection.py run from that wheel:
+tests/package/test_nornir_installed.py."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
-from conftest import REPO, write_inventory
-from nornir.core.plugins.connections import ConnectionPluginRegister
-from test_nornir import PREFIX, init, ssh_server
+from conftest import REPO
+from nornirhosts import eventually, fleet_of
 
 import fleet.nornir
 from fleet.core.errors import UsageError
 from fleet.nornir.connection import CONNECTION, FleetConnection, HostConnection
 from fleet.nornir.loop import SHARED
 
-ConnectionPluginRegister.register(CONNECTION, FleetConnection)  # an installed copy: entry point
-
-
-def eventually(check, timeout=10.0):
-    """The server sees a disconnect on its own loop, a moment after the client closed."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
 
 def loop_threads():
     return [t for t in threading.enumerate() if t.name == "fleet-nornir-loop"]
-
-
-@contextlib.contextmanager
-def fleet_of(tmp_path, *, refuse=()):
-    """Hosts a, b (and c), each on its own in-process SSH server; those in `refuse` refuse every
-    login. Yields (nr, {name: server}); closes what the test left open."""
-    names = ["a", "b"] + (["c"] if refuse else [])
-    with contextlib.ExitStack() as stack:
-        servers = {n: stack.enter_context(ssh_server(tmp_path / f"server-{n}")) for n in names}
-        for name in refuse:
-            servers[name].accept_auth = False
-        entries = "".join(servers[n].inventory_entry(n, f"10.0.0.{i}")
-                          for i, n in enumerate(names, 1))
-        nr = init(write_inventory(tmp_path / "inv", entries, defaults=PREFIX))
-        try:
-            yield nr, servers
-        finally:
-            nr.close_connections(on_failed=True)
 
 
 def test_two_runs_log_in_once_per_host_and_close_connections_ends_them(tmp_path):
@@ -163,40 +130,3 @@ def test_loading_the_plugin_loads_nothing_else_of_fleet():
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["fleet", "fleet.nornir", "fleet.nornir.connection",
                                    "fleet.nornir.loop"]
-
-
-def test_the_installed_wheel_registers_the_plugin_and_runs_the_example(installed_venv, tmp_path):
-    check = ("from importlib.metadata import entry_points\n"
-             "(ep,) = [e for e in entry_points(group='nornir.plugins.connections') "
-             "if e.name == 'fleet']\n"
-             "assert ep.value == 'fleet.nornir.connection:FleetConnection', ep.value\n"
-             "from nornir import InitNornir\n"
-             "from nornir.core.plugins.connections import ConnectionPluginRegister\n"
-             "import fleet.nornir.connection\n"
-             "InitNornir(inventory={'plugin': 'FleetInventory', 'options': "
-             "{'inventory_dir': 'inv'}}, logging={'enabled': False})\n"
-             "assert ConnectionPluginRegister.get_plugin('fleet') is "
-             "fleet.nornir.connection.FleetConnection\n"
-             "print(fleet.nornir.connection.__file__)\n")
-    with fleet_of(tmp_path) as (nr, servers):
-        done = subprocess.run([str(installed_venv), "-c", check], capture_output=True, text=True,
-                              cwd=tmp_path, env={**os.environ, "PYTHONPATH": ""}, timeout=120)
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.startswith(str(installed_venv.parent.parent))  # the installed copy
-
-        shown = subprocess.run([str(installed_venv), str(REPO / "examples" / "nornir_connection.py"),
-                                str(tmp_path / "inv")], capture_output=True, text=True,
-                               cwd=tmp_path, env={**os.environ, "PYTHONPATH": ""}, timeout=180)
-        plain = re.sub(r"\x1b\[[0-9;]*m", "", shown.stdout)  # print_result's colours
-        summary = [line for line in plain.splitlines() if line.startswith("host ")]
-        assert shown.returncode == (1 if any("failed" in line for line in summary) else 0), (
-            shown.stdout + shown.stderr)
-        assert [line.split()[1] for line in summary] == ["a:", "b:"]
-        for line in summary:
-            assert "teardown ok" in line and "1 login" in line
-        assert plain.count("teardown*") == plain.count("setup*") == 1  # print_result's headers
-        assert "open connections after close_connections: 0" in plain
-        for name, server in servers.items():
-            assert server.connections == 1, name  # two nr.run calls over one login
-            assert eventually(lambda server=server: server.disconnections == 1), name
-        assert not (tmp_path / "nornir.log").exists()

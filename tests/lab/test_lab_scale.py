@@ -3,7 +3,8 @@
 and fleet configures all of them and measures the whole 90-pair mesh through their tunnels.
 
 The repeated 30-guest boot is too slow for CI (75-115 s a try here): `scripts/lab-scale` runs it
-by hand (benchmarks/lab_scale.py); docs/lab.md has its last figures. Its tallying is checked here.
+by hand (benchmarks/lab_scale.py); docs/lab.md has its last figures. Its tallying is checked
+in tests/unit/test_lab_scale_tally.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import uuid
 import pytest
 from labtools import fleet_json
 
-from benchmarks.lab_scale import Try, summary
 from fleet.lab import check_prerequisites, down, up
 
 GUESTS = 10
@@ -43,17 +43,3 @@ def test_ten_guests_boot_and_measure_their_whole_mesh(tmp_path):
         assert mesh["verdict"]["ok"] is True and mesh["verdict"]["text"] == "ALL OK"
     finally:
         down(workdir=tmp_path / "lab")
-
-
-def test_the_scale_script_counts_failed_tries_and_second_starts():
-    tries = [Try(1, 97.4, 30, (), None),
-             Try(2, 120.2, 30, ("h7's QEMU exited while booting (x); starting it once more",), None),
-             Try(3, 40.0, 12, (), "guest h3's QEMU exited while booting, twice")]
-    assert [t.line(30) for t in tries] == [
-        "try 1: 30 guests up in 97 s; retried: none",
-        "try 2: 30 guests up in 120 s; retried: [\"h7's QEMU exited while booting (x); starting it "
-        "once more\"]",
-        "try 3: FAILED after 40 s: guest h3's QEMU exited while booting, twice"]
-    assert summary(tries, 30) == ("2 of 3 tries brought all 30 guests up; second starts: 1; "
-                                  "up in 97-120 s (median 109 s)")
-    assert summary(tries[2:], 30) == "0 of 1 tries brought all 30 guests up; second starts: 0"
