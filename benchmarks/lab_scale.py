@@ -7,7 +7,7 @@ doesn't work!"); docs/lab.md has the story and the last figures. Each try is a f
 name and work directory) brought up with `fleet.lab.up` and always brought down again, also on a
 failure or Ctrl-C; a try that fails is reported and the next one runs. One line per try, then a
 summary. Exit code: 0 every try brought every guest up; 1 a try failed; 2 it cannot run here.
-Too slow for CI (30 guests take 75-115 s a try here); CI boots 10 once (tests/test_lab_scale.py).
+Too slow for CI (30 guests take 75-115 s a try here); CI boots 10 once (tests/lab/test_lab_scale.py).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A kind joins the registry (fleet.core.errors.HOST_ERROR_KINDS) when its class is
 when the module defining it is imported. Code that rebuilds a failure from its kind (a reply of
 the persistent-connection process) imports this module first, so that a feature's kind is rebuilt
 as its own class, never as a plain HostError. The core knows no feature; this module, above it,
-names each feature's errors module (tests/test_error_kinds.py checks that none is missing).
+names each feature's errors module (tests/unit/test_error_kinds.py checks that none is missing).
 """
 
 from __future__ import annotations

@@ -12,6 +12,25 @@ from fleet.inventory import load_inventory
 REPO = Path(__file__).resolve().parent.parent
 
 
+TESTS = Path(__file__).resolve().parent
+# Each tier is a folder of tests/, and its marker: `-m` and a folder select the same tests.
+TIERS = {"unit": "unit", "inproc": "inproc", "package": "package", "nsbed": "sshd", "lab": "lab"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test with its folder's tier; a test outside the tiers' folders is an error (a
+    new file lands in one of them, so that selecting by folder or by marker stays the same)."""
+    for item in items:
+        try:
+            folder = item.path.resolve().relative_to(TESTS).parts[0]
+        except ValueError:
+            continue  # not under tests/ (a path given on the command line)
+        if folder not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live in a tier's folder, one of "
+                                    f"tests/{{{','.join(TIERS)}}}")
+        item.add_marker(TIERS[folder])
+
+
 def write_inventory(directory: Path, hosts: str, groups: str | None = None,
                     defaults: str | None = None) -> Path:
     """Write an inventory directory from YAML texts; returns it."""
