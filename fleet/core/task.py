@@ -173,13 +173,22 @@ def resolve_tasks(extra: Sequence[Path] = (), builtins: Mapping[str, str] | None
 
 
 def _is_module_file(module: str, path: Path) -> bool:
-    """Whether `path` is the file of `module` (found, not imported: only its package is)."""
+    """Whether `path` is the source of `module` (found, not imported: only its package is): the
+    same file (./tasks in fleet's source tree), or the same text (a clone of fleet's repository
+    while fleet is installed from its wheel)."""
     try:
         spec = importlib.util.find_spec(module)
     except (ImportError, ValueError):
         return False
-    origin = spec.origin if spec is not None else None
-    return origin is not None and Path(origin).resolve() == path.resolve()
+    origin = Path(spec.origin) if spec is not None and spec.origin else None
+    if origin is None:
+        return False
+    if origin.resolve() == path.resolve():
+        return True
+    try:
+        return origin.read_bytes() == path.read_bytes()
+    except OSError:
+        return False
 
 
 def available_tasks(extra: Sequence[Path] = (), builtins: Mapping[str, str] | None = None,

@@ -82,3 +82,13 @@ def test_the_wheel_registers_the_builtin_tasks_by_entry_point(installed, tmp_pat
     same, where = done.stdout.splitlines()
     assert same == "True ['mesh', 'setup', 'teardown']"
     assert where.startswith(str(venv)) and where.endswith("fleet/tasks/mesh.py")
+
+
+def test_the_installed_fleet_run_in_a_clone_of_the_repository_sees_tasks_as_its_own(installed):
+    # A clone's tasks/ holds the same text as the installed built-ins: not a shadow to warn about
+    _, venv = installed
+    done = subprocess.run([str(venv / "bin" / "fleet"), "tasks"], capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": ""}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "ignored" not in done.stderr and "overrides" not in done.stderr, done.stderr
+    assert done.stdout.count(str(venv)) == 3, done.stdout  # the installed copies run
