@@ -3,6 +3,8 @@ README promises, and every `fleet` command in it accepted by fleet's own command
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -16,7 +18,8 @@ from meshes import mesh
 from ruamel.yaml import YAML
 
 from fleet.cli import build_parser
-from fleet.cli.run_tasks import tasks_named
+from fleet.cli.run_tasks import tasks_dirs, tasks_named
+from fleet.core.errors import TaskError, UsageError
 from fleet.mesh.model import PairState
 from fleet.mesh.report import MeshJson
 
@@ -76,13 +79,25 @@ def test_the_recipe_runs_the_whole_smoke_test_in_order():
     assert installs and "fleet-isatap[aws]" in installs[0]
 
 
+def fleet_rejects(argv: list[str]) -> str | None:
+    """What fleet's own command line says of `fleet ARGV...`, parsed as `fleet` parses it and
+    not run: None when it is accepted (or asks for --help), else the usage error it prints."""
+    said = io.StringIO()
+    with contextlib.redirect_stderr(said), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            parser, _ = build_parser(tasks_named(argv), tasks_dirs(argv))
+            parser.parse_args(argv)
+        except SystemExit as exc:  # argparse's way of saying an option or command does not exist
+            return None if exc.code == 0 else said.getvalue() or f"exit {exc.code}"
+        except (UsageError, TaskError) as exc:  # a task that cannot be loaded, as main says it
+            return f"fleet: error: {exc}\n"
+    return None
+
+
 @pytest.mark.parametrize("argv", fleet_commands(), ids=lambda argv: " ".join(argv[:2]))
 def test_every_fleet_command_in_the_recipe_parses(argv):
-    parser, _ = build_parser(tasks_named(argv))
-    try:
-        parser.parse_args(argv)
-    except SystemExit as exc:  # argparse's way of saying an option or command does not exist
-        pytest.fail(f"fleet {' '.join(argv)}: rejected by fleet's command line (exit {exc.code})")
+    said = fleet_rejects(argv)
+    assert said is None, f"fleet {' '.join(argv)}: rejected by fleet's command line: {said}"
 
 
 # --- the job's result when the mesh fails: GitHub's step rules, and the gate's script run for real
