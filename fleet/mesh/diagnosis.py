@@ -12,7 +12,7 @@ the state of an IPv4 ping between the same hosts' tunnel endpoints (it tells a b
 from a down host), and `mtu_ok`, whether a full-size don't-fragment ping passed (it finds MTU
 black holes).
 
-Kinds, in the order they are reported (`KINDS`; the README's "Verdict and diagnosis" says what
+Kinds, in the order they are reported (`KINDS`; docs/failure-semantics.md says what
 each means and what to check): `all-failing`, `source-cannot-probe`, `unconfigured`,
 `host-down`, `tunnel-blocked`, `host-unreachable`, `unreachable`, `asymmetric`, `pair-error`,
 `mtu-blackhole`, `lossy`. A host cut off both ways is `tunnel-blocked` when IPv4 ping answers,

@@ -3,7 +3,7 @@ promised to measure. Every output (the exit code, the table, the JSON, JUnit, Pr
 heatmap, `fleet report` and its baseline gate) renders this value; none judges again from a
 subset of fields.
 
-Pure: a Mesh in, a MeshVerdict out. The rules, in one place (README, "Failure semantics"):
+Pure: a Mesh in, a MeshVerdict out. The rules, in one place (docs/failure-semantics.md):
 
 - `not-ok`: something measured failed: a tunnel pair lost pings (lossy, unreachable), or a pair
   whose small pings pass failed the MTU check (`--mtu`). The underlay (`--underlay`) explains a
