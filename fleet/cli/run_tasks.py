@@ -20,6 +20,7 @@ from typing import Any
 from fleet import api
 from fleet.catalog import find_tasks
 from fleet.catalog import task as load_task
+from fleet.cli import completion
 from fleet.cli.display import LiveDisplay, print_report, stderr_console, terminal_features
 from fleet.cli.options import (
     Commands,
@@ -61,7 +62,8 @@ def add_parser(commands: Commands, tasks: Sequence[Task] = (), tasks_dirs: Seque
                               "own tasks/NAME.py) on every selected host, over shared connections.",
                               more_help=lambda: task_listing(tasks_dirs, [t.name for t in tasks]),
                               check=lambda options: unknown_task(options, tasks))
-    run.add_argument("tasks", nargs="+", metavar="TASK", help="task names, run in order")
+    names = run.add_argument("tasks", nargs="+", metavar="TASK", help="task names, run in order")
+    completion.set_completer(names, lambda parsed: sorted(find_tasks(parsed.tasks_dir or [])[0]))
     add_run_options(run)
     task_options = TaskOptions(run)
     for task in tasks:
