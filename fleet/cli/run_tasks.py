@@ -63,7 +63,8 @@ def add_parser(commands: Commands, tasks: Sequence[Task] = (), tasks_dirs: Seque
                               more_help=lambda: task_listing(tasks_dirs, [t.name for t in tasks]),
                               check=lambda options: unknown_task(options, tasks))
     names = run.add_argument("tasks", nargs="+", metavar="TASK", help="task names, run in order")
-    completion.set_completer(names, lambda parsed: sorted(find_tasks(parsed.tasks_dir or [])[0]))
+    completion.set_completer(names, lambda parsed: sorted(
+        find_tasks(getattr(parsed, "tasks_dir", None) or [])[0]))  # --tasks-dir's, ./tasks, built-ins
     add_run_options(run)
     task_options = TaskOptions(run)
     for task in tasks:
