@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK
 from fleet.cli import run
 
 run()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any
 
+from fleet.aws.ec2_source import EC2Source
 from fleet.aws.protocol41 import (
     NOT_FOUND,
     GroupMember,
@@ -105,19 +106,63 @@ def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> list[Any]:
         kwargs["NextToken"] = page["NextToken"]
 
 
-def _default_clients() -> ClientFactory:
-    from fleet.aws.client import ec2_client
+@dataclass(frozen=True)
+class AwsLogin:
+    """Whose credentials the check uses: a profile (None: boto3's default chain) and a role to
+    assume with them (None: none); `region` picks STS's regional endpoint."""
 
+    profile: str | None = None
+    role_arn: str | None = None
+    region: str | None = None
+
+    @classmethod
+    def of(cls, inventory: Inventory) -> AwsLogin:
+        """The login the inventory was read with: an EC2 source's profile and iam_role_arn (its
+        first region for STS), so that the check sees the instances the inventory listed; the
+        default chain for an inventory of files."""
+        source = inventory.files.origin
+        if not isinstance(source, EC2Source):
+            return cls()
+        return cls(source.profile, source.iam_role_arn, next((r for r in source.regions if r), None))
+
+    def where(self) -> str:
+        said = [f"profile {self.profile}"] if self.profile else []
+        said += [f"role {self.role_arn}"] if self.role_arn else []
+        return f" (the inventory's {' and '.join(said)})" if said else ""
+
+
+def inventory_clients(inventory: Inventory) -> ClientFactory:
+    """EC2 clients with the credentials the inventory was read with (see AwsLogin.of)."""
+    return _default_clients(AwsLogin.of(inventory))
+
+
+def _default_clients(login: AwsLogin | None = None) -> ClientFactory:
+    """EC2 clients, one per region, all from one boto3 session made on first use (the role, if
+    any, assumed once)."""
+    from fleet.aws.client import aws_session, ec2_client
+
+    login = login or AwsLogin()
     made: dict[str | None, Any] = {}
+    sessions: list[Any] = []
 
     def client(region: str | None) -> Any:
         if region not in made:
+            if not sessions:
+                try:
+                    sessions.append(aws_session(profile=login.profile, role_arn=login.role_arn,
+                                                region=login.region or region))
+                except FleetError:
+                    raise
+                except Exception as exc:  # a missing profile, a role it may not assume ...
+                    what = "sts:AssumeRole" if login.role_arn else "AWS session"
+                    raise AwsError(f"{what}{login.where()}: {_one_line(str(exc))}") from None
             try:
-                made[region] = ec2_client(region)
+                made[region] = ec2_client(region, session=sessions[0])
             except FleetError:
                 raise
-            except Exception as exc:  # botocore's NoRegionError, a bad profile ...
-                raise AwsError(f"AWS client for region {region or '(default)'}: {exc}") from None
+            except Exception as exc:  # botocore's NoRegionError ...
+                raise AwsError(f"AWS client for region {region or '(default)'}{login.where()}: "
+                               f"{exc}") from None
         return made[region]
 
     return client
@@ -190,7 +235,7 @@ def describe_members(group_ids: Iterable[str], region: str, clients: ClientFacto
 def run_check(inventory: Inventory, clients: ClientFactory | None = None) -> Protocol41Check:
     """The check on live state. Who is in the groups is read only when a judged pair is blocked
     by its security groups: it decides where the fix goes."""
-    clients = clients or _default_clients()
+    clients = clients or inventory_clients(inventory)
     instances, groups, acls = describe(instance_refs(inventory), clients)
     first = check(instances, groups, acls)
     regions = sorted({v.dst.region for v in first.verdicts if not v.security_group})

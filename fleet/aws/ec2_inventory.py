@@ -251,7 +251,8 @@ def inventory_files(source: EC2Source, instances: Sequence[Instance]) -> Invento
             groups.setdefault(group, {})
         hosts[name] = {"hostname": hostname, "groups": host_groups,
                        "data": {"ipv4": instance.private_ip, "ec2": instance.data()}}
-    return InventoryFiles(source.path.parent, hosts, groups, copy(source.defaults), label=file)
+    return InventoryFiles(source.path.parent, hosts, groups, copy(source.defaults), label=file,
+                          origin=source)
 
 
 def _address(source: EC2Source, instance: Instance, named_by: str) -> str | None:

@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK  (argcomplete: this console script completes itself; fleet.cli.completion)
 """The `fleet` command line: a thin layer over fleet.api, one module per command.
 
     run_tasks.py   fleet run TASK...        report.py   fleet report      aws.py      fleet aws check
@@ -7,6 +8,7 @@
     options.py     what they share: value types, the inventory options, --json and the report files
     task_options.py  each task's parameters as options of `fleet run`
     display.py     the live line and the colours of `fleet run` on a terminal
+    completion.py  shell completion (argcomplete): eval "$(register-python-argcomplete fleet)"
 
 Each command module has add_parser(commands) and run(options) -> exit code, and loads its
 feature (the mesh, the lab, AWS, the formats) only when it runs: `import fleet.cli` loads none.
@@ -23,7 +25,7 @@ from pathlib import Path
 from types import ModuleType
 
 from fleet import __version__
-from fleet.cli import aws, inventory, lab, persist, report, run_tasks
+from fleet.cli import aws, completion, inventory, lab, persist, report, run_tasks
 from fleet.cli import tasks as tasks_command
 from fleet.cli.parser import CommandParser
 from fleet.cli.task_options import TaskOptions
@@ -54,9 +56,12 @@ def build_parser(tasks: Sequence[Task] = (), tasks_dirs: Sequence[Path] = (),
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    completing = argv is None and completion.requested()
+    argv = completion.words() if completing else list(sys.argv[1:] if argv is None else argv)
     try:
         parser, task_options = build_parser(run_tasks.tasks_named(argv), run_tasks.tasks_dirs(argv))
+        if completing:
+            completion.complete(parser)  # writes the candidates for the shell and exits
         options = parser.parse_args(argv)
         if options.command == "run":
             return run_tasks.run(options, task_options)

@@ -35,7 +35,9 @@ def add_parser(commands: Commands) -> argparse.ArgumentParser:
         "check", help="do the security groups and network ACLs allow protocol 41 between the hosts?",
         description="Describe the inventory's EC2 instances (data.ec2.instance_id, data.ec2.region) "
         "with their security groups and network ACLs, and say for every pair what blocks "
-        "protocol 41, with the aws command that fixes it.",
+        "protocol 41, with the aws command that fixes it. With an EC2 source (-i FILE.yaml) the "
+        "calls use its profile and iam_role_arn, as the inventory did; otherwise boto3's "
+        "default credentials (AWS_PROFILE ...).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_inventory_options(checking)
     checking.add_argument("--fix", action="store_true", help="add the missing security group "
@@ -48,7 +50,13 @@ def add_parser(commands: Commands) -> argparse.ArgumentParser:
 
 def run(options: argparse.Namespace) -> int:
     inventory = selected_hosts(options)
-    from fleet.aws.check import AwsError, FixOutcome, apply_security_group_fixes, run_check
+    from fleet.aws.check import (
+        AwsError,
+        FixOutcome,
+        apply_security_group_fixes,
+        inventory_clients,
+        run_check,
+    )
 
     if options.yes and not options.fix:
         print("fleet aws: error: --yes only goes with --fix", file=sys.stderr)
@@ -56,15 +64,16 @@ def run(options: argparse.Namespace) -> int:
     where = inventory.files.where
     outcome: FixOutcome | None = None
     refused: list[Any] = []
+    clients = inventory_clients(inventory)  # an EC2 source's profile and role, as it was read
     try:
-        result = run_check(inventory)
+        result = run_check(inventory, clients)
         if options.fix:
             fixes = list(result.security_group_fixes)
             refused = [f for f in fixes if f.widens] if not options.yes else []
             if not refused and fixes:
-                outcome = apply_security_group_fixes(fixes)
+                outcome = apply_security_group_fixes(fixes, clients)
                 if outcome.changed or outcome.failed is not None:
-                    result = run_check(inventory)  # what it says now, read again
+                    result = run_check(inventory, clients)  # what it says now, read again
     except AwsError as exc:
         if outcome is not None:  # never silent about what was changed before the failure
             for line in outcome.lines():

@@ -8,6 +8,7 @@ anything, through one call to fleet.core.output_files.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -60,6 +61,26 @@ def percent(text: str) -> float:
 
 def names(text: str) -> list[str]:
     return [part for part in (p.strip() for p in text.split(",")) if part]
+
+
+def rtt_thresholds(text: str) -> tuple[float, ...]:
+    """--heatmap-rtt-ms's value: the ok colours' band limits in ms, e.g. 1,5,20,100."""
+    from fleet.formats.heatmap_cells import check_thresholds  # only when the option is given
+
+    values = []
+    for part in text.split(","):
+        try:
+            values.append(float(part))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part.strip()!r} is not a number of ms; give "
+                                             "increasing limits, e.g. 1,5,20,100") from None
+        if not math.isfinite(values[-1]):
+            raise argparse.ArgumentTypeError(f"{part.strip()!r} is not a finite number of ms")
+    try:
+        return check_thresholds(values)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 1 to 8 increasing limits above 0 ms, "
+                                         "e.g. 1,5,20,100") from None
 
 
 def persist_seconds(text: str) -> float:
@@ -115,6 +136,8 @@ def report_files(options: argparse.Namespace, tasks: Sequence[str]) -> dict[str,
     reported (fleet.formats.problems) before anything is read or written."""
     asked = {name: getattr(options, name) for name in REPORT_FILES
              if getattr(options, name) is not None}
+    if getattr(options, "heatmap_rtt_ms", None) is not None and "heatmap" not in asked:
+        raise UsageError("--heatmap-rtt-ms sets the colours of --heatmap's page: give --heatmap FILE too")
     if not asked:
         return {}
     from fleet import formats  # the formats' modules themselves load only when writing
@@ -128,12 +151,15 @@ def report_files(options: argparse.Namespace, tasks: Sequence[str]) -> dict[str,
 def write_report_files(files: dict[str, Path], outcomes: Sequence[Any],
                        options: argparse.Namespace | None = None) -> None:
     """Write the report files of `outcomes` (each with .task and .report); none asked, no import.
-    `options`: --prometheus-pairs, when the command has it."""
+    `options`: --prometheus-pairs and --heatmap-rtt-ms, when the command has them."""
     if files:
         from fleet import formats
 
         pairs = bool(getattr(options, "prometheus_pairs", False))
-        formats.write(outcomes, files, {"prometheus": {"pairs": pairs}})
+        thresholds = getattr(options, "heatmap_rtt_ms", None)
+        formats.write(outcomes, files, {"prometheus": {"pairs": pairs},
+                                        "heatmap": {} if thresholds is None else
+                                        {"rtt_thresholds_ms": thresholds}})
 
 
 def write_json_output(path: str | None, write: Callable[[TextIO], None]) -> None:

@@ -18,6 +18,7 @@ from fleet.cli.options import (
     non_negative,
     percent,
     report_files,
+    rtt_thresholds,
     text_stream,
     write_json_output,
     write_report_files,
@@ -73,7 +74,12 @@ def add_parser(commands: Commands) -> argparse.ArgumentParser:
     files.add_argument("--prometheus-pairs", action="store_true",
                        help="with --prometheus: also a series per directed pair (per host by default)")
     files.add_argument("--heatmap", type=Path, metavar="FILE",
-                       help="the matrix drawn to FILE.html (a self-contained page) or FILE.svg")
+                       help="the matrix drawn to FILE.html (a self-contained page) or FILE.svg; "
+                       "above 150 hosts a cell is a block: each host's first inventory group, "
+                       "when the report has the groups")
+    files.add_argument("--heatmap-rtt-ms", type=rtt_thresholds, metavar="MS,MS,...",
+                       help="with --heatmap: the ok colours' RTT bands, as 1 to 8 increasing "
+                       "limits in ms (default 1,5,20,100: a colour means the same RTT in every run)")
     return report
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from fleet import api
 from fleet.catalog import find_tasks
 from fleet.catalog import task as load_task
+from fleet.cli import completion
 from fleet.cli.display import LiveDisplay, print_report, stderr_console, terminal_features
 from fleet.cli.options import (
     Commands,
@@ -30,6 +31,7 @@ from fleet.cli.options import (
     positive_int,
     print_notes,
     report_files,
+    rtt_thresholds,
     selected_hosts,
     text_stream,
     write_json_output,
@@ -60,7 +62,9 @@ def add_parser(commands: Commands, tasks: Sequence[Task] = (), tasks_dirs: Seque
                               "own tasks/NAME.py) on every selected host, over shared connections.",
                               more_help=lambda: task_listing(tasks_dirs, [t.name for t in tasks]),
                               check=lambda options: unknown_task(options, tasks))
-    run.add_argument("tasks", nargs="+", metavar="TASK", help="task names, run in order")
+    names = run.add_argument("tasks", nargs="+", metavar="TASK", help="task names, run in order")
+    completion.set_completer(names, lambda parsed: sorted(
+        find_tasks(getattr(parsed, "tasks_dir", None) or [])[0]))  # --tasks-dir's, ./tasks, built-ins
     add_run_options(run)
     task_options = TaskOptions(run)
     for task in tasks:
@@ -82,7 +86,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--prometheus-pairs", action="store_true", help="with --prometheus: also "
                        "a series per directed pair (n(n-1) of them; per host by default)")
     group.add_argument("--heatmap", type=Path, metavar="FILE", help="also draw the mesh's matrix "
-                       "to FILE.html (a self-contained page) or FILE.svg")
+                       "to FILE.html (a self-contained page) or FILE.svg; above 150 hosts a cell "
+                       "is a block of hosts: each host's first inventory group")
+    group.add_argument("--heatmap-rtt-ms", type=rtt_thresholds, metavar="MS,MS,...",
+                       help="with --heatmap: the ok colours' RTT bands, as 1 to 8 increasing "
+                       "limits in ms (default 1,5,20,100: a colour means the same RTT in every run)")
     group.add_argument("--tasks-dir", type=Path, action="append", default=[], metavar="DIR",
                        help="look for tasks here first (repeatable); then ./tasks, then built-ins")
     group.add_argument("--no-progress", dest="progress", action="store_false",

@@ -78,11 +78,14 @@ def write(outcomes: Sequence[TaskOutcomeLike], targets: Mapping[str, Path | None
 
 def write_artifacts(outcomes: Sequence[TaskOutcomeLike], *, junit: Path | None = None,
                     prometheus: Path | None = None, heatmap: Path | None = None,
-                    prometheus_pairs: bool = False) -> list[Path]:
+                    prometheus_pairs: bool = False,
+                    heatmap_rtt_ms: Sequence[float] | None = None) -> list[Path]:
     """`write` with the command line's three formats as keywords; `prometheus_pairs`: the
-    Prometheus file also has every directed pair's series (see fleet.formats.prometheus)."""
+    Prometheus file also has every directed pair's series (see fleet.formats.prometheus);
+    `heatmap_rtt_ms`: the heatmap's RTT bands (see fleet.formats.heatmap)."""
     return write(outcomes, {"junit": junit, "prometheus": prometheus, "heatmap": heatmap},
-                 {"prometheus": {"pairs": True}} if prometheus_pairs else None)
+                 {"prometheus": {"pairs": prometheus_pairs},
+                  "heatmap": {} if heatmap_rtt_ms is None else {"rtt_thresholds_ms": heatmap_rtt_ms}})
 
 
 def write_atomically(path: Path, pieces: Iterable[str]) -> None:

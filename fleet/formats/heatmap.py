@@ -46,11 +46,18 @@ from fleet.formats.sources import mesh_sources
 
 if TYPE_CHECKING:
     from fleet.formats import TaskOutcomeLike
+    from fleet.mesh.model import Mesh
 
 EXTENSIONS = (".html", ".svg")
 
 __all__ = ["CELL_HOSTS", "DEFAULT_RTT_THRESHOLDS_MS", "EXTENSIONS", "KINDS", "RTT_SCALE",
-           "STATE_COLOURS", "STATE_LABELS", "block_size", "problem", "render", "rtt_band"]
+           "STATE_COLOURS", "STATE_LABELS", "block_size", "first_groups", "problem", "render", "rtt_band"]
+
+
+def first_groups(mesh: Mesh) -> dict[str, str] | None:
+    """Each host's first inventory group (host -> group), None when no host has a group."""
+    found = {host.name: host.groups[0] for host in mesh.hosts if host.groups}
+    return found or None
 
 
 def problem(path: Path, tasks: Sequence[str]) -> str | None:
@@ -65,14 +72,15 @@ def render(outcomes: Sequence[TaskOutcomeLike], path: Path, *, generated: dateti
            rtt_thresholds_ms: Sequence[float] = DEFAULT_RTT_THRESHOLDS_MS,
            groups: Mapping[str, str] | None = None) -> Iterator[str] | None:
     """The last mesh's heatmap. `generated`: the time to print (default: now, in UTC);
-    `rtt_thresholds_ms`: the ok colours' bands; `groups`: host -> inventory group, the blocks of
-    a big mesh (default: consecutive hosts)."""
+    `rtt_thresholds_ms`: the ok colours' bands; `groups`: host -> group, the blocks of a big
+    mesh (default: each host's first inventory group, as the mesh carries it; consecutive hosts
+    when no host has one)."""
     sources = mesh_sources(outcomes)
     if not sources:
         return None
     source = sources[-1]
-    run = Run(generated or datetime.now(UTC), source.elapsed,
-              check_thresholds(rtt_thresholds_ms), groups)
+    run = Run(generated or datetime.now(UTC), source.elapsed, check_thresholds(rtt_thresholds_ms),
+              first_groups(source.mesh) if groups is None else groups)
     title = f"fleet {source.task}"
     if path.suffix.lower() == ".svg":
         return iter(['<?xml version="1.0" encoding="UTF-8"?>\n',

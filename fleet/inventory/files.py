@@ -37,13 +37,16 @@ class InventoryFiles:
     """The three files as read and checked, kept to say which one set a host's value.
 
     `label` is set when the dicts were built in memory from one source file (an EC2 source):
-    every message then names that file instead of hosts.yaml, groups.yaml or defaults.yaml."""
+    every message then names that file instead of hosts.yaml, groups.yaml or defaults.yaml.
+    `origin` is that source as its reader checked it (for an EC2 source, its profile and role,
+    which `fleet aws check` uses again); this package never looks inside it."""
 
     directory: Path
     hosts: dict[str, Any]
     groups: dict[str, Any]
     defaults: dict[str, Any]
     label: str | None = None
+    origin: object = dataclasses.field(default=None, repr=False, compare=False)
 
     def path(self, name: str) -> str:
         return self.label if self.label is not None else str(self.directory / name)

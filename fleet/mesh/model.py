@@ -270,6 +270,7 @@ class MeshHost:
     probe: str | None = None
     notes: tuple[str, ...] = ()
     error_kind: str | None = None  # why it could not probe, as fleet.core.errors names it
+    groups: tuple[str, ...] = ()  # its inventory groups, in the inventory's order
 
 
 def peer_plan(count: int, peers: int | None) -> list[array[int]]:
@@ -492,7 +493,7 @@ def build_mesh(hosts: Sequence[FleetHost],
         if not isinstance(report, SourceReport):
             kind, reason = error_kind(report) or "error", failure_reason(report)
             mesh_hosts.append(MeshHost(src.name, src.ipv4, src.address, HostState.ERROR, reason,
-                                       error_kind=kind))
+                                       error_kind=kind, groups=src.groups))
             for j in plan[i]:
                 columns.add(i, j, PairState.ERROR, error=f"source failed: {reason}")
                 if params.underlay:
@@ -506,11 +507,11 @@ def build_mesh(hosts: Sequence[FleetHost],
         report.pairs.clear()
         if own in report.tunnel_addresses:
             mesh_hosts.append(MeshHost(src.name, src.ipv4, src.address, HostState.OK,
-                                       probe=report.method, notes=report.notes))
+                                       probe=report.method, notes=report.notes, groups=src.groups))
             continue
         note = f"sit1 does not carry {own}; run `fleet run setup`"
         mesh_hosts.append(MeshHost(src.name, src.ipv4, src.address, HostState.UNCONFIGURED, note,
-                                   probe=report.method, notes=report.notes))
+                                   probe=report.method, notes=report.notes, groups=src.groups))
         # Without its address, a source's silence says nothing about the peer: could not tell.
         for row in range(start, len(columns)):
             if columns.state[row] == STATES.index(PairState.UNREACHABLE):

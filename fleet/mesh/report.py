@@ -90,7 +90,7 @@ class MeshJson:
             "hosts": [{"name": h.name, "ipv4": str(h.ipv4), "address": str(h.address),
                        "state": h.state.value, "error": h.error, "error_kind": h.error_kind,
                        "probe": h.probe,
-                       "notes": list(h.notes)}
+                       "notes": list(h.notes), "groups": list(h.groups)}
                       for h in mesh.hosts],
         }
 

@@ -200,9 +200,15 @@ class _Reader:
             raise self.fail(f"{self.where}{at}.notes", "expected a list of texts")
         for i, note in enumerate(notes):
             self.check_text(note, f"{at}.notes[{i}]")
+        groups = host.get("groups")  # older reports have none
+        groups = [] if groups is None else groups
+        if not isinstance(groups, list) or not all(isinstance(g, str) and g for g in groups):
+            raise self.fail(f"{self.where}{at}.groups", "expected a list of group names")
+        for i, group in enumerate(groups):
+            self.check_text(group, f"{at}.groups[{i}]")
         return MeshHost(name, ipv4, address, state, error=self.optional_text(host, f"{at}.error"),
                         probe=self.optional_text(host, f"{at}.probe"), notes=tuple(notes),
-                        error_kind=self.optional_text(host, f"{at}.error_kind"))
+                        error_kind=self.optional_text(host, f"{at}.error_kind"), groups=tuple(groups))
 
     def _read_pair(self, value: Any, at: str, index: Mapping[str, int]) -> tuple[Any, ...]:
         """One pair as the arguments of PairColumns.add; `loss_pct` is derived, not read."""

@@ -85,11 +85,21 @@ def test_fields_of_later_versions_are_read_past_and_optional_ones_may_be_missing
                  "mtu": {"path": 1480}}
         del pair["loss_pct"]
     for h in document["hosts"]:
-        del h["notes"], h["error_kind"]
+        del h["notes"], h["error_kind"], h["groups"]
     del document["coverage"], document["elapsed_s"], document["interrupted"]
     saved = load_mesh_document(write(tmp_path, document))
     assert saved.mesh.pair("h2", "h1").loss_pct == 33.3  # derived, as the writer derives it
     assert saved.mesh.peers is None and saved.elapsed is None and not saved.interrupted
+    assert [h.groups for h in saved.mesh.hosts] == [(), (), ()]  # a report from before the groups
+
+
+def test_the_hosts_groups_survive_a_round_trip(tmp_path):
+    document = golden()
+    for h, groups in zip(document["hosts"], (["rack-1", "web"], ["rack-1"], [])):
+        h["groups"] = groups
+    mesh = load_mesh_document(write(tmp_path, document)).mesh
+    assert [h.groups for h in mesh.hosts] == [("rack-1", "web"), ("rack-1",), ()]
+    assert [h["groups"] for h in MeshJson(mesh).as_dict()["hosts"]] == [["rack-1", "web"], ["rack-1"], []]
 
 
 def rename(document, old, new):
@@ -150,6 +160,9 @@ def broken(change):
     (broken(lambda d: d["pairs"][4].update(error="lost \udc80")), "pairs[4].error", "lone surrogate"),
     (broken(lambda d: d["hosts"][2].update(notes=["ok", "\udfff"])), "hosts[2].notes[1]", "lone surrogate"),
     (broken(lambda d: d["hosts"][2].update(notes=False)), "hosts[2].notes", "expected a list of texts"),
+    (broken(lambda d: d["hosts"][1].update(groups="web")), "hosts[1].groups", "a list of group names"),
+    (broken(lambda d: d["hosts"][1].update(groups=["web", ""])), "hosts[1].groups", "a list of group names"),
+    (broken(lambda d: d["hosts"][0].update(groups=["\ud800"])), "hosts[0].groups[0]", "lone surrogate"),
     (broken(lambda d: rename(d, "h2", "")), "hosts[1].name", "invalid host name ''"),
     (broken(lambda d: rename(d, "h2", "h 2")), "hosts[1].name", "without spaces or control characters"),
     # A state its counts do not give: `unreachable` with nothing sent has no loss to show.
