@@ -219,6 +219,19 @@ class History:
             f"SELECT round, at, subject, src, dst, kind, before, after FROM changes{where} "
             "ORDER BY id", values)]
 
+    def failing_subjects(self, low: int, high: int) -> list[tuple[str, str | None]]:
+        """The hosts (dst None) and pairs not ok in some round from `low` to `high`, hosts first,
+        each in the order the history first saw it."""
+        db = self.connection
+        hosts: list[tuple[str, str | None]] = [(row[0], None) for row in db.execute(
+            "SELECT DISTINCT h.name, h.id FROM host_results r JOIN hosts h ON h.id = r.host "
+            "WHERE r.round BETWEEN ? AND ? AND r.state != 'ok' ORDER BY h.id", (low, high))]
+        pairs: list[tuple[str, str | None]] = [(row[0], row[1]) for row in db.execute(
+            "SELECT DISTINCT s.name, d.name, p.src, p.dst FROM pair_results p "
+            "JOIN hosts s ON s.id = p.src JOIN hosts d ON d.id = p.dst "
+            "WHERE p.round BETWEEN ? AND ? AND p.state != 'ok' ORDER BY p.src, p.dst", (low, high))]
+        return [*hosts, *pairs]
+
     def states(self, round_ids: Sequence[int], subjects: Sequence[tuple[str, str | None]],
                ) -> Iterator[tuple[int, str, str | None, str]]:
         """(round, src, dst, state) of the hosts (dst None) and pairs named, in those rounds."""
