@@ -15,7 +15,7 @@ from typing import Any
 
 from fleet.core.results import EXIT_FAILED, EXIT_OK
 from fleet.formats.timeline import MAX_ROWS, Timeline, TimelineRound, TimelineRow
-from fleet.mesh.verdict import WORDS, Status
+from fleet.mesh.verdict import Status
 from fleet.watch.history import History, RoundRow
 from fleet.watch.incidents import DEFAULT_FLAPPING, Flapping, Incident, flapping, incidents
 
