@@ -217,12 +217,20 @@ def _publish(done: Any, options: argparse.Namespace, server: Any) -> None:
     if server is not None:
         server.publish(prometheus.render([done.outcome], Path("-"), pairs=pairs) or ())
     if options.prometheus is not None:
-        formats.write([done.outcome], {"prometheus": options.prometheus},
-                      {"prometheus": {"pairs": pairs}})
+        try:
+            formats.write([done.outcome], {"prometheus": options.prometheus},
+                          {"prometheus": {"pairs": pairs}})
+        except OSError as exc:  # a full disk, say: the watch goes on, the history has the round
+            _warn("", f"--prometheus {options.prometheus}: not rewritten: {exc.strerror or exc}")
 
 
 def _time(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
 
 
 def round_line(done: Any) -> str:
@@ -244,8 +252,9 @@ def round_line(done: Any) -> str:
 def round_json(done: Any) -> dict[str, Any]:
     record = done.record
     snap = record.snapshot
-    return {"round": record.id, "started": _time(record.started), "ended": _time(record.ended),
-            "status": record.status, "verdict": record.verdict, "hosts": len(snap.hosts),
+    return {"round": record.id, "started": _iso(record.started), "ended": _iso(record.ended),
+            "seconds": round(record.ended - record.started, 3), "status": record.status,
+            "verdict": record.verdict, "hosts": len(snap.hosts),
             "hosts_down": snap.hosts_down(), "pairs": len(snap.pairs), "counts": snap.counts(),
             "logins": done.logins,
             "changes": [{"subject": c.subject, "src": c.src, "dst": c.dst, "kind": c.kind,

@@ -5,8 +5,9 @@ A round is what `fleet run mesh` does once (fleet.api.execute: the same task, th
 the same verdict, fleet.mesh.verdict.judge), over a KeptTransport instead of fresh connections.
 Rounds start every `every` seconds (a round longer than that is followed at once by the next);
 `rounds` stops after that many, `stop` (set by SIGTERM or Ctrl-C) at once: a round it
-interrupts is not written. What is kept in memory is the round before (its states, to find the
-changes) and the current round, never the history.
+interrupts (some host had not finished) is not written at all, a round that had finished is.
+What is kept in memory is the round before (its states, to find the changes) and the current
+round, never the history.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ async def watch(prepared: api.PreparedRun, transport: KeptTransport, history: Hi
         transport.start_round()
         logins_before = transport.logins
         outcome = await api.execute(prepared, transport, limits=limits, stop=stop)
-        if outcome.interrupted or stop.is_set() or not outcome.tasks:
+        if outcome.interrupted or not outcome.tasks:  # a partial round: not written
             return WatchEnd(done, True, last_code)
         task = outcome.tasks[0]
         report: MeshReport = task.report  # type: ignore[assignment]  # the mesh task's report
@@ -81,6 +82,8 @@ async def watch(prepared: api.PreparedRun, transport: KeptTransport, history: Hi
         if on_round is not None:
             on_round(Round(done, record, task, transport.logins - logins_before))
         del outcome, task, report, record, current
+        if stop.is_set():  # after the round ended whole, which is written
+            return WatchEnd(done, True, last_code)
         if rounds is not None and done >= rounds:
             break
         if await _stopped_within(stop, every - (time.monotonic() - began)):
