@@ -145,11 +145,10 @@ async def _watch(prepared: Any, history: Any, options: argparse.Namespace,
     from fleet.watch.keep import KeptTransport
     from fleet.watch.loop import watch
 
-    server = _metrics_server(options)
     out = text_stream(options)
-    json_out = _json_stream(options.json)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    server = json_out = transport = None
 
     def interrupted() -> None:
         stop.set()
@@ -165,15 +164,23 @@ async def _watch(prepared: Any, history: Any, options: argparse.Namespace,
 
     loop.add_signal_handler(signal.SIGINT, interrupted)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    transport = KeptTransport(await api.open_transport(host_key_checking=options.host_key_checking,
-                                                       on_warning=_warn))
     try:
+        server = _metrics_server(options)
+        json_out = _json_stream(options.json)
+        last = history.last_round()
+        print(f"fleet watch: {len(prepared.inventory.hosts)} hosts every {options.every:g} s, "
+              f"history {options.history}"
+              + (f" (after its round {last.id})" if last is not None else "")
+              + "; Ctrl-C or SIGTERM stops", file=sys.stderr, flush=True)
+        transport = KeptTransport(await api.open_transport(
+            host_key_checking=options.host_key_checking, on_warning=_warn))
         end = await watch(prepared, transport, history, every=options.every, rounds=options.rounds,
                           limits=run_limits(options), stop=stop, options=settings, on_round=on_round)
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
-        await transport.close()
+        if transport is not None:
+            await transport.close()
         if server is not None:
             server.close()
         if json_out is not None and json_out is not sys.stdout:
