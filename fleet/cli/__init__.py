@@ -3,7 +3,7 @@
 
     run_tasks.py   fleet run TASK...        report.py   fleet report      aws.py      fleet aws check
     inventory.py   fleet inventory          tasks.py    fleet tasks       lab.py      fleet lab ...
-    persist.py     fleet persist ...
+    persist.py     fleet persist ...            watch.py    fleet watch (the mesh, round after round)
     parser.py      the parsers: errors answered by the command they belong to, with a close match
     options.py     what they share: value types, the inventory options, --json and the report files
     task_options.py  each task's parameters as options of `fleet run`
@@ -25,7 +25,7 @@ from pathlib import Path
 from types import ModuleType
 
 from fleet import __version__
-from fleet.cli import aws, completion, inventory, lab, persist, report, run_tasks
+from fleet.cli import aws, completion, inventory, lab, persist, report, run_tasks, watch
 from fleet.cli import tasks as tasks_command
 from fleet.cli.parser import CommandParser
 from fleet.cli.task_options import TaskOptions
@@ -39,9 +39,10 @@ COMMANDS: dict[str, ModuleType] = {"inventory": inventory, "tasks": tasks_comman
 
 
 def build_parser(tasks: Sequence[Task] = (), tasks_dirs: Sequence[Path] = (),
-                 ) -> tuple[CommandParser, TaskOptions]:
+                 watched: Task | None = None) -> tuple[CommandParser, TaskOptions]:
     """The whole command line, with the options of `tasks` added to `run` (whose --help lists the
-    tasks found in `tasks_dirs`, ./tasks and the built-ins)."""
+    tasks found in `tasks_dirs`, ./tasks and the built-ins), and those of `watched` (the mesh
+    task, when the command is `watch`) to `watch`."""
     parser = CommandParser(
         prog="fleet", description="Configure ISATAP (IPv6 over IPv4) tunnels on a fleet of Linux "
         "hosts over SSH and measure the full IPv6 mesh between them.",
@@ -52,6 +53,7 @@ def build_parser(tasks: Sequence[Task] = (), tasks_dirs: Sequence[Path] = (),
     task_options = run_tasks.add_parser(commands, tasks, tasks_dirs)
     for command in COMMANDS.values():
         command.add_parser(commands)
+    watch.add_parser(commands, watched)
     return parser, task_options
 
 
@@ -59,12 +61,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     completing = argv is None and completion.requested()
     argv = completion.words() if completing else list(sys.argv[1:] if argv is None else argv)
     try:
-        parser, task_options = build_parser(run_tasks.tasks_named(argv), run_tasks.tasks_dirs(argv))
+        parser, task_options = build_parser(run_tasks.tasks_named(argv), run_tasks.tasks_dirs(argv),
+                                            watch.mesh_task(argv))
         if completing:
             completion.complete(parser)  # writes the candidates for the shell and exits
         options = parser.parse_args(argv)
         if options.command == "run":
             return run_tasks.run(options, task_options)
+        if options.command == "watch":
+            return watch.run(options)
         code: int = COMMANDS[options.command].run(options)
         return code
     except (InventoryError, UsageError, TaskError) as exc:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fleet.cli import report_history
 from fleet.cli.options import (
     Commands,
     check_output_files,
@@ -49,7 +50,8 @@ def add_parser(commands: Commands) -> argparse.ArgumentParser:
         "not ok or could not tell, 130 interrupted); with them, 0 every gate passes, 1 one fails; "
         "2 unreadable input. The gates mtu and unmeasured (and with --baseline new-failures and "
         "hosts-gone) are always judged with them: a limit never passes what it does not measure.")
-    report.add_argument("file", metavar="FILE.json", help="a mesh report (`fleet run mesh --json`)")
+    report.add_argument("file", metavar="FILE.json", nargs="?",
+                        help="a mesh report (`fleet run mesh --json`); or give --history")
     report.add_argument("--baseline", metavar="OLD.json",
                         help="an earlier mesh report: show what got worse and what got better")
     report.add_argument("--json", metavar="FILE", help="also write the report (or the "
@@ -80,10 +82,13 @@ def add_parser(commands: Commands) -> argparse.ArgumentParser:
     files.add_argument("--heatmap-rtt-ms", type=rtt_thresholds, metavar="MS,MS,...",
                        help="with --heatmap: the ok colours' RTT bands, as 1 to 8 increasing "
                        "limits in ms (default 1,5,20,100: a colour means the same RTT in every run)")
+    report_history.add_options(report)
     return report
 
 
 def run(options: argparse.Namespace) -> int:
+    if options.history is not None or options.file is None:
+        return report_history.run(options)
     from fleet.mesh.compare import compare
     from fleet.mesh.gates import Gates, Verdict, check_gates
     from fleet.mesh.saved import load_mesh_document

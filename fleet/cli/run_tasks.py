@@ -101,6 +101,18 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                       help="print only each task's verdict line (--json is still written)")
     talk.add_argument("-v", "--verbose", action="store_true",
                       help="also print every host's full result (nornir-utils print_result)")
+    add_limit_options(parser)
+    ssh = add_host_key_options(parser)
+    ssh.add_argument("--persist", type=persist_seconds, default=None, metavar="SECONDS",
+                     help="keep the SSH connections open in a background process for SECONDS "
+                     "after the run (60, 10m ...) and reuse them in the next runs, like OpenSSH's "
+                     f"ControlPersist; 0 turns it off (default ${wire.PERSIST_ENV} or 0). "
+                     "`fleet persist status|stop` shows or closes them")
+
+
+def add_limit_options(parser: argparse.ArgumentParser) -> None:
+    """--workers, --connect-workers and the timeouts (fleet.core.runner.RunLimits), as `fleet
+    run` and `fleet watch` take them."""
     limits = parser.add_argument_group("concurrency and timeouts")
     d = RunLimits()
     limits.add_argument("-w", "--workers", type=positive_int, default=d.workers,
@@ -114,6 +126,10 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                         f"{d.command_timeout:g}; the mesh probe gets what its pings need)")
     limits.add_argument("--host-timeout", type=positive_float, default=d.host_timeout,
                         metavar="S", help=f"seconds for a task on one host (default {d.host_timeout:g})")
+
+
+def add_host_key_options(parser: argparse.ArgumentParser) -> Any:
+    """The `ssh` group with --host-key-checking; returned for the command's own SSH options."""
     ssh = parser.add_argument_group("ssh")
     ssh.add_argument("--host-key-checking", choices=HOST_KEY_CHECKING, default="yes",
                      help="as OpenSSH's StrictHostKeyChecking: yes refuses unknown and changed "
@@ -122,11 +138,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                      "warning and without sending a password")
     ssh.add_argument("--no-host-key-checking", dest="host_key_checking", action="store_const",
                      const="no", help="the same as --host-key-checking no")
-    ssh.add_argument("--persist", type=persist_seconds, default=None, metavar="SECONDS",
-                     help="keep the SSH connections open in a background process for SECONDS "
-                     "after the run (60, 10m ...) and reuse them in the next runs, like OpenSSH's "
-                     f"ControlPersist; 0 turns it off (default ${wire.PERSIST_ENV} or 0). "
-                     "`fleet persist status|stop` shows or closes them")
+    return ssh
 
 
 def task_listing(tasks_dirs: Sequence[Path], named: Sequence[str] = ()) -> str:
