@@ -53,11 +53,17 @@ def _mtu_text(m: MtuCheck | None) -> str:
     return (f'{{"ok": {json.dumps(m.ok)}, "size": {m.size}, "error": {_json_or_null(m.error)}}}')
 
 
+def _number_texts(column: list[float | None]) -> list[str]:
+    """Each number as JSON writes it, each distinct one written once (RTTs and loss repeat)."""
+    texts = {v: "null" if v is None else repr(v) for v in set(column)}
+    return list(map(texts.__getitem__, column))
+
+
 _COLUMN_RENDERERS: dict[object, Callable[[list[Any], dict[Any, str]], Iterable[str]]] = {
     str: lambda column, quoted: map(quoted.__getitem__, column),
     PairState: lambda column, quoted: map(quoted.__getitem__, column),
     int: lambda column, quoted: map(str, column),
-    float | None: lambda column, quoted: ["null" if v is None else repr(v) for v in column],
+    float | None: lambda column, quoted: _number_texts(column),
     str | None: lambda column, quoted: ["null" if v is None else json.dumps(v) for v in column],
     Underlay | None: lambda column, quoted: map(_underlay_text, column),
     MtuCheck | None: lambda column, quoted: map(_mtu_text, column),
