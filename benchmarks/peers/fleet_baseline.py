@@ -4,7 +4,7 @@ on the same bed and under the same load.
 
     mkdir /tmp/base && git archive COMMIT | tar -x -C /tmp/base
     FLEET_BASELINE_TREE=/tmp/base python -m benchmarks.run --jobs mesh-fping \
-        --tools "fleet,fleet (baseline),fleet --persist (warm),fleet --persist (warm, baseline)"
+        --tools "fleet,fleet (baseline),fleet --persist (warm),fleet --persist (warm) baseline"
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from benchmarks.peers.fleet import fleet_invocation
 from benchmarks.peers.fleet_baseline import baseline_env, missing, tree  # noqa: F401
 from benchmarks.peers.fleet_persist import PERSIST_S
 
-NAME = "fleet --persist (warm, baseline)"
+NAME = "fleet --persist (warm) baseline"
 JOBS = BED_JOBS
 
 
