@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from operator import mul
 
 from fleet.mesh.ping import RTT_DECIMALS, PingStats
@@ -32,9 +32,14 @@ def stats_from_times(times: Sequence[float | None]) -> PingStats:
 
 def parse_fping(output: str) -> tuple[dict[str, PingStats], dict[str, str]]:
     """(statistics per target, send error per target) from `fping -C`-style output."""
+    return parse_fping_lines(output.splitlines())
+
+
+def parse_fping_lines(lines: Iterable[str]) -> tuple[dict[str, PingStats], dict[str, str]]:
+    """parse_fping of output already cut into lines."""
     stats: dict[str, PingStats] = {}
     errors: dict[str, str] = {}
-    for line in output.splitlines():
+    for line in lines:
         line = line.strip()
         summary = _SUMMARY.match(line)
         if summary:

@@ -20,7 +20,7 @@ import functools
 from array import array
 from bisect import bisect_left
 from collections import Counter, namedtuple
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address, IPv6Interface
@@ -110,6 +110,9 @@ class Pair:
 
 
 PAIR_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Pair))
+# The fields read from the stored RTTs (pair_values' `rtts`).
+RTT_FIELDS = ("rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "rtt_mdev_ms", "rtt_p50_ms", "rtt_p90_ms",
+              "rtt_p99_ms")
 # A pair's values by name without a Pair object: what renderers of millions of pairs read.
 PairRow = namedtuple("PairRow", PAIR_FIELDS)  # type: ignore[misc]  # fields from Pair, one definition
 
@@ -121,6 +124,14 @@ def rtts_ms(values: Iterable[float]) -> list[float | None]:
     # a NaN is found by identity: each one read from the array is its own object, in the set too
     shown = {v: None if v != v else round(v, RTT_DECIMALS) for v in set(values)}
     return list(map(shown.__getitem__, values))
+
+
+def rtt_texts(values: array[float]) -> list[str]:
+    """Stored RTTs as the JSON report writes them: rtts_ms's numbers as json writes them, or
+    "null"; each distinct value rounded and written once."""
+    listed = values.tolist()
+    shown = {v: "null" if v != v else repr(round(v, RTT_DECIMALS)) for v in set(listed)}
+    return list(map(shown.__getitem__, listed))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -476,14 +487,16 @@ class Mesh:
 
 
 def pair_values(c: PairColumns, names: Sequence[str], mtu_size: int | None, start: int = 0,
-                stop: int | None = None) -> tuple[list[Any], ...]:
+                stop: int | None = None,
+                rtts: Callable[[array[float]], list[Any]] = rtts_ms) -> tuple[list[Any], ...]:
     """Rows `start` to `stop` of columns `c` as one list per field of a Pair, in PAIR_FIELDS
-    order; `names` are the hosts' names by index, `mtu_size` the MTU check's (None: not run)."""
+    order; `names` are the hosts' names by index, `mtu_size` the MTU check's (None: not run).
+    `rtts` reads the stored RTTs (the fields in RTT_FIELDS): rtts_ms, or rtt_texts for JSON."""
     stop = len(c) if stop is None else stop
     states = list(map(STATES.__getitem__, c.state[start:stop]))
     sent, received = c.sent[start:stop].tolist(), c.received[start:stop].tolist()
-    rtt = rtts_ms(c.rtt[4 * start:4 * stop])
-    pct = rtts_ms(c.pct[3 * start:3 * stop])
+    rtt = rtts(c.rtt[4 * start:4 * stop])
+    pct = rtts(c.pct[3 * start:3 * stop])
     return (list(map(names.__getitem__, c.src[start:stop])),
             list(map(names.__getitem__, c.dst[start:stop])),
             states, sent, received, list(map(pair_loss_pct, states, sent, received)),

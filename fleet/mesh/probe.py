@@ -27,7 +27,7 @@ from ipaddress import IPv6Interface
 
 from fleet.core.sections import section, split_sections
 from fleet.isatap import TUNNEL_MTU, TUNNEL_NAME
-from fleet.mesh.fping import parse_fping
+from fleet.mesh.fping import parse_fping_lines
 from fleet.mesh.ping import PingStats, failure_reason, parse_ping
 
 METHODS = ("auto", "fping", "python", "ping")
@@ -271,7 +271,9 @@ class MeshProbe:
         lines = body.splitlines()
         if lines and lines[-1].startswith(_RC):
             status = int(lines.pop()[len(_RC):].strip() or -1)
-        stats, errors = parse_fping("\n".join(lines))
+        stats, errors = parse_fping_lines(lines)
+        if not errors:  # the usual answer: every peer's pings were sent
+            return {target: PingOutcome(target, value, status) for target, value in stats.items()}
         outcomes: dict[str, PingOutcome] = {}
         for text, value in stats.items():
             target = text  # the prober prints each address as it was given
