@@ -15,7 +15,8 @@ JOBS = BED_JOBS
 
 
 def background_marker(bench: BenchBed) -> str:
-    return str(bench.workdir / "fleet-persist-baseline")
+    # no other tool's marker may be a part of it (processes are found by their command line)
+    return str(bench.workdir / "baseline-fleet-keeps")
 
 
 def invocation(ctx: Context) -> Invocation:
