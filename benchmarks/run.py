@@ -152,8 +152,9 @@ def _one(args: argparse.Namespace, bench: BenchBed, tool: Any, job: str,
     ctx = Context(bench, job, commands(job, hosts), rundir)
     invocation = tool.invocation(ctx)
     marker = tool.background_marker(bench) if hasattr(tool, "background_marker") else None
-    measured = run_measured(invocation.argv, cwd=REPO, env=invocation.env, timeout=args.timeout,
-                            rss_interval=args.rss_interval, target_pids=sshds, relay_pid=relay,
+    measured = run_measured(invocation.argv, cwd=invocation.cwd or REPO, env=invocation.env,
+                            timeout=args.timeout, rss_interval=args.rss_interval,
+                            target_pids=sshds, relay_pid=relay,
                             stdout_file=rundir / "stdout",
                             background=(lambda: processes_with(marker)) if marker else None)
     outcome = invocation.collect(measured)

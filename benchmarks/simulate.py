@@ -165,6 +165,7 @@ class Run:
     rss_mb: float
     ru_maxrss_mb: float
     server_cpu_s: float
+    daemon_cpu_s: float | None
     load_before: float
     load_after: float
     others_cpu_pct: float = 0.0
@@ -182,6 +183,49 @@ class Run:
     def all_ok(self) -> bool:
         return (self.returncode == 0 and self.pairs == self.pairs_expected == self.ok
                 and self.hosts_ok == self.hosts)
+
+
+def fleet_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+
+
+class PersistDaemon:
+    """fleet's background process for --persist, started here (under cProfile with --profile) so
+    that its CPU is measured and it is stopped at the end: the runs find it by its directory."""
+
+    def __init__(self, workdir: Path, profile: bool) -> None:
+        self.directory = workdir / "persist"
+        self.directory.mkdir(mode=0o700, exist_ok=True)
+        self.env = {"FLEET_PERSIST_DIR": str(self.directory)}
+        self.prof_path = workdir / "persist-daemon.prof"
+        command = [sys.executable] + (["-m", "cProfile", "-o", str(self.prof_path)]
+                                      if profile else [])
+        command += ["-m", "fleet.ssh.persist.daemon", "--dir", str(self.directory),
+                    "--idle", "600"]
+        self.process = subprocess.Popen(command, cwd=REPO, env=fleet_env() | self.env,
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=open(workdir / "persist-daemon.err", "wb"))
+        socket_path = self.directory / "persist.sock"
+        deadline = time.monotonic() + 30
+        while not socket_path.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("fleet's persist daemon did not start; see "
+                                   f"{workdir / 'persist-daemon.err'}")
+            time.sleep(0.05)
+
+    def cpu(self) -> float:
+        return process_cpu(self.process.pid)
+
+    def stop(self) -> list[str]:
+        """Stop it (SIGTERM: it closes its connections) and return its profile, if any."""
+        self.process.terminate()
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        return profile_summary(self.prof_path) if self.prof_path.exists() else []
 
 
 def _report_parts(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -205,7 +249,8 @@ def _report_parts(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def run_fleet(n: int, peers: int | None, server: SimServerProcess, workdir: Path, *,
               connect_workers: int, workers: int | None, keep_json: bool,
-              profile: bool, timeout: float, nofile: int | None = None) -> Run:
+              profile: bool, timeout: float, nofile: int | None = None,
+              persist: PersistDaemon | None = None) -> Run:
     inventory = write_inventory(workdir / f"inv-{n}", n, server.port, server.workdir / "keys")
     out = workdir / f"mesh-{n}{'' if peers is None else f'-k{peers}'}.json"
     stdout_path, stderr_path = out.with_suffix(".out"), out.with_suffix(".err")
@@ -215,10 +260,12 @@ def run_fleet(n: int, peers: int | None, server: SimServerProcess, workdir: Path
         fleet += ["--workers", str(workers)]
     if peers is not None:
         fleet += ["--peers", str(peers)]
+    if persist is not None:
+        fleet += ["--persist", "600"]
     prof_path = out.with_suffix(".prof")
     command = [sys.executable] + (["-m", "cProfile", "-o", str(prof_path)] if profile else []) + fleet
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    env = fleet_env() | (persist.env if persist is not None else {})
+    daemon_cpu = persist.cpu() if persist is not None else 0.0
     expected = n * (n - 1) if peers is None or peers >= n - 1 else n * peers
     load_before = loadavg()[0]
     server_cpu = process_cpu(server.pid)
@@ -269,10 +316,11 @@ def run_fleet(n: int, peers: int | None, server: SimServerProcess, workdir: Path
               wall_s=wall, cpu_s=usage.ru_utime + usage.ru_stime, rss_mb=hwm[0],
               ru_maxrss_mb=usage.ru_maxrss / 1024,
               server_cpu_s=process_cpu(server.pid) - server_cpu,
+              daemon_cpu_s=persist.cpu() - daemon_cpu if persist is not None else None,
               load_before=load_before, load_after=loadavg()[0])
     # What everything else on the machine (another benchmark, say) used meanwhile, as a share of
     # all its CPUs: above a few percent, the numbers of this run are disturbed.
-    others = machine_busy() - busy - run.cpu_s - run.server_cpu_s
+    others = machine_busy() - busy - run.cpu_s - run.server_cpu_s - (run.daemon_cpu_s or 0.0)
     run.others_cpu_pct = max(0.0, 100 * others / (wall * (os.cpu_count() or 1)))
     text = stdout_path.read_text(encoding="utf-8", errors="replace")
     run.headline = next((line for line in text.splitlines() if line.startswith("mesh ")), "")
@@ -325,14 +373,15 @@ def _fit(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
 
 
 def table(rows: list[Run]) -> list[str]:
-    head = ["N", "pairs", "ok", "wall s", "run s", "per-host ms", "CPU s", "peak RSS MB",
-            "MB/1k pairs", "server CPU s", "JSON MB", "others CPU %", "load 1m"]
+    head = ["N", "pairs", "ok", "wall s", "run s", "per-host ms", "CPU s", "daemon CPU s",
+            "peak RSS MB", "MB/1k pairs", "server CPU s", "JSON MB", "others CPU %", "load 1m"]
     body = []
     for r in rows:
         body.append([str(r.hosts), str(r.pairs_expected), f"{r.ok}" + ("" if r.all_ok else " !"),
                      f"{r.wall_s:.2f}",
                      "-" if r.fleet_elapsed_s is None else f"{r.fleet_elapsed_s:.2f}",
-                     f"{1000 * r.wall_s / r.hosts:.1f}", f"{r.cpu_s:.2f}", f"{r.rss_mb:.0f}",
+                     f"{1000 * r.wall_s / r.hosts:.1f}", f"{r.cpu_s:.2f}",
+                     "-" if r.daemon_cpu_s is None else f"{r.daemon_cpu_s:.2f}", f"{r.rss_mb:.0f}",
                      f"{1000 * r.rss_mb / max(1, r.pairs_expected):.3f}",
                      f"{r.server_cpu_s:.2f}", f"{r.json_mb:.1f}", f"{r.others_cpu_pct:.0f}",
                      f"{r.load_before:.2f}>{r.load_after:.2f}"])
@@ -394,6 +443,10 @@ def main(argv: list[str] | None = None) -> int:
                              "default); by default fleet gets the hard limit")
     parser.add_argument("--profile", action="store_true",
                         help="run fleet under cProfile (slower) and print its top functions")
+    parser.add_argument("--persist", action="store_true",
+                        help="warm runs: fleet --persist 600 with a background process started "
+                             "here; one untimed run per size logs in first; its CPU during each "
+                             "run is the 'daemon CPU s' column")
     options = parser.parse_args(argv)
     sizes = [int(s) for s in options.sizes.split(",") if s.strip()]
     if not sizes or min(sizes) < 2:
@@ -416,19 +469,28 @@ def main(argv: list[str] | None = None) -> int:
     print(f"server: one process, round stand-in {options.round} ({round_text}, reply "
           f"{options.reply_ms:g} ms); fleet: --connect-workers {options.connect_workers}"
           f"{'' if options.workers is None else f' --workers {options.workers}'}; "
-          f"mesh: {'full' if options.peers is None else f'--peers {options.peers}'}; "
+          f"mesh: {'full' if options.peers is None else f'--peers {options.peers}'}"
+          f"{'; warm (--persist)' if options.persist else ''}; "
           f"{os.cpu_count()} CPUs; load {' '.join(f'{x:.2f}' for x in loadavg())}", flush=True)
     server = None
+    persist: PersistDaemon | None = None
     runs: list[Run] = []
     interrupted = False
     try:
         server = SimServerProcess(workdir, options.round, options.reply_ms, max(sizes))
+        if options.persist:
+            persist = PersistDaemon(workdir, options.profile)
         for n in sizes:
+            if persist is not None:  # logs in to every host; not timed
+                run_fleet(n, options.peers, server, workdir,
+                          connect_workers=options.connect_workers, workers=options.workers,
+                          keep_json=False, profile=False, timeout=options.timeout,
+                          nofile=options.nofile, persist=persist)
             for k in range(options.runs):
                 run = run_fleet(n, options.peers, server, workdir,
                                 connect_workers=options.connect_workers, workers=options.workers,
                                 keep_json=options.keep_json, profile=options.profile,
-                                timeout=options.timeout, nofile=options.nofile)
+                                timeout=options.timeout, nofile=options.nofile, persist=persist)
                 runs.append(run)
                 state = "all ok" if run.all_ok else f"NOT OK: {run.error or run.headline}"
                 print(f"  N={n} run {k + 1}/{options.runs}: {run.wall_s:.2f} s wall, "
@@ -441,6 +503,9 @@ def main(argv: list[str] | None = None) -> int:
         interrupted = True
         print("simulate: interrupted", file=sys.stderr)
     finally:
+        if persist is not None:
+            for line in persist.stop():
+                print("    daemon " + line)
         if server is not None:
             server.stop()
     rows = [_median_run([r for r in runs if r.hosts == n]) for n in dict.fromkeys(r.hosts for r in runs)]

@@ -72,8 +72,26 @@ def _plan(count: int, peers: int | None) -> list[array[int]]:
     return peer_plan(count, peers)
 
 
+_POSITIONS: list[tuple[Sequence[FleetHost], dict[str, int]]] = []  # the last fleets seen
+
+
+def _position(host: HostRun[FleetHost]) -> int:
+    """The host's index in its fleet: looked up in the fleet's index of names, made once per
+    fleet (every host of a run shares one), not by a search of the fleet per host."""
+    fleet, name = host.fleet, host.name
+    for seen, positions in _POSITIONS:
+        i = positions.get(name, -1) if seen is fleet else -1
+        if 0 <= i < len(fleet) and fleet[i].name == name:
+            return i
+    positions = {}
+    for i, h in enumerate(fleet):
+        positions.setdefault(h.name, i)
+    _POSITIONS[:] = [(fleet, positions), *_POSITIONS[:3]]
+    return positions[name]
+
+
 def _targets(host: HostRun[FleetHost]) -> tuple[int, list[tuple[int, FleetHost]]]:
-    index = next(i for i, h in enumerate(host.fleet) if h.name == host.name)
+    index = _position(host)
     plan = _plan(len(host.fleet), host.params.peers)
     return index, [(j, host.fleet[j]) for j in plan[index]]
 

@@ -18,6 +18,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from benchmarks.jobs import BED_JOBS, COUNT, INTERVAL_S, TIMEOUT_S
 from benchmarks.peers import REPO, Context, Invocation, Outcome, python_env
@@ -47,7 +48,7 @@ def invocation(ctx: Context) -> Invocation:
 
 
 def fleet_invocation(ctx: Context, extra: Sequence[str] = (),
-                     env: dict[str, str] | None = None) -> Invocation:
+                     env: dict[str, str] | None = None, cwd: Path | None = None) -> Invocation:
     report = ctx.rundir / "fleet.json"
     base = [*ctx.bench.prefix, sys.executable, "-m", "fleet", "run"]
     common = ["-i", str(ctx.bench.inventory_dir), "--json", str(report), "--no-progress", *extra]
@@ -79,4 +80,5 @@ def fleet_invocation(ctx: Context, extra: Sequence[str] = (),
                   if h.get("state") == "error"]
         return Outcome(int(summary.get("ok", 0)), note=note, errors=errors)
 
-    return Invocation(argv, collect, env or python_env())
+    # `python -m` puts the working directory first on the path: it picks the tree that runs
+    return Invocation(argv, collect, env or python_env(), cwd)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from operator import mul
 
 from fleet.mesh.ping import RTT_DECIMALS, PingStats
 
@@ -19,26 +20,33 @@ _SEND_ERROR = re.compile(r"^(?P<target>\S+?):\s+error while sending ping:\s*(?P<
 
 def stats_from_times(times: Sequence[float | None]) -> PingStats:
     """PingStats from per-probe round-trip times (None: no reply), with ping's mdev."""
-    replies = [t for t in times if t is not None]
-    if not replies:
-        return PingStats(sent=len(times), received=0)
-    mean = sum(replies) / len(replies)
-    mdev = math.sqrt(max(0.0, sum(t * t for t in replies) / len(replies) - mean * mean))
-    return PingStats(sent=len(times), received=len(replies), rtt_min_ms=min(replies),
-                     rtt_avg_ms=round(mean, RTT_DECIMALS), rtt_max_ms=max(replies),
-                     rtt_mdev_ms=round(mdev, RTT_DECIMALS), replies_ms=tuple(replies))
+    replies: list[float] = [t for t in times if t is not None]
+    n = len(replies)
+    if not n:
+        return PingStats(len(times), 0)
+    mean = sum(replies) / n
+    mdev = math.sqrt(max(0.0, sum(map(mul, replies, replies)) / n - mean * mean))
+    return PingStats(len(times), n, 0, min(replies), round(mean, RTT_DECIMALS), max(replies),
+                     round(mdev, RTT_DECIMALS), tuple(replies))
 
 
 def parse_fping(output: str) -> tuple[dict[str, PingStats], dict[str, str]]:
     """(statistics per target, send error per target) from `fping -C`-style output."""
+    return parse_fping_lines(output.splitlines())
+
+
+def parse_fping_lines(lines: Iterable[str]) -> tuple[dict[str, PingStats], dict[str, str]]:
+    """parse_fping of output already cut into lines."""
     stats: dict[str, PingStats] = {}
     errors: dict[str, str] = {}
-    for line in output.splitlines():
+    for line in lines:
         line = line.strip()
         summary = _SUMMARY.match(line)
         if summary:
-            times = [None if t == "-" else float(t) for t in summary.group("times").split()]
-            stats[summary.group("target")] = stats_from_times(times)
+            target, times = summary.groups()
+            stats[target] = stats_from_times(
+                [None if t == "-" else float(t) for t in times.split()] if "-" in times
+                else list(map(float, times.split())))
             continue
         error = _SEND_ERROR.match(line)
         if error:

@@ -16,10 +16,11 @@ reader to decide.
 
 from __future__ import annotations
 
+import functools
 from array import array
 from bisect import bisect_left
 from collections import Counter, namedtuple
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address, IPv6Interface
@@ -29,7 +30,13 @@ from typing import Any
 from fleet.core.errors import error_kind, failure_reason
 from fleet.inventory import FleetHost
 from fleet.isatap import ISATAP_PREFIX_LENGTH
-from fleet.mesh.percentiles import counter_percentiles, micros, sample_percentiles
+from fleet.mesh.percentiles import (
+    counter_percentiles,
+    micro_counts,
+    micros,
+    percentile_indexes,
+    sample_percentiles,
+)
 from fleet.mesh.ping import RTT_DECIMALS, loss_pct
 from fleet.mesh.probe import PingOutcome, ProbeParams
 
@@ -103,17 +110,34 @@ class Pair:
 
 
 PAIR_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Pair))
+# The fields read from the stored RTTs (pair_values' `rtts`).
+RTT_FIELDS = ("rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "rtt_mdev_ms", "rtt_p50_ms", "rtt_p90_ms",
+              "rtt_p99_ms")
 # A pair's values by name without a Pair object: what renderers of millions of pairs read.
 PairRow = namedtuple("PairRow", PAIR_FIELDS)  # type: ignore[misc]  # fields from Pair, one definition
 
 
 def rtts_ms(values: Iterable[float]) -> list[float | None]:
-    """Stored RTTs (NaN: no reply) as reported: milliseconds to the microsecond, or None."""
-    return [None if v != v else round(v, RTT_DECIMALS) for v in values]
+    """Stored RTTs (NaN: no reply) as reported: milliseconds to the microsecond, or None.
+    Each distinct value is rounded once: a mesh's RTTs repeat (microseconds, stored as float32)."""
+    values = values.tolist() if isinstance(values, array) else list(values)
+    # a NaN is found by identity: each one read from the array is its own object, in the set too
+    shown = {v: None if v != v else round(v, RTT_DECIMALS) for v in set(values)}
+    return list(map(shown.__getitem__, values))
 
 
+def rtt_texts(values: array[float]) -> list[str]:
+    """Stored RTTs as the JSON report writes them: rtts_ms's numbers as json writes them, or
+    "null"; each distinct value rounded and written once."""
+    listed = values.tolist()
+    shown = {v: "null" if v != v else repr(round(v, RTT_DECIMALS)) for v in set(listed)}
+    return list(map(shown.__getitem__, listed))
+
+
+@functools.lru_cache(maxsize=4096)
 def pair_loss_pct(state: PairState, sent: int, received: int) -> float | None:
-    """A pair's loss in percent; None when it could not tell (an error, or nothing sent)."""
+    """A pair's loss in percent; None when it could not tell (an error, or nothing sent).
+    Remembered: a mesh has millions of pairs and a handful of (state, sent, received)."""
     return None if state is PairState.ERROR or sent == 0 else loss_pct(sent, received)
 
 
@@ -193,6 +217,67 @@ class PairColumns:
             self.pct[3 * row:3 * row + 3] = array("f", (
                 NAN if v is None else v for v in sample_percentiles(stats.replies_ms)))
             self.replies.update(micros(stats.replies_ms))
+
+    def add_outcomes(self, src: int, dsts: Sequence[int],
+                     outcomes: Iterable[PingOutcome | None]) -> None:
+        """add_outcome for each destination and its outcome, in one pass: the columns are
+        extended once and the replies counted once (what a source's hundreds of pairs need;
+        the same values as add_outcome, pair by pair)."""
+        start = len(self)
+        states: list[int] = []
+        sent: list[int] = []
+        received: list[int] = []
+        rtt: list[float] = []
+        pct: list[float] = []
+        micro: list[float] = []
+        errors = self.errors
+        ok, lossy, unreachable, error = (STATES.index(s) for s in (
+            PairState.OK, PairState.LOSSY, PairState.UNREACHABLE, PairState.ERROR))
+        no_rtt, no_pct = (NAN, NAN, NAN, NAN), (NAN, NAN, NAN)
+        for row, outcome in enumerate(outcomes, start):
+            stats = outcome.stats if outcome is not None else None
+            if stats is None or stats.sent == 0:
+                errors[row] = "not probed" if outcome is None else (
+                    outcome.error or "the probe printed no statistics")
+                states.append(error)
+                sent.append(0 if stats is None else min(stats.sent, 0xFFFF))
+                received.append(0)
+                rtt += no_rtt
+                pct += no_pct
+                continue
+            n, got = stats.sent, stats.received
+            states.append(ok if got >= n else unreachable if got == 0 else lossy)
+            sent.append(min(n, 0xFFFF))
+            received.append(min(got, 0xFFFF))
+            lo, avg, hi, dev = stats.rtt_min_ms, stats.rtt_avg_ms, stats.rtt_max_ms, stats.rtt_mdev_ms
+            if lo is None or avg is None or hi is None or dev is None:
+                rtt += [NAN if v is None else v for v in (lo, avg, hi, dev)]
+            else:
+                rtt += (lo, avg, hi, dev)
+            replies = stats.replies_ms
+            if replies:
+                ordered = sorted(replies)
+                pct += [NAN if i is None else ordered[i] for i in percentile_indexes(len(ordered))]
+                micro += replies
+            else:
+                pct += no_pct
+        count = len(states)
+        if len(dsts) != count:
+            raise ValueError(f"{len(dsts)} destinations for {count} outcomes")
+        self.src.extend(array("I", [src]) * count)
+        self.dst.extend(dsts)
+        self.state.fromlist(states)
+        self.sent.fromlist(sent)
+        self.received.fromlist(received)
+        self.rtt.fromlist(rtt)
+        self.pct.fromlist(pct)
+        self.u_state.extend(array("B", [NOT_MEASURED]) * count)
+        self.u_sent.extend(array("H", [0]) * count)
+        self.u_received.extend(array("H", [0]) * count)
+        self.u_rtt.extend(array("f", [NAN]) * count)
+        self.mtu.extend(array("b", [MTU_NOT_MEASURED]) * count)
+        if micro:
+            self.replies.update(micro_counts(micro))
 
     def set_underlay(self, row: int, outcome: PingOutcome | None) -> None:
         """Row `row`'s underlay from the outcome of pinging the peer's IPv4 (None: no answer)."""
@@ -403,21 +488,30 @@ class Mesh:
 
 
 def pair_values(c: PairColumns, names: Sequence[str], mtu_size: int | None, start: int = 0,
-                stop: int | None = None) -> tuple[list[Any], ...]:
+                stop: int | None = None,
+                rtts: Callable[[array[float]], list[Any]] = rtts_ms) -> tuple[list[Any], ...]:
     """Rows `start` to `stop` of columns `c` as one list per field of a Pair, in PAIR_FIELDS
-    order; `names` are the hosts' names by index, `mtu_size` the MTU check's (None: not run)."""
+    order; `names` are the hosts' names by index, `mtu_size` the MTU check's (None: not run).
+    `rtts` reads the stored RTTs (the fields in RTT_FIELDS): rtts_ms, or rtt_texts for JSON."""
     stop = len(c) if stop is None else stop
     states = list(map(STATES.__getitem__, c.state[start:stop]))
     sent, received = c.sent[start:stop].tolist(), c.received[start:stop].tolist()
-    rtt = rtts_ms(c.rtt[4 * start:4 * stop])
-    pct = rtts_ms(c.pct[3 * start:3 * stop])
+    rtt = rtts(c.rtt[4 * start:4 * stop])
+    pct = rtts(c.pct[3 * start:3 * stop])
     return (list(map(names.__getitem__, c.src[start:stop])),
             list(map(names.__getitem__, c.dst[start:stop])),
             states, sent, received, list(map(pair_loss_pct, states, sent, received)),
             rtt[0::4], rtt[1::4], rtt[2::4], rtt[3::4], pct[0::3], pct[1::3], pct[2::3],
             list(map(c.errors.get, range(start, stop))),
-            [_underlay(c, row) for row in range(start, stop)],
-            [_mtu(c, mtu_size, row) for row in range(start, stop)])
+            [None] * (stop - start) if _none_measured(c.u_state, NOT_MEASURED, start, stop)
+            else [_underlay(c, row) for row in range(start, stop)],
+            [None] * (stop - start)
+            if mtu_size is None or _none_measured(c.mtu, MTU_NOT_MEASURED, start, stop)
+            else [_mtu(c, mtu_size, row) for row in range(start, stop)])
+
+
+def _none_measured(codes: array[int], not_measured: int, start: int, stop: int) -> bool:
+    return codes[start:stop].count(not_measured) == stop - start
 
 
 def _underlay(c: PairColumns, row: int) -> Underlay | None:
@@ -467,12 +561,14 @@ def source_report(src: int, targets: Sequence[tuple[int, str]], method: str,
     the outcomes keyed by them; `mtu`: the full-size outcomes keyed by the IPv6 texts."""
     pairs = PairColumns()
     ipv4s = underlay[0] if underlay is not None else ()
-    for k, (dst, address) in enumerate(targets):
-        pairs.add_outcome(src, dst, outcomes.get(address))
-        if underlay is not None:
-            pairs.set_underlay(len(pairs) - 1, underlay[1].get(ipv4s[k]))
-        if mtu is not None:
-            pairs.set_mtu(len(pairs) - 1, mtu.get(address))
+    pairs.add_outcomes(src, array("I", [dst for dst, _ in targets]),
+                       map(outcomes.get, [address for _, address in targets]))
+    if underlay is not None:
+        for row, ipv4 in enumerate(ipv4s):
+            pairs.set_underlay(row, underlay[1].get(ipv4))
+    if mtu is not None:
+        for row, (_, address) in enumerate(targets):
+            pairs.set_mtu(row, mtu.get(address))
     return SourceReport(method, tunnel_addresses, pairs, notes)
 
 
@@ -501,7 +597,7 @@ def build_mesh(hosts: Sequence[FleetHost],
                 if params.mtu_size is not None:
                     columns.set_mtu_unknown(len(columns) - 1, f"source failed: {reason}")
             continue
-        own = IPv6Interface(f"{src.address}/{ISATAP_PREFIX_LENGTH}")
+        own = IPv6Interface((src.address, ISATAP_PREFIX_LENGTH))
         start = len(columns)
         columns.extend(report.pairs)
         report.pairs.clear()

@@ -11,9 +11,12 @@ report shows), whose size is bounded by the spread of the RTTs, not by their num
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import repeat
+from operator import mul
 
 PERCENTILES = (50, 90, 99)
 MICROS_PER_MS = 1000
@@ -29,16 +32,26 @@ def rank(p: int, n: int) -> int:
     return max(1, math.ceil(p * n / 100))
 
 
+@functools.cache
+def percentile_indexes(n: int) -> tuple[int | None, ...]:
+    """Where (p50, p90, p99) are among n sorted samples (0-based); None where there are too few."""
+    return tuple(rank(p, n) - 1 if enough_samples(p, n) else None for p in PERCENTILES)
+
+
 def sample_percentiles(samples_ms: Sequence[float]) -> tuple[float | None, ...]:
     """(p50, p90, p99) of one pair's replies, in ms; None where there are too few."""
     ordered = sorted(samples_ms)
-    n = len(ordered)
-    return tuple(ordered[rank(p, n) - 1] if enough_samples(p, n) else None for p in PERCENTILES)
+    return tuple(None if i is None else ordered[i] for i in percentile_indexes(len(ordered)))
+
+
+def micro_counts(samples_ms: Iterable[float]) -> Iterator[int]:
+    """Replies as whole microseconds, one by one (what a Counter of them counts)."""
+    return map(round, map(mul, samples_ms, repeat(MICROS_PER_MS)))
 
 
 def micros(samples_ms: Iterable[float]) -> Counter[int]:
     """Replies as a Counter of whole microseconds."""
-    return Counter(round(v * MICROS_PER_MS) for v in samples_ms)
+    return Counter(micro_counts(samples_ms))
 
 
 def counter_percentiles(counts: Counter[int]) -> dict[str, float | None]:

@@ -17,16 +17,17 @@ other, so each adds about one ping round to the probe's time, and their answers 
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from ipaddress import IPv6Address, IPv6Interface
+from ipaddress import IPv6Interface
 
 from fleet.core.sections import section, split_sections
 from fleet.isatap import TUNNEL_MTU, TUNNEL_NAME
-from fleet.mesh.fping import parse_fping
+from fleet.mesh.fping import parse_fping_lines
 from fleet.mesh.ping import PingStats, failure_reason, parse_ping
 
 METHODS = ("auto", "fping", "python", "ping")
@@ -137,6 +138,7 @@ def _lanes(targets: Sequence[str], count: int) -> list[list[str]]:
     return lanes
 
 
+@functools.cache
 def _prober_program() -> str:
     return resources.files("fleet.mesh").joinpath("icmp_prober.py").read_text(encoding="utf-8")
 
@@ -269,7 +271,9 @@ class MeshProbe:
         lines = body.splitlines()
         if lines and lines[-1].startswith(_RC):
             status = int(lines.pop()[len(_RC):].strip() or -1)
-        stats, errors = parse_fping("\n".join(lines))
+        stats, errors = parse_fping_lines(lines)
+        if not errors:  # the usual answer: every peer's pings were sent
+            return {target: PingOutcome(target, value, status) for target, value in stats.items()}
         outcomes: dict[str, PingOutcome] = {}
         for text, value in stats.items():
             target = text  # the prober prints each address as it was given
@@ -329,10 +333,9 @@ def parse_proc_inet6(text: str) -> tuple[IPv6Interface, ...]:
         if len(fields) != 2 or len(fields[0]) != 32:
             continue
         try:
-            address = IPv6Address(int(fields[0], 16))
-            iface = IPv6Interface(f"{address}/{int(fields[1], 16)}")
+            iface = IPv6Interface((int(fields[0], 16), int(fields[1], 16)))
         except ValueError:
             continue
-        if not address.is_link_local:
+        if not iface.ip.is_link_local:
             found.append(iface)
     return tuple(found)

@@ -20,7 +20,19 @@ from fleet.core.output import columns
 from fleet.core.results import EXIT_INTERRUPTED, Highlight
 from fleet.core.terminal import one_line, printable
 from fleet.mesh.diagnosis import Finding
-from fleet.mesh.model import PAIR_FIELDS, STATES, HostState, Mesh, MtuCheck, Pair, PairState, Underlay
+from fleet.mesh.model import (
+    PAIR_FIELDS,
+    RTT_FIELDS,
+    STATES,
+    HostState,
+    Mesh,
+    MtuCheck,
+    Pair,
+    PairState,
+    Underlay,
+    pair_values,
+    rtt_texts,
+)
 from fleet.mesh.verdict import MeshVerdict, expected_pairs, judge
 
 SYMBOLS = {PairState.OK: ".", PairState.LOSSY: "~", PairState.UNREACHABLE: "X", PairState.ERROR: "E"}
@@ -53,11 +65,21 @@ def _mtu_text(m: MtuCheck | None) -> str:
     return (f'{{"ok": {json.dumps(m.ok)}, "size": {m.size}, "error": {_json_or_null(m.error)}}}')
 
 
+def _number_texts(column: list[float | None]) -> list[str]:
+    """Each number as JSON writes it, each distinct one written once (RTTs and loss repeat)."""
+    texts = {v: "null" if v is None else repr(v) for v in set(column)}
+    return list(map(texts.__getitem__, column))
+
+
+def _as_they_are(column: list[Any], quoted: dict[Any, str]) -> list[Any]:
+    return column
+
+
 _COLUMN_RENDERERS: dict[object, Callable[[list[Any], dict[Any, str]], Iterable[str]]] = {
     str: lambda column, quoted: map(quoted.__getitem__, column),
     PairState: lambda column, quoted: map(quoted.__getitem__, column),
     int: lambda column, quoted: map(str, column),
-    float | None: lambda column, quoted: ["null" if v is None else repr(v) for v in column],
+    float | None: lambda column, quoted: _number_texts(column),
     str | None: lambda column, quoted: ["null" if v is None else json.dumps(v) for v in column],
     Underlay | None: lambda column, quoted: map(_underlay_text, column),
     MtuCheck | None: lambda column, quoted: map(_mtu_text, column),
@@ -129,9 +151,13 @@ class MeshJson:
         quoted = {h.name: json.dumps(h.name) for h in mesh.hosts}
         quoted.update((state, json.dumps(state.value)) for state in STATES)
         types = get_type_hints(Pair)
-        render = [_COLUMN_RENDERERS[types[name]] for name in PAIR_FIELDS]
+        # the RTTs come as JSON texts already (rtt_texts): each distinct value written once
+        render = [_as_they_are if name in RTT_FIELDS else _COLUMN_RENDERERS[types[name]]
+                  for name in PAIR_FIELDS]
+        names = [h.name for h in mesh.hosts]
         for begin in range(0, mesh.pair_count, PAIR_BATCH):
-            values = mesh.value_columns(begin, min(mesh.pair_count, begin + PAIR_BATCH))
+            values = pair_values(mesh.columns, names, mesh.params.mtu_size, begin,
+                                 min(mesh.pair_count, begin + PAIR_BATCH), rtts=rtt_texts)
             for row in zip(*[r(column, quoted) for r, column in zip(render, values)]):
                 yield template % row
 

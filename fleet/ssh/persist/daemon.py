@@ -78,6 +78,9 @@ class Daemon:
         self.idle = idle
         self.pool: dict[str, Pooled] = {}
         self._connecting: dict[str, asyncio.Lock] = {}
+        # identity -> the keys of its connections (some perhaps gone from the pool since): a
+        # connect looks at the same host's other connections only, not the whole pool
+        self._keys_of: dict[str, set[str]] = {}
         # One transport per (policy, trust digest): a transport reads each file once, so a file
         # whose contents changed is read by a new transport, never served from an old parse.
         self._transports: OrderedDict[tuple[str, str], AsyncsshTransport] = OrderedDict()
@@ -131,10 +134,15 @@ class Daemon:
 
     def _retire_others(self, identity: str, key: str) -> None:
         """The same host under other trust: no new session gets those connections any more."""
-        for other_key, other in list(self.pool.items()):
-            if other.identity == identity and other_key != key:
+        keys = self._keys_of.setdefault(identity, set())
+        for other_key in list(keys):
+            other = self.pool.get(other_key)
+            if other is None or other.identity != identity:
+                keys.discard(other_key)
+            elif other_key != key:
                 other.retired = True
                 self._close_if_unused(other_key)
+        keys.add(key)
 
     def _close_if_unused(self, key: str) -> None:
         pooled = self.pool.get(key)

@@ -35,7 +35,7 @@ import socket
 import stat
 import struct
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +86,11 @@ class ConnectionSpec:
             raise ValueError(f"bad connection target: {exc}") from exc
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # the fields as dataclasses.asdict gives them, without its deep copy of every option
+        # value (plain data from the inventory, only read): twice per host and run in the daemon
+        return {"name": self.name, "ssh_host": self.ssh_host, "ssh_port": self.ssh_port,
+                "username": self.username, "password": self.password,
+                "ssh_options": dict(self.ssh_options)}
 
 
 def connection_identity(spec: ConnectionSpec, *, policy: str) -> str:
