@@ -119,9 +119,11 @@ class Watcher:
     def stop(self) -> tuple[int, str]:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        out, _ = self.process.communicate(timeout=60)
+        # not communicate(): it would read stderr too, beside the reader thread, and keep its part
+        self.process.wait(timeout=60)
         self._reader.join(timeout=5)
-        return self.process.returncode, out
+        assert self.process.stdout is not None
+        return self.process.returncode, self.process.stdout.read()
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -161,8 +163,9 @@ def test_a_host_gone_is_a_gap_its_return_a_recovery_and_sigterm_keeps_the_histor
         url = watcher.metrics_url()
         assert url.startswith("http://127.0.0.1:") and url.endswith("/metrics")
         wait_for(lambda: rounds(db) >= 1, "round 1")
-        metrics = scrape(url)
-        assert metrics["fleet_mesh_verdict[('status', 'ok')]"] == 1
+        # the history is written first, then the metrics: wait for the round to reach them too
+        metrics = wait_for(lambda: (m := scrape(url)).get("fleet_mesh_verdict[('status', 'ok')]") == 1
+                           and m, "round 1 in the metrics")
         assert metrics["fleet_mesh_hosts[]"] == 3
         assert metrics["fleet_mesh_host_up[('host', 'h3')]"] == 1
         textfile = (tmp_path / "fleet.prom").read_text()
