@@ -116,7 +116,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                          f"local with a shard per core from {AUTO_HOSTS} hosts, when installed)")
     cluster.add_argument("--shards", type=positive_int, default=None, metavar="N",
                          help="split the hosts into N shards (default: one per core; alone, "
-                         "implies --cluster local)")
+                         "implies --cluster local); --workers and --connect-workers bound each "
+                         "shard")
     ssh = parser.add_argument_group("ssh")
     ssh.add_argument("--host-key-checking", choices=HOST_KEY_CHECKING, default="yes",
                      help="as OpenSSH's StrictHostKeyChecking: yes refuses unknown and changed "
