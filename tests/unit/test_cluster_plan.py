@@ -91,3 +91,17 @@ def test_merge_gives_every_host_one_result_lost_and_unanswered_shards_included()
     assert "ConnectionError: gone" in results["h2"].exception.reason
     assert [error_kind(results[h].exception) for h in ("h4", "h5")] == ["interrupted"] * 2
     assert not outcome.interrupted and outcome.elapsed == 2.0
+
+
+def test_the_shards_progress_is_told_as_the_whole_runs():
+    from fleet.cluster.runner import _Relay
+    from fleet.core.progress import CONNECTED, HOST_DONE, ProgressEvent
+
+    heard: list[ProgressEvent] = []
+    relay = _Relay("mesh", 4, 2, heard.append)
+    relay.relay(0, [ProgressEvent("mesh", CONNECTED, "h0", 0, 2, 1),
+                    ProgressEvent("mesh", HOST_DONE, "h0", 1, 2, 1, False, 3, "pairs answered")], 1)
+    relay.relay(1, [ProgressEvent("mesh", HOST_DONE, "h2", 1, 2, 2, True)], 2)
+    assert [(e.kind, e.host, e.done, e.total, e.connected) for e in heard] == [
+        (CONNECTED, "h0", 0, 4, 1), (HOST_DONE, "h0", 1, 4, 1), (HOST_DONE, "h2", 2, 4, 3)]
+    assert (heard[1].count, heard[1].count_label, heard[2].failed) == (3, "pairs answered", True)
