@@ -108,6 +108,29 @@ def _vm_hwm_mb(pid: int) -> float | None:
     return None
 
 
+def _tree_rss_mb(root: int) -> float:
+    """RSS of `root` and every process below it (a sharded run's cluster workers), now."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                    ppid = int(f.read().rpartition(")")[2].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry))
+    pages, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo += parents.get(pid, [])
+        try:
+            with open(f"/proc/{pid}/statm", encoding="ascii") as f:
+                pages += int(f.read().split()[1])
+        except (OSError, ValueError, IndexError):
+            pass
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 class SimServerProcess:
     """benchmarks.simserver as a child: started, and stopped by its PID, whatever happens."""
 
@@ -178,6 +201,9 @@ class Run:
     probe: str = ""
     error: str | None = None
     profile: list[str] = field(default_factory=list)
+    tree_rss_mb: float = 0.0  # peak of fleet's and its children's RSS summed (cluster workers)
+    cluster: str | None = None
+    shards: int | None = None
 
     @property
     def all_ok(self) -> bool:
@@ -230,7 +256,7 @@ class PersistDaemon:
 
 def _report_parts(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(header, tail) of fleet's streamed mesh JSON without loading the pairs: the header ends at
-    `"pairs": [`, the tail (summary, interrupted, elapsed_s) follows the last `]`."""
+    `"pairs": [`, the tail (summary, diagnosis, interrupted, elapsed_s) starts at `"summary"`."""
     marker = b',\n  "pairs": ['
     head = bytearray()
     with open(path, "rb") as f:
@@ -241,16 +267,17 @@ def _report_parts(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             head += chunk
         header = json.loads(bytes(head[:head.index(marker)]) + b"\n}")
         size = os.path.getsize(path)
-        f.seek(max(0, size - 4096))
-        tail = f.read().decode("utf-8")
-    at = tail.rfind("\n  ],\n")
-    return header, json.loads("{\n" + tail[at + len("\n  ],\n"):])
+        f.seek(max(0, size - (1 << 20)))
+        tail = f.read().decode("utf-8", errors="replace")
+    at = tail.rfind('\n  "summary": ')  # then the diagnosis (a list too), interrupted, elapsed_s
+    return header, json.loads("{" + tail[at:])
 
 
 def run_fleet(n: int, peers: int | None, server: SimServerProcess, workdir: Path, *,
               connect_workers: int, workers: int | None, keep_json: bool,
               profile: bool, timeout: float, nofile: int | None = None,
-              persist: PersistDaemon | None = None) -> Run:
+              persist: PersistDaemon | None = None,
+              cluster: str | None = None, shards: int | None = None) -> Run:
     inventory = write_inventory(workdir / f"inv-{n}", n, server.port, server.workdir / "keys")
     out = workdir / f"mesh-{n}{'' if peers is None else f'-k{peers}'}.json"
     stdout_path, stderr_path = out.with_suffix(".out"), out.with_suffix(".err")
@@ -262,6 +289,7 @@ def run_fleet(n: int, peers: int | None, server: SimServerProcess, workdir: Path
         fleet += ["--peers", str(peers)]
     if persist is not None:
         fleet += ["--persist", "600"]
+    fleet += ["--cluster", cluster or "no"] + ([] if shards is None else ["--shards", str(shards)])
     prof_path = out.with_suffix(".prof")
     command = [sys.executable] + (["-m", "cProfile", "-o", str(prof_path)] if profile else []) + fleet
     env = fleet_env() | (persist.env if persist is not None else {})
@@ -270,7 +298,7 @@ def run_fleet(n: int, peers: int | None, server: SimServerProcess, workdir: Path
     load_before = loadavg()[0]
     server_cpu = process_cpu(server.pid)
     busy = machine_busy()
-    hwm = [0.0]
+    hwm, tree = [0.0], [0.0]
     with open(stdout_path, "w") as so, open(stderr_path, "w") as se:
         started = time.monotonic()
         limit = None
@@ -282,10 +310,14 @@ def run_fleet(n: int, peers: int | None, server: SimServerProcess, workdir: Path
         done = threading.Event()
 
         def sample() -> None:
+            ticks = 0
             while not done.wait(0.05):
                 value = _vm_hwm_mb(child.pid)
                 if value is not None:
                     hwm[0] = max(hwm[0], value)
+                ticks += 1
+                if ticks % 4 == 0:  # the whole tree every 0.2 s (it reads every /proc entry)
+                    tree[0] = max(tree[0], _tree_rss_mb(child.pid))
 
         def kill_late() -> None:
             if not done.wait(timeout):
@@ -317,7 +349,8 @@ def run_fleet(n: int, peers: int | None, server: SimServerProcess, workdir: Path
               ru_maxrss_mb=usage.ru_maxrss / 1024,
               server_cpu_s=process_cpu(server.pid) - server_cpu,
               daemon_cpu_s=persist.cpu() - daemon_cpu if persist is not None else None,
-              load_before=load_before, load_after=loadavg()[0])
+              load_before=load_before, load_after=loadavg()[0],
+              tree_rss_mb=max(tree[0], hwm[0]), cluster=cluster, shards=shards)
     # What everything else on the machine (another benchmark, say) used meanwhile, as a share of
     # all its CPUs: above a few percent, the numbers of this run are disturbed.
     others = machine_busy() - busy - run.cpu_s - run.server_cpu_s - (run.daemon_cpu_s or 0.0)
@@ -374,7 +407,8 @@ def _fit(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
 
 def table(rows: list[Run]) -> list[str]:
     head = ["N", "pairs", "ok", "wall s", "run s", "per-host ms", "CPU s", "daemon CPU s",
-            "peak RSS MB", "MB/1k pairs", "server CPU s", "JSON MB", "others CPU %", "load 1m"]
+            "peak RSS MB", "tree MB", "MB/1k pairs", "server CPU s", "JSON MB", "others CPU %",
+            "load 1m"]
     body = []
     for r in rows:
         body.append([str(r.hosts), str(r.pairs_expected), f"{r.ok}" + ("" if r.all_ok else " !"),
@@ -382,6 +416,7 @@ def table(rows: list[Run]) -> list[str]:
                      "-" if r.fleet_elapsed_s is None else f"{r.fleet_elapsed_s:.2f}",
                      f"{1000 * r.wall_s / r.hosts:.1f}", f"{r.cpu_s:.2f}",
                      "-" if r.daemon_cpu_s is None else f"{r.daemon_cpu_s:.2f}", f"{r.rss_mb:.0f}",
+                     f"{r.tree_rss_mb:.0f}",
                      f"{1000 * r.rss_mb / max(1, r.pairs_expected):.3f}",
                      f"{r.server_cpu_s:.2f}", f"{r.json_mb:.1f}", f"{r.others_cpu_pct:.0f}",
                      f"{r.load_before:.2f}>{r.load_after:.2f}"])
@@ -441,6 +476,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nofile", type=int, default=None, metavar="N",
                         help="run fleet with this soft open-file limit (e.g. 1024, a common "
                              "default); by default fleet gets the hard limit")
+    parser.add_argument("--cluster", default=None, metavar="local|ADDRESS|no",
+                        help="fleet --cluster: shard each run (default: no, one process)")
+    parser.add_argument("--shards", type=int, default=None, metavar="N",
+                        help="fleet --shards (with --cluster local: one per core by default)")
     parser.add_argument("--profile", action="store_true",
                         help="run fleet under cProfile (slower) and print its top functions")
     parser.add_argument("--persist", action="store_true",
@@ -468,7 +507,9 @@ def main(argv: list[str] | None = None) -> int:
     print(LABEL)
     print(f"server: one process, round stand-in {options.round} ({round_text}, reply "
           f"{options.reply_ms:g} ms); fleet: --connect-workers {options.connect_workers}"
-          f"{'' if options.workers is None else f' --workers {options.workers}'}; "
+          f"{'' if options.workers is None else f' --workers {options.workers}'}"
+          f" --cluster {options.cluster or 'no'}"
+          f"{'' if options.shards is None else f' --shards {options.shards}'}; "
           f"mesh: {'full' if options.peers is None else f'--peers {options.peers}'}"
           f"{'; warm (--persist)' if options.persist else ''}; "
           f"{os.cpu_count()} CPUs; load {' '.join(f'{x:.2f}' for x in loadavg())}", flush=True)
@@ -490,7 +531,8 @@ def main(argv: list[str] | None = None) -> int:
                 run = run_fleet(n, options.peers, server, workdir,
                                 connect_workers=options.connect_workers, workers=options.workers,
                                 keep_json=options.keep_json, profile=options.profile,
-                                timeout=options.timeout, nofile=options.nofile, persist=persist)
+                                timeout=options.timeout, nofile=options.nofile, persist=persist,
+                                cluster=options.cluster, shards=options.shards)
                 runs.append(run)
                 state = "all ok" if run.all_ok else f"NOT OK: {run.error or run.headline}"
                 print(f"  N={n} run {k + 1}/{options.runs}: {run.wall_s:.2f} s wall, "
@@ -519,12 +561,15 @@ def main(argv: list[str] | None = None) -> int:
     driver_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\nwall: fleet process start to exit; run s: fleet's own elapsed_s (connect + probe); "
           f"peak RSS: fleet's VmHWM (ru_maxrss ceiling in --json; driver itself {driver_rss:.0f} MB); "
+          f"tree MB: peak of the RSS of fleet and every process below it (a cluster's workers), "
+          f"sampled every 0.2 s; CPU s: fleet's and its waited-for children's (the workers); "
           f"others CPU %: what other processes used of this machine's CPUs during the run")
     if options.json:
         document = {"label": LABEL, "simulation": True,
                     "server": {"round": options.round, "reply_ms": options.reply_ms},
                     "fleet_options": {"connect_workers": options.connect_workers,
-                                      "workers": options.workers, "peers": options.peers},
+                                      "workers": options.workers, "peers": options.peers,
+                                      "cluster": options.cluster, "shards": options.shards},
                     "cpus": os.cpu_count(), "interrupted": interrupted,
                     "runs": [{k: v for k, v in asdict(r).items() if k != "profile"} | {"all_ok": r.all_ok}
                              for r in runs],

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,22 +122,29 @@ def prepare(tasks: Sequence[str | Task], inventory: Inventory, *,
     return PreparedRun(loaded, contexts, inventory)
 
 
-async def execute(prepared: PreparedRun, transport: Transport, *, limits: RunLimits | None = None,
+async def execute(prepared: PreparedRun, transport: Transport | None, *,
+                  limits: RunLimits | None = None,
                   stop: asyncio.Event | None = None, progress: TaskProgress | None = None,
                   on_task_done: Callable[[TaskOutcome], None] | None = None,
-                  on_progress: ProgressListener | None = None) -> Outcome:
+                  on_progress: ProgressListener | None = None,
+                  runner: AbstractAsyncContextManager[Any] | None = None) -> Outcome:
     """Run prepared tasks in order over one connection per host; stops after an interrupted
     task. The transport stays the caller's to close.
 
     `progress(task, done, total, host, failed)` is called as each host finishes a task;
     `on_progress(event)` gets every ProgressEvent (fleet.core.progress): each connection
-    established too, and the count a task reports per host (the mesh: pairs answered)."""
+    established too, and the count a task reports per host (the mesh: pairs answered).
+    `runner` replaces the Runner over `transport` (a sharded run's, fleet.cluster)."""
     done: list[TaskOutcome] = []
     listeners = [f for f in (on_progress, None if progress is None else _host_done(progress)) if f]
     step = None if not listeners else _each(listeners)
-    async with Runner(transport, limits) as runner:
+    if runner is None:
+        if transport is None:
+            raise ValueError("execute needs a transport or a runner")
+        runner = Runner(transport, limits)
+    async with runner as running:
         for task, context in zip(prepared.tasks, prepared.contexts):
-            run = await runner.run(task.name, task.run, prepared.inventory.hosts,
+            run = await running.run(task.name, task.run, prepared.inventory.hosts,
                                    params=context.params, dry_run=context.dry_run, stop=stop,
                                    progress=step)
             outcome = TaskOutcome(task.name, run.results, task.report(context, run),
@@ -245,12 +253,38 @@ async def run_prepared(prepared: PreparedRun, *, limits: RunLimits | None = None
                        progress: TaskProgress | None = None, on_warning: Warn | None = None,
                        on_task_done: Callable[[TaskOutcome], None] | None = None,
                        on_progress: ProgressListener | None = None,
-                       on_closed: Callable[[Transport], None] | None = None) -> Outcome:
+                       on_closed: Callable[[Transport], None] | None = None,
+                       cluster: str | None = None, shards: int | None = None,
+                       on_note: Callable[[str], None] | None = None) -> Outcome:
     """A prepared run, start to end: over `transport` (the caller's to close), else over one
     opened here (open_transport: `host_key_checking`, `persist`, `on_warning`) and closed when the
     run ends, however it ends, then given to `on_closed` (kept connections say how many they
     reused); the rest is execute's. What to check before the run (preflight_warnings, the
-    caller's own files) is the caller's: run_async and the command line both run here."""
+    caller's own files) is the caller's: run_async and the command line both run here.
+
+    `cluster` ("local", a Dask scheduler's address, or "no") and `shards` shard the run
+    (fleet.cluster); neither given, a big fleet is sharded on a local cluster when the `cluster`
+    extra is installed, and `on_note` hears that choice either way."""
+    if transport is None:
+        from fleet.cluster.choice import plan
+
+        chosen, note = plan(len(prepared.inventory.hosts), cluster, shards)
+        if note and on_note is not None:
+            on_note(note)
+        if chosen is not None:
+            from fleet.cluster.start import sharded_runner
+
+            if persist > 0 and on_warning is not None:
+                on_warning("", "--persist is not used by a sharded run: its workers connect "
+                           "directly")
+
+            sharded = sharded_runner(prepared.tasks, [c.params for c in prepared.contexts],
+                                     any(c.dry_run for c in prepared.contexts),
+                                     prepared.inventory.hosts, chosen, limits or RunLimits(),
+                                     host_key_checking, on_warning)
+            return await execute(prepared, None, limits=limits, stop=stop, progress=progress,
+                                 on_task_done=on_task_done, on_progress=on_progress,
+                                 runner=sharded)
     own = transport is None
     used = transport or await open_transport(host_key_checking=host_key_checking,
                                              persist=persist, on_warning=on_warning)

@@ -39,6 +39,7 @@ from fleet.cli.options import (
 )
 from fleet.cli.parser import did_you_mean
 from fleet.cli.task_options import TaskOptions
+from fleet.cluster.choice import AUTO_HOSTS
 from fleet.core.errors import UsageError
 from fleet.core.oslimits import raise_open_file_limit
 from fleet.core.output import write_json_documents
@@ -102,6 +103,17 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     talk.add_argument("-v", "--verbose", action="store_true",
                       help="also print every host's full result (nornir-utils print_result)")
     add_limit_options(parser)
+    cluster = parser.add_argument_group("cluster (needs the cluster extra: Dask distributed)")
+    cluster.add_argument("--cluster", metavar="local|ADDRESS|no",
+                         help="shard the run: `local` starts a cluster of processes on this "
+                         "machine, ADDRESS (tcp://HOST:8786) uses a running Dask scheduler "
+                         "whose workers have fleet installed, `no` runs in this process; each "
+                         "shard's hosts are run by one worker over its own connections (default: "
+                         f"local with a shard per core from {AUTO_HOSTS} hosts, when installed)")
+    cluster.add_argument("--shards", type=positive_int, default=None, metavar="N",
+                         help="split the hosts into N shards (default: one per core; alone, "
+                         "implies --cluster local); --workers and --connect-workers bound each "
+                         "shard")
     ssh = add_host_key_options(parser)
     ssh.add_argument("--persist", type=persist_seconds, default=None, metavar="SECONDS",
                      help="keep the SSH connections open in a background process for SECONDS "
@@ -295,7 +307,9 @@ async def _run_here(prepared: api.PreparedRun, options: argparse.Namespace) -> a
         return await api.run_prepared(prepared, limits=run_limits(options),
                                       host_key_checking=options.host_key_checking,
                                       persist=options.persist, stop=stop, on_warning=_warn,
-                                      on_progress=display, on_task_done=task_done, on_closed=closed)
+                                      on_progress=display, on_task_done=task_done, on_closed=closed,
+                                      cluster=options.cluster, shards=options.shards,
+                                      on_note=_note if options.verbose else None)
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
@@ -308,6 +322,10 @@ def _warn(host: str, text: str) -> None:
     run's own (--persist falling back) is a plain warning."""
     line = f"WARNING: {host}: {text}" if host else f"warning: {text}"
     print(f"fleet: {printable(line)}", file=sys.stderr, flush=True)
+
+
+def _note(text: str) -> None:
+    print(f"fleet: {printable(text)}", file=sys.stderr, flush=True)
 
 
 def _persist_default() -> float:

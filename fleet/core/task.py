@@ -205,7 +205,12 @@ def load_task(name: str, extra: Sequence[Path] = (), builtins: Mapping[str, str]
         where = ", ".join(str(d) for d in search_path(extra)) or "no tasks directory"
         known = ", ".join(sorted(tasks)) or "none"
         raise TaskError(f"no task {name!r} (searched {where} and the built-ins; available: {known})")
-    source = tasks[name]
+    return task_from_source(name, tasks[name])
+
+
+def task_from_source(name: str, source: TaskSource) -> Task:
+    """Task NAME from where the search found it: a task file's path, or a built-in's module (a
+    cluster's worker loads the parent's tasks again this way)."""
     module = _import_task(source) if isinstance(source, Path) else importlib.import_module(source)
     if not is_host_task(getattr(module, "run", None)):
         raise TaskError(f"{source}: a task must define `async def run(host)`")
@@ -234,4 +239,4 @@ def is_host_task(run: object) -> bool:
 
 
 __all__ = ["Task", "TaskContext", "TaskSource", "available_tasks", "is_host_task", "load_task",
-           "resolve_tasks"]
+           "resolve_tasks", "task_from_source"]
