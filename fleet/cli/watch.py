@@ -32,14 +32,14 @@ from fleet.catalog import task as load_task
 from fleet.cli.options import (
     Commands,
     add_inventory_options,
+    files_read,
     positive_int,
     selected_hosts,
     text_stream,
+    warn,
 )
 from fleet.cli.parser import CommandParser
 from fleet.cli.run_tasks import (
-    _files_read,
-    _warn,
     add_host_key_options,
     add_limit_options,
     run_limits,
@@ -128,7 +128,7 @@ def run(options: argparse.Namespace) -> int:
     prepared = api.prepare([mesh], inventory, params={MESH: params},
                            host_key_checking=options.host_key_checking)
     check_outputs({"--json": options.json, "--prometheus": options.prometheus,
-                   "--history": options.history}, _files_read(inventory), command="watch")
+                   "--history": options.history}, files_read(inventory), command="watch")
     if options.prometheus is not None and options.prometheus == options.history:
         raise UsageError(f"--prometheus {options.prometheus}: that is the --history file")
     history = open_history(options.history, create=True)
@@ -173,7 +173,7 @@ async def _watch(prepared: Any, history: Any, options: argparse.Namespace,
               + (f" (after its round {last.id})" if last is not None else "")
               + "; Ctrl-C or SIGTERM stops", file=sys.stderr, flush=True)
         transport = KeptTransport(await api.open_transport(
-            host_key_checking=options.host_key_checking, on_warning=_warn))
+            host_key_checking=options.host_key_checking, on_warning=warn))
         end = await watch(prepared, transport, history, every=options.every, rounds=options.rounds,
                           limits=run_limits(options), stop=stop, options=settings, on_round=on_round)
     finally:
@@ -228,7 +228,7 @@ def _publish(done: Any, options: argparse.Namespace, server: Any) -> None:
             formats.write([done.outcome], {"prometheus": options.prometheus},
                           {"prometheus": {"pairs": pairs}})
         except OSError as exc:  # a full disk, say: the watch goes on, the history has the round
-            _warn("", f"--prometheus {options.prometheus}: not rewritten: {exc.strerror or exc}")
+            warn("", f"--prometheus {options.prometheus}: not rewritten: {exc.strerror or exc}")
 
 
 def _time(seconds: float) -> str:
