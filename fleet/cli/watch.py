@@ -11,16 +11,21 @@ It takes the mesh task's options (--count, --underlay, --mtu, --peers ...) from 
 Params, as `fleet run mesh` does, and `fleet run`'s inventory, limit and host-key options.
 
 Exit codes: 0 the last round was ok, 1 it was not (or no round finished), 2 usage, inventory or
-history error, 130 stopped by Ctrl-C or SIGTERM (every round finished before is in the history;
-the round the stop interrupted is not).
+history error, 130 stopped by Ctrl-C. Stopped by SIGTERM (`systemctl stop`, `kill`, `docker
+stop`), the watch closes its history and connections and then ends by SIGTERM itself, as
+systemd.service(5) asks of a program with a handler: a shell sees 143 (128 + 15), systemd a clean
+stop (SIGTERM is one of its clean ends; an exit(143) would mark the unit failed). Either way every
+round finished before the stop is in the history, and the round it interrupted is not.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -76,7 +81,9 @@ def add_parser(commands: Commands, mesh: Task | None = None) -> argparse.Argumen
         "as `fleet run mesh` does, write it to an SQLite history, serve its metrics to Prometheus, "
         "and print a line per round. Stop it with Ctrl-C or SIGTERM.",
         epilog="exit codes: 0 the last round ok, 1 not ok (or no round finished), 2 usage, "
-               "inventory or history error, 130 stopped (finished rounds are kept)")
+               "inventory or history error, 130 stopped by Ctrl-C; stopped by SIGTERM it ends "
+               "by SIGTERM itself (a shell shows 143, systemd a clean stop); finished rounds are "
+               "kept either way")
     add_inventory_options(watch)
     group = watch.add_argument_group("watch")
     group.add_argument("--every", type=duration, default=DEFAULT_EVERY, metavar="DURATION",
@@ -133,14 +140,30 @@ def run(options: argparse.Namespace) -> int:
         raise UsageError(f"--prometheus {options.prometheus}: that is the --history file")
     history = open_history(options.history, create=True)
     settings = {"every_s": options.every, **dataclasses.asdict(params)}
+    stopped_by: list[signal.Signals] = []
     try:
-        return asyncio.run(_watch(prepared, history, options, settings))
+        code = asyncio.run(_watch(prepared, history, options, settings, stopped_by))
     finally:
         history.close()
+    if signal.SIGTERM in stopped_by:
+        end_by(signal.SIGTERM)
+    return code
+
+
+def end_by(signum: signal.Signals) -> int:
+    """End the process by `signum` itself, its handler reset, once everything is closed: the
+    parent sees a process stopped by that signal (a shell: 128 + its number), which a handler's
+    exit code cannot say. Returns 128 + the number only where the signal does not end it."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe, a closed stream
+            stream.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    return 128 + int(signum)
 
 
 async def _watch(prepared: Any, history: Any, options: argparse.Namespace,
-                 settings: dict[str, Any]) -> int:
+                 settings: dict[str, Any], stopped_by: list[signal.Signals]) -> int:
     from fleet import api
     from fleet.watch.keep import KeptTransport
     from fleet.watch.loop import watch
@@ -151,8 +174,13 @@ async def _watch(prepared: Any, history: Any, options: argparse.Namespace,
     server = json_out = transport = None
 
     def interrupted() -> None:
+        stopped_by.append(signal.SIGINT)
         stop.set()
         loop.remove_signal_handler(signal.SIGINT)  # a second Ctrl-C stops at once
+
+    def terminated() -> None:
+        stopped_by.append(signal.SIGTERM)
+        stop.set()
 
     def on_round(done: Any) -> None:
         _publish(done, options, server)
@@ -163,7 +191,7 @@ async def _watch(prepared: Any, history: Any, options: argparse.Namespace,
             json_out.flush()
 
     loop.add_signal_handler(signal.SIGINT, interrupted)
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, terminated)
     try:
         server = _metrics_server(options)
         json_out = _json_stream(options.json)
@@ -186,8 +214,9 @@ async def _watch(prepared: Any, history: Any, options: argparse.Namespace,
         if json_out is not None and json_out is not sys.stdout:
             json_out.close()
     if end.interrupted:
-        print(f"fleet watch: stopped after {end.rounds} round(s); the history {options.history} "
-              "holds every round that finished", file=sys.stderr)
+        by = f" by {stopped_by[0].name}" if stopped_by else ""
+        print(f"fleet watch: stopped{by} after {end.rounds} round(s); the history "
+              f"{options.history} holds every round that finished", file=sys.stderr)
     return end.exit_code
 
 
