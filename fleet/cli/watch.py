@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import signal
 import sys
@@ -58,6 +59,7 @@ from fleet.ssh.persist import wire
 
 DEFAULT_EVERY = 30.0
 DEFAULT_HISTORY = Path("fleet-history.sqlite")
+DEFAULT_KEEP = "7d"  # fleet.watch.retention.DEFAULT_KEEP_ROUNDS, read lazily with the rest of it
 MESH = "mesh"
 
 
@@ -70,6 +72,34 @@ def duration(text: str) -> float:
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
     return seconds
+
+
+def kept(text: str) -> float:
+    """--keep, --keep-changes: 7d, 24h, 90m, 2w; 0 or forever: math.inf (fleet.watch.retention
+    reads it)."""
+    from fleet.watch.retention import parse_keep
+
+    try:
+        seconds = parse_keep(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return math.inf if seconds is None else seconds
+
+
+def retention(options: argparse.Namespace) -> Any:
+    """The history's fleet.watch.retention.Retention from --keep and --keep-changes; changes
+    kept for less than the rounds are a usage error."""
+    from fleet.watch.retention import Retention
+
+    def finite(seconds: float) -> float | None:
+        return None if math.isinf(seconds) else seconds
+
+    if options.keep_changes is None:
+        return Retention.of(finite(options.keep))
+    try:
+        return Retention(finite(options.keep), finite(options.keep_changes))
+    except ValueError as exc:
+        raise UsageError(f"--keep-changes: {exc}") from None
 
 
 def add_parser(commands: Commands, mesh: Task | None = None) -> argparse.ArgumentParser:
@@ -94,6 +124,15 @@ def add_parser(commands: Commands, mesh: Task | None = None) -> argparse.Argumen
     group.add_argument("--history", type=Path, default=DEFAULT_HISTORY, metavar="DB",
                        help=f"the SQLite history, created when missing, continued when it holds "
                        f"rounds (default ./{DEFAULT_HISTORY})")
+    group.add_argument("--keep", type=kept, default=DEFAULT_KEEP, metavar="DURATION",
+                       help="delete the rounds older than this from the history, with their "
+                       "per-pair and per-host rows: 7d, 24h, 90m, 2w; 0 or forever keeps them all "
+                       f"(default {DEFAULT_KEEP}: ~40 bytes per pair per round, about 8 GB for 100 "
+                       "hosts every 30s, 0.3 GB for 20)")
+    group.add_argument("--keep-changes", type=kept, metavar="DURATION",
+                       help="keep the state changes (the incidents, which `fleet report "
+                       "--history` tells) this long, at least --keep (default 30d, or --keep if "
+                       "longer); an incident still open is kept whole however old")
     group.add_argument("--json", metavar="FILE", help="also write each round as a line of JSON "
                        "to FILE ('-': stdout, the round lines then go to stderr)")
     group.add_argument("--prometheus", type=Path, metavar="FILE", help="rewrite FILE after each "
@@ -138,8 +177,10 @@ def run(options: argparse.Namespace) -> int:
                    "--history": options.history}, files_read(inventory), command="watch")
     if options.prometheus is not None and options.prometheus == options.history:
         raise UsageError(f"--prometheus {options.prometheus}: that is the --history file")
-    history = open_history(options.history, create=True)
-    settings = {"every_s": options.every, **dataclasses.asdict(params)}
+    kept_for = retention(options)
+    history = open_history(options.history, create=True, retention=kept_for)
+    settings = {"every_s": options.every, "keep_s": kept_for.rounds_s,
+                "keep_changes_s": kept_for.changes_s, **dataclasses.asdict(params)}
     stopped_by: list[signal.Signals] = []
     try:
         code = asyncio.run(_watch(prepared, history, options, settings, stopped_by))
@@ -199,7 +240,7 @@ async def _watch(prepared: Any, history: Any, options: argparse.Namespace,
         print(f"fleet watch: {len(prepared.inventory.hosts)} hosts every {options.every:g} s, "
               f"history {options.history}"
               + (f" (after its round {last.id})" if last is not None else "")
-              + "; Ctrl-C or SIGTERM stops", file=sys.stderr, flush=True)
+              + f", keeping {history.retention.text()}; Ctrl-C or SIGTERM stops", file=sys.stderr, flush=True)
         transport = KeptTransport(await api.open_transport(
             host_key_checking=options.host_key_checking, on_warning=warn))
         end = await watch(prepared, transport, history, every=options.every, rounds=options.rounds,
