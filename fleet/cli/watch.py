@@ -32,7 +32,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from fleet.catalog import task as load_task
 from fleet.cli.options import (
@@ -56,6 +56,9 @@ from fleet.core.oslimits import raise_open_file_limit
 from fleet.core.output_files import STDOUT, check_outputs
 from fleet.core.task import Task
 from fleet.ssh.persist import wire
+
+if TYPE_CHECKING:
+    from fleet.watch.retention import Retention
 
 DEFAULT_EVERY = 30.0
 DEFAULT_HISTORY = Path("fleet-history.sqlite")
@@ -86,7 +89,7 @@ def kept(text: str) -> float:
     return math.inf if seconds is None else seconds
 
 
-def retention(options: argparse.Namespace) -> Any:
+def retention(options: argparse.Namespace) -> Retention:
     """The history's fleet.watch.retention.Retention from --keep and --keep-changes; changes
     kept for less than the rounds are a usage error."""
     from fleet.watch.retention import Retention

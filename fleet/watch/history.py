@@ -13,7 +13,7 @@ states, and the changes between rounds.
 SQLite's `application_id` and its schema's version with `user_version`: a file that is not
 SQLite, or is another program's, or is missing when it is to be read, is a UsageError naming it.
 
-Retention (fleet.watch.retention): the transaction that writes a round first deletes what the
+Retention (fleet.watch.retention): the transaction that writes a round also deletes what the
 history no longer keeps, the oldest rounds with their results and the incidents long over; the
 changes outlive their rounds (`changes.round` is the number of a round that may be gone), so
 the incidents are told after the per-round rows are deleted. Schema version 2 is version 1 with
