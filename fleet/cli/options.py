@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -18,8 +19,10 @@ from fleet import api
 from fleet.cli.parser import CommandParser
 from fleet.core.errors import UsageError
 from fleet.core.output_files import STDOUT, ReadFile, check_outputs
-from fleet.inventory import Inventory
+from fleet.core.terminal import printable
+from fleet.inventory import DEFAULTS_FILE, GROUPS_FILE, HOSTS_FILE, Inventory
 from fleet.ssh.persist import wire
+from fleet.ssh.persist.trust import login_files
 
 # Where each command module adds its subcommand: what `fleet`'s add_subparsers() returned.
 Commands: TypeAlias = "argparse._SubParsersAction[CommandParser]"
@@ -118,11 +121,32 @@ def print_notes(notes: Sequence[str]) -> None:
         print(f"fleet: note: {note}", file=sys.stderr)
 
 
+def warn(host: str, text: str) -> None:
+    """A warning on stderr, as the transports' `on_warning` takes it: a host's (a changed key
+    accepted under --host-key-checking no) stands out; the command's own (host "") is plain."""
+    line = f"WARNING: {host}: {text}" if host else f"warning: {text}"
+    print(f"fleet: {printable(line)}", file=sys.stderr, flush=True)
+
+
 # --- the outputs
 
 def text_stream(options: argparse.Namespace) -> TextIO:
     """Where the text goes: stdout, or stderr when `--json -` takes stdout."""
     return sys.stderr if options.json == STDOUT else sys.stdout
+
+
+def files_read(inventory: Inventory) -> list[ReadFile]:
+    """What a command that logs into the inventory's hosts reads, which no output file may be:
+    the inventory's three files (or an EC2 source file and the defaults.yaml beside it) and
+    every login's known_hosts, keys and ssh config, defaults included."""
+    reads = [ReadFile(Path(inventory.files.path(name)), f"the inventory's {name}")
+             for name in (HOSTS_FILE, GROUPS_FILE, DEFAULTS_FILE)]
+    reads.append(ReadFile(inventory.directory / DEFAULTS_FILE, f"the inventory's {DEFAULTS_FILE}"))
+    cwd = os.getcwd()
+    for host in inventory.hosts:
+        reads += [ReadFile(Path(path), role) for path, role in
+                  login_files(host.ssh_options, environ=os.environ, cwd=cwd)]
+    return reads
 
 
 def check_output_files(options: argparse.Namespace, reads: Iterable[ReadFile], *,

@@ -2,7 +2,9 @@
 pair or host broke and recovered, which flap, in a --since/--until window; text, --json, and
 --heatmap FILE drawing the timeline (fleet.formats.timeline) instead of a matrix.
 
-A history that is missing, not SQLite or not fleet watch's is exit 2 with a message naming it.
+A history that is missing, not SQLite or not fleet watch's is exit 2 with a message naming it;
+so are the options of a saved mesh report (the gates, --junit, --heatmap-rtt-ms ...), which
+--history has no use for.
 """
 
 from __future__ import annotations
@@ -72,6 +74,9 @@ def run(options: argparse.Namespace) -> int:
              if getattr(options, flag[2:].replace("-", "_"), False)]
     if used:
         raise UsageError(f"{', '.join(used)}: for a mesh report FILE.json, not --history")
+    if options.heatmap_rtt_ms is not None:
+        raise UsageError("--heatmap-rtt-ms: the RTT bands of a mesh report's matrix (FILE.json); "
+                         "the timeline of --history colours each round's states, not RTT")
     if options.heatmap is not None:
         from fleet.formats.timeline import problem
 

@@ -26,6 +26,7 @@ from fleet.cli.options import (
     Commands,
     add_inventory_options,
     check_output_files,
+    files_read,
     persist_seconds,
     positive_float,
     positive_int,
@@ -34,6 +35,7 @@ from fleet.cli.options import (
     rtt_thresholds,
     selected_hosts,
     text_stream,
+    warn,
     write_json_output,
     write_report_files,
 )
@@ -43,14 +45,12 @@ from fleet.cluster.choice import AUTO_HOSTS
 from fleet.core.errors import UsageError
 from fleet.core.oslimits import raise_open_file_limit
 from fleet.core.output import write_json_documents
-from fleet.core.output_files import STDOUT, ReadFile
+from fleet.core.output_files import STDOUT
 from fleet.core.runner import RunLimits
 from fleet.core.task import Task
 from fleet.core.terminal import printable
-from fleet.inventory import DEFAULTS_FILE, GROUPS_FILE, HOSTS_FILE, Inventory
 from fleet.ssh.hostkeys import HOST_KEY_CHECKING
 from fleet.ssh.persist import wire
-from fleet.ssh.persist.trust import login_files
 
 
 def add_parser(commands: Commands, tasks: Sequence[Task] = (), tasks_dirs: Sequence[Path] = (),
@@ -235,7 +235,7 @@ def run(options: argparse.Namespace, task_options: TaskOptions) -> int:
     params = {task.name: task_options.params(task, options) for task in tasks}
     prepared = api.prepare(tasks, inventory, params=params, dry_run=options.dry_run,
                            host_key_checking=options.host_key_checking)  # before any host is touched
-    check_output_files(options, _files_read(inventory), command="run")
+    check_output_files(options, files_read(inventory), command="run")
     if options.json not in (None, STDOUT):
         try:
             Path(options.json).open("a", encoding="utf-8").close()
@@ -243,27 +243,13 @@ def run(options: argparse.Namespace, task_options: TaskOptions) -> int:
             raise UsageError(f"--json {options.json}: {exc.strerror}") from None
     files = report_files(options, [t.name for t in tasks])
     for warning in api.preflight_warnings(prepared):
-        _warn("", warning)
+        warn("", warning)
     outcome = asyncio.run(_run_here(prepared, options))
     if outcome.tasks:
         write_json_output(options.json,
                           lambda stream: write_json_documents(outcome.json_documents(), stream))
     write_report_files(files, outcome.tasks, options)
     return outcome.exit_code
-
-
-def _files_read(inventory: Inventory) -> list[ReadFile]:
-    """What this run reads, which no output file may be: the inventory's three files (or an EC2
-    source file and the defaults.yaml beside it) and every login's known_hosts, keys and ssh
-    config, defaults included."""
-    reads = [ReadFile(Path(inventory.files.path(name)), f"the inventory's {name}")
-             for name in (HOSTS_FILE, GROUPS_FILE, DEFAULTS_FILE)]
-    reads.append(ReadFile(inventory.directory / DEFAULTS_FILE, f"the inventory's {DEFAULTS_FILE}"))
-    cwd = os.getcwd()
-    for host in inventory.hosts:
-        reads += [ReadFile(Path(path), role) for path, role in
-                  login_files(host.ssh_options, environ=os.environ, cwd=cwd)]
-    return reads
 
 
 async def _run_here(prepared: api.PreparedRun, options: argparse.Namespace) -> api.Outcome:
@@ -306,7 +292,7 @@ async def _run_here(prepared: api.PreparedRun, options: argparse.Namespace) -> a
     try:
         return await api.run_prepared(prepared, limits=run_limits(options),
                                       host_key_checking=options.host_key_checking,
-                                      persist=options.persist, stop=stop, on_warning=_warn,
+                                      persist=options.persist, stop=stop, on_warning=warn,
                                       on_progress=display, on_task_done=task_done, on_closed=closed,
                                       cluster=options.cluster, shards=options.shards,
                                       on_note=_note if options.verbose else None)
@@ -315,13 +301,6 @@ async def _run_here(prepared: api.PreparedRun, options: argparse.Namespace) -> a
         loop.remove_signal_handler(signal.SIGTERM)
         if display is not None:
             display.pause()  # also when the transport could not be opened
-
-
-def _warn(host: str, text: str) -> None:
-    """A host's warning (a changed key accepted under --host-key-checking no) stands out; the
-    run's own (--persist falling back) is a plain warning."""
-    line = f"WARNING: {host}: {text}" if host else f"warning: {text}"
-    print(f"fleet: {printable(line)}", file=sys.stderr, flush=True)
 
 
 def _note(text: str) -> None:

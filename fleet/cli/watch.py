@@ -11,35 +11,41 @@ It takes the mesh task's options (--count, --underlay, --mtu, --peers ...) from 
 Params, as `fleet run mesh` does, and `fleet run`'s inventory, limit and host-key options.
 
 Exit codes: 0 the last round was ok, 1 it was not (or no round finished), 2 usage, inventory or
-history error, 130 stopped by Ctrl-C or SIGTERM (every round finished before is in the history;
-the round the stop interrupted is not).
+history error, 130 stopped by Ctrl-C. Stopped by SIGTERM (`systemctl stop`, `kill`, `docker
+stop`), the watch closes its history and connections and then ends by SIGTERM itself, as
+systemd.service(5) asks of a program with a handler: a shell sees 143 (128 + 15), systemd a clean
+stop (SIGTERM is one of its clean ends; an exit(143) would mark the unit failed). Either way every
+round finished before the stop is in the history, and the round it interrupted is not.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
+import math
+import os
 import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from fleet.catalog import task as load_task
 from fleet.cli.options import (
     Commands,
     add_inventory_options,
+    files_read,
     positive_int,
     selected_hosts,
     text_stream,
+    warn,
 )
 from fleet.cli.parser import CommandParser
 from fleet.cli.run_tasks import (
-    _files_read,
-    _warn,
     add_host_key_options,
     add_limit_options,
     run_limits,
@@ -51,8 +57,12 @@ from fleet.core.output_files import STDOUT, check_outputs
 from fleet.core.task import Task
 from fleet.ssh.persist import wire
 
+if TYPE_CHECKING:
+    from fleet.watch.retention import Retention
+
 DEFAULT_EVERY = 30.0
 DEFAULT_HISTORY = Path("fleet-history.sqlite")
+DEFAULT_KEEP = "7d"  # fleet.watch.retention.DEFAULT_KEEP_ROUNDS, read lazily with the rest of it
 MESH = "mesh"
 
 
@@ -67,6 +77,34 @@ def duration(text: str) -> float:
     return seconds
 
 
+def kept(text: str) -> float:
+    """--keep, --keep-changes: 7d, 24h, 90m, 2w; 0 or forever: math.inf (fleet.watch.retention
+    reads it)."""
+    from fleet.watch.retention import parse_keep
+
+    try:
+        seconds = parse_keep(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return math.inf if seconds is None else seconds
+
+
+def retention(options: argparse.Namespace) -> Retention:
+    """The history's fleet.watch.retention.Retention from --keep and --keep-changes; changes
+    kept for less than the rounds are a usage error."""
+    from fleet.watch.retention import Retention
+
+    def finite(seconds: float) -> float | None:
+        return None if math.isinf(seconds) else seconds
+
+    if options.keep_changes is None:
+        return Retention.of(finite(options.keep))
+    try:
+        return Retention(finite(options.keep), finite(options.keep_changes))
+    except ValueError as exc:
+        raise UsageError(f"--keep-changes: {exc}") from None
+
+
 def add_parser(commands: Commands, mesh: Task | None = None) -> argparse.ArgumentParser:
     """The `watch` subcommand; with `mesh` (the mesh task, loaded only when `fleet watch` is the
     command), its options too."""
@@ -76,7 +114,9 @@ def add_parser(commands: Commands, mesh: Task | None = None) -> argparse.Argumen
         "as `fleet run mesh` does, write it to an SQLite history, serve its metrics to Prometheus, "
         "and print a line per round. Stop it with Ctrl-C or SIGTERM.",
         epilog="exit codes: 0 the last round ok, 1 not ok (or no round finished), 2 usage, "
-               "inventory or history error, 130 stopped (finished rounds are kept)")
+               "inventory or history error, 130 stopped by Ctrl-C; stopped by SIGTERM it ends "
+               "by SIGTERM itself (a shell shows 143, systemd a clean stop); finished rounds are "
+               "kept either way")
     add_inventory_options(watch)
     group = watch.add_argument_group("watch")
     group.add_argument("--every", type=duration, default=DEFAULT_EVERY, metavar="DURATION",
@@ -87,6 +127,15 @@ def add_parser(commands: Commands, mesh: Task | None = None) -> argparse.Argumen
     group.add_argument("--history", type=Path, default=DEFAULT_HISTORY, metavar="DB",
                        help=f"the SQLite history, created when missing, continued when it holds "
                        f"rounds (default ./{DEFAULT_HISTORY})")
+    group.add_argument("--keep", type=kept, default=DEFAULT_KEEP, metavar="DURATION",
+                       help="delete the rounds older than this from the history, with their "
+                       "per-pair and per-host rows: 7d, 24h, 90m, 2w; 0 or forever keeps them all "
+                       f"(default {DEFAULT_KEEP}: ~40 bytes per pair per round, about 8 GB for 100 "
+                       "hosts every 30s, 0.3 GB for 20)")
+    group.add_argument("--keep-changes", type=kept, metavar="DURATION",
+                       help="keep the state changes (the incidents, which `fleet report "
+                       "--history` tells) this long, at least --keep (default 30d, or --keep if "
+                       "longer); an incident still open is kept whole however old")
     group.add_argument("--json", metavar="FILE", help="also write each round as a line of JSON "
                        "to FILE ('-': stdout, the round lines then go to stderr)")
     group.add_argument("--prometheus", type=Path, metavar="FILE", help="rewrite FILE after each "
@@ -128,19 +177,37 @@ def run(options: argparse.Namespace) -> int:
     prepared = api.prepare([mesh], inventory, params={MESH: params},
                            host_key_checking=options.host_key_checking)
     check_outputs({"--json": options.json, "--prometheus": options.prometheus,
-                   "--history": options.history}, _files_read(inventory), command="watch")
+                   "--history": options.history}, files_read(inventory), command="watch")
     if options.prometheus is not None and options.prometheus == options.history:
         raise UsageError(f"--prometheus {options.prometheus}: that is the --history file")
-    history = open_history(options.history, create=True)
-    settings = {"every_s": options.every, **dataclasses.asdict(params)}
+    kept_for = retention(options)
+    history = open_history(options.history, create=True, retention=kept_for)
+    settings = {"every_s": options.every, "keep_s": kept_for.rounds_s,
+                "keep_changes_s": kept_for.changes_s, **dataclasses.asdict(params)}
+    stopped_by: list[signal.Signals] = []
     try:
-        return asyncio.run(_watch(prepared, history, options, settings))
+        code = asyncio.run(_watch(prepared, history, options, settings, stopped_by))
     finally:
         history.close()
+    if signal.SIGTERM in stopped_by:
+        end_by(signal.SIGTERM)
+    return code
+
+
+def end_by(signum: signal.Signals) -> int:
+    """End the process by `signum` itself, its handler reset, once everything is closed: the
+    parent sees a process stopped by that signal (a shell: 128 + its number), which a handler's
+    exit code cannot say. Returns 128 + the number only where the signal does not end it."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe, a closed stream
+            stream.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    return 128 + int(signum)
 
 
 async def _watch(prepared: Any, history: Any, options: argparse.Namespace,
-                 settings: dict[str, Any]) -> int:
+                 settings: dict[str, Any], stopped_by: list[signal.Signals]) -> int:
     from fleet import api
     from fleet.watch.keep import KeptTransport
     from fleet.watch.loop import watch
@@ -151,8 +218,13 @@ async def _watch(prepared: Any, history: Any, options: argparse.Namespace,
     server = json_out = transport = None
 
     def interrupted() -> None:
+        stopped_by.append(signal.SIGINT)
         stop.set()
         loop.remove_signal_handler(signal.SIGINT)  # a second Ctrl-C stops at once
+
+    def terminated() -> None:
+        stopped_by.append(signal.SIGTERM)
+        stop.set()
 
     def on_round(done: Any) -> None:
         _publish(done, options, server)
@@ -163,7 +235,7 @@ async def _watch(prepared: Any, history: Any, options: argparse.Namespace,
             json_out.flush()
 
     loop.add_signal_handler(signal.SIGINT, interrupted)
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, terminated)
     try:
         server = _metrics_server(options)
         json_out = _json_stream(options.json)
@@ -171,9 +243,9 @@ async def _watch(prepared: Any, history: Any, options: argparse.Namespace,
         print(f"fleet watch: {len(prepared.inventory.hosts)} hosts every {options.every:g} s, "
               f"history {options.history}"
               + (f" (after its round {last.id})" if last is not None else "")
-              + "; Ctrl-C or SIGTERM stops", file=sys.stderr, flush=True)
+              + f", keeping {history.retention.text()}; Ctrl-C or SIGTERM stops", file=sys.stderr, flush=True)
         transport = KeptTransport(await api.open_transport(
-            host_key_checking=options.host_key_checking, on_warning=_warn))
+            host_key_checking=options.host_key_checking, on_warning=warn))
         end = await watch(prepared, transport, history, every=options.every, rounds=options.rounds,
                           limits=run_limits(options), stop=stop, options=settings, on_round=on_round)
     finally:
@@ -186,8 +258,9 @@ async def _watch(prepared: Any, history: Any, options: argparse.Namespace,
         if json_out is not None and json_out is not sys.stdout:
             json_out.close()
     if end.interrupted:
-        print(f"fleet watch: stopped after {end.rounds} round(s); the history {options.history} "
-              "holds every round that finished", file=sys.stderr)
+        by = f" by {stopped_by[0].name}" if stopped_by else ""
+        print(f"fleet watch: stopped{by} after {end.rounds} round(s); the history "
+              f"{options.history} holds every round that finished", file=sys.stderr)
     return end.exit_code
 
 
@@ -228,7 +301,7 @@ def _publish(done: Any, options: argparse.Namespace, server: Any) -> None:
             formats.write([done.outcome], {"prometheus": options.prometheus},
                           {"prometheus": {"pairs": pairs}})
         except OSError as exc:  # a full disk, say: the watch goes on, the history has the round
-            _warn("", f"--prometheus {options.prometheus}: not rewritten: {exc.strerror or exc}")
+            warn("", f"--prometheus {options.prometheus}: not rewritten: {exc.strerror or exc}")
 
 
 def _time(seconds: float) -> str:

@@ -13,6 +13,14 @@ states, and the changes between rounds.
 SQLite's `application_id` and its schema's version with `user_version`: a file that is not
 SQLite, or is another program's, or is missing when it is to be read, is a UsageError naming it.
 
+Retention (fleet.watch.retention): the transaction that writes a round also deletes what the
+history no longer keeps, the oldest rounds with their results and the incidents long over; the
+changes outlive their rounds (`changes.round` is the number of a round that may be gone), so
+the incidents are told after the per-round rows are deleted. Schema version 2 is version 1 with
+that reference dropped and the file in `auto_vacuum = INCREMENTAL` mode; a version 1 history is
+read as it is, and upgraded (its changes table rebuilt, the file vacuumed once) when a watch
+continues it.
+
 Each round is written in one transaction: a stop (SIGTERM, Ctrl-C) between or during rounds
 leaves every round written before it and no part of another. The watcher only writes rounds
 that finished; a round interrupted by the stop is not written at all. The file is in WAL mode,
@@ -30,11 +38,28 @@ from typing import Any
 
 from fleet.core.errors import UsageError
 from fleet.watch.changes import PAIR_STATES, Change, HostSample, PairSample, RoundSnapshot
+from fleet.watch.retention import KEEP_ALL, Pruned, Retention, give_back_free_pages, prune
 
 APPLICATION_ID = 0x464C5457  # "FLTW"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+UPGRADED = (1,)  # versions read as they are, and upgraded when written to
 _COUNTS = tuple(state.replace("-", "_") for state in PAIR_STATES)
 
+# The changes table, as {table}: created with the others, and rebuilt by the upgrade from version 1
+# (whose `round` referenced the rounds, which retention deletes while their changes stay).
+CHANGES = """
+CREATE TABLE {table} (
+    id INTEGER PRIMARY KEY,
+    round INTEGER NOT NULL,
+    at REAL NOT NULL,
+    subject TEXT NOT NULL,
+    src TEXT NOT NULL,
+    dst TEXT,
+    kind TEXT NOT NULL,
+    before TEXT,
+    after TEXT NOT NULL
+);
+"""
 SCHEMA = f"""
 CREATE TABLE rounds (
     id INTEGER PRIMARY KEY,
@@ -71,18 +96,7 @@ CREATE TABLE pair_results (
     mtu TEXT,
     PRIMARY KEY (round, src, dst)
 ) WITHOUT ROWID;
-CREATE TABLE changes (
-    id INTEGER PRIMARY KEY,
-    round INTEGER NOT NULL REFERENCES rounds (id),
-    at REAL NOT NULL,
-    subject TEXT NOT NULL,
-    src TEXT NOT NULL,
-    dst TEXT,
-    kind TEXT NOT NULL,
-    before TEXT,
-    after TEXT NOT NULL
-);
-CREATE INDEX changes_at ON changes (at);
+{CHANGES.format(table="changes")}CREATE INDEX changes_at ON changes (at);
 """
 TABLES = ("rounds", "hosts", "host_results", "pair_results", "changes")
 
@@ -126,11 +140,15 @@ class ChangeRow:
 
 
 class History:
-    """An open history file. `open_history` makes one."""
+    """An open history file. `open_history` makes one. `retention`: what writing a round
+    deletes (nothing by default); `pruned`: what the last round written deleted."""
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path,
+                 retention: Retention = KEEP_ALL) -> None:
         self.connection = connection
         self.path = path
+        self.retention = retention
+        self.pruned = Pruned()
         self._host_ids: dict[str, int] = dict(
             (name, id_) for id_, name in connection.execute("SELECT id, name FROM hosts"))
 
@@ -146,7 +164,10 @@ class History:
     # --- writing
 
     def record(self, record: RoundRecord) -> int:
-        """Write a round, its results and its changes in one transaction; its id."""
+        """Write a round, its results and its changes in one transaction, which also deletes
+        what the retention no longer keeps at the round's end (the next round reuses the pages
+        freed); its id. Afterwards, free pages beyond a quarter of the file go back to the file
+        system."""
         snap = record.snapshot
         counts = snap.counts()
         db = self.connection
@@ -170,7 +191,19 @@ class History:
                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            ((round_id, record.ended, c.subject, c.src, c.dst, c.kind, c.before,
                              c.after) for c in record.changes))
+            pruned = prune(db, self.retention, record.ended)  # never this round: the last one
+        self.pruned = pruned
+        give_back_free_pages(db)
         return round_id
+
+    def prune(self, now: float) -> Pruned:
+        """Delete, in a transaction of its own, what the retention no longer keeps at `now`
+        (Unix time; at most fleet.watch.retention.ROUNDS_AT_ONCE rounds), as writing a round
+        does, and give free pages back."""
+        with self.connection:
+            pruned = prune(self.connection, self.retention, now)
+        give_back_free_pages(self.connection)
+        return pruned
 
     def _ids(self, db: sqlite3.Connection, names: Sequence[str]) -> dict[str, int]:
         for name in names:
@@ -267,10 +300,10 @@ def _window(column: str, since: float | None, until: float | None) -> tuple[str,
     return (" WHERE " + " AND ".join(parts) if parts else ""), values
 
 
-def open_history(path: Path | str, *, create: bool) -> History:
-    """The history at `path`; with `create`, a new one where there is no file (or an empty one).
-    Not SQLite, another program's file, a newer schema or (without `create`) no file: a
-    UsageError naming the file."""
+def open_history(path: Path | str, *, create: bool, retention: Retention = KEEP_ALL) -> History:
+    """The history at `path`; with `create`, a new one where there is no file (or an empty one),
+    and an older schema upgraded; `retention`: what writing a round deletes. Not SQLite, another
+    program's file, a newer schema or (without `create`) no file: a UsageError naming the file."""
     path = Path(path)
     if str(path) != ":memory:" and not create and not path.is_file():
         raise UsageError(f"--history {path}: no such file")
@@ -286,7 +319,7 @@ def open_history(path: Path | str, *, create: bool) -> History:
     except BaseException:
         connection.close()
         raise
-    return History(connection, path)
+    return History(connection, path, retention)
 
 
 def _check_or_create(db: sqlite3.Connection, path: Path, create: bool) -> None:
@@ -299,6 +332,7 @@ def _check_or_create(db: sqlite3.Connection, path: Path, create: bool) -> None:
     if application_id == 0 and not tables:
         if not create:
             raise UsageError(f"--history {path}: an empty file, not a history of fleet watch")
+        db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # before the first table, or not at all
         with db:
             db.executescript(SCHEMA)
             db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
@@ -309,12 +343,34 @@ def _check_or_create(db: sqlite3.Connection, path: Path, create: bool) -> None:
     if application_id != APPLICATION_ID:
         raise UsageError(f"--history {path}: an SQLite file of another program (tables: "
                          f"{', '.join(sorted(tables)) or 'none'}), not a history of fleet watch")
-    if version != SCHEMA_VERSION:
+    if version != SCHEMA_VERSION and version not in UPGRADED:
         raise UsageError(f"--history {path}: schema version {version}; this fleet reads "
-                         f"version {SCHEMA_VERSION}")
+                         f"version {SCHEMA_VERSION} (and {', '.join(map(str, UPGRADED))})")
     missing = [t for t in TABLES if t not in tables]
     if missing:
         raise UsageError(f"--history {path}: a damaged history (no table {', '.join(missing)})")
+    if version != SCHEMA_VERSION and create:
+        try:
+            _upgrade(db)
+        except sqlite3.Error as exc:
+            raise UsageError(f"--history {path}: cannot upgrade it from schema version {version} "
+                             f"to {SCHEMA_VERSION}: {exc}") from None
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """Version 1 to 2: the changes table without its reference to the rounds (in one
+    transaction), then the file rewritten once (VACUUM) in auto_vacuum INCREMENTAL mode."""
+    with db:
+        db.execute("BEGIN")
+        db.execute(CHANGES.format(table="changes_v2"))
+        db.execute("INSERT INTO changes_v2 SELECT id, round, at, subject, src, dst, kind, before, "
+                   "after FROM changes")
+        db.execute("DROP TABLE changes")
+        db.execute("ALTER TABLE changes_v2 RENAME TO changes")
+        db.execute("CREATE INDEX changes_at ON changes (at)")
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    db.execute("VACUUM")
 
 
 __all__ = ["APPLICATION_ID", "ChangeRow", "History", "RoundRecord", "RoundRow", "SCHEMA_VERSION",

@@ -46,8 +46,9 @@ class WatchEnd:
 
     @property
     def exit_code(self) -> int:
-        """130 when stopped (the command line's interrupted), else the last round's verdict:
-        0 ok, 1 not ok or could not tell (1 too when no round finished)."""
+        """130 when stopped (the command line's interrupted: Ctrl-C; stopped by SIGTERM the
+        command line ends by that signal instead), else the last round's verdict: 0 ok, 1 not
+        ok or could not tell (1 too when no round finished)."""
         if self.interrupted:
             return EXIT_INTERRUPTED
         return EXIT_FAILED if self.last_exit_code is None else self.last_exit_code

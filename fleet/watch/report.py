@@ -49,17 +49,17 @@ class HistoryReport:
         return EXIT_OK if last is not None and last.status == Status.OK.value else EXIT_FAILED
 
     def render(self) -> str:
-        if not self.rounds:
+        if not self.rounds and not self.incidents:
             return f"history {self.path}: no round in the window (nothing verified)"
-        first, last = self.rounds[0], self.rounds[-1]
-        statuses = Counter(r.status for r in self.rounds)
         ongoing = sum(1 for i in self.incidents if i.ongoing)
-        lines = [f"history {self.path}: {len(self.rounds)} round(s), {_day(first.started)} to "
-                 f"{_day(last.ended)}",
-                 "rounds: " + ", ".join(f"{statuses[s.value]} {s.value}" for s in Status
-                                        if statuses[s.value])
-                 + f"; last: round {last.id}: {last.verdict}",
-                 f"incidents: {len(self.incidents)}" + (f" ({ongoing} ongoing)" if ongoing else "")]
+        lines = self._rounds_lines()
+        lines.append(f"incidents: {len(self.incidents)}" + (f" ({ongoing} ongoing)" if ongoing else ""))
+        kept_from = self.rounds[0].started if self.rounds else None
+        if any(i.broke_at is not None and (kept_from is None or i.broke_at < kept_from)
+               for i in self.incidents):
+            lines.append("  (the rounds of incidents before " + (
+                _day(kept_from) if kept_from is not None else "the window's end")
+                + " were deleted by fleet watch --keep; their changes are kept)")
         width = max((len(i.name) for i in self.incidents), default=0)
         for i in self.incidents:
             broke = ("broken before the window" if i.broke_at is None
@@ -73,6 +73,17 @@ class HistoryReport:
         for f in self.flapping:
             lines.append(f"  {f.name}  {f.changes} changes, rounds {f.first_round}-{f.last_round}")
         return "\n".join(lines)
+
+    def _rounds_lines(self) -> list[str]:
+        if not self.rounds:
+            return [f"history {self.path}: no round in the window (nothing verified)"]
+        first, last = self.rounds[0], self.rounds[-1]
+        statuses = Counter(r.status for r in self.rounds)
+        return [f"history {self.path}: {len(self.rounds)} round(s), {_day(first.started)} to "
+                f"{_day(last.ended)}",
+                "rounds: " + ", ".join(f"{statuses[s.value]} {s.value}" for s in Status
+                                       if statuses[s.value])
+                + f"; last: round {last.id}: {last.verdict}"]
 
     def to_json(self) -> dict[str, Any]:
         statuses = Counter(r.status for r in self.rounds)

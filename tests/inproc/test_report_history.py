@@ -115,6 +115,10 @@ def test_bad_histories_and_mixed_options_are_exit_2_naming_the_file(capsys, tmp_
     assert code == 2 and "not both" in err
     code, _, err = fleet(capsys, "report", "--history", history, "--max-loss-pct", "1")
     assert code == 2 and "--max-loss-pct: for a mesh report FILE.json, not --history" in err
+    code, _, err = fleet(capsys, "report", "--history", history, "--heatmap", tmp_path / "t.svg",
+                         "--heatmap-rtt-ms", "1,5")
+    assert code == 2 and "--heatmap-rtt-ms: the RTT bands of a mesh report's matrix" in err
+    assert not (tmp_path / "t.svg").exists()
     code, _, err = fleet(capsys, "report")
     assert code == 2 and "give a mesh report FILE.json, or --history DB" in err
     code, _, err = fleet(capsys, "report", "--history", history, "--since", "yesterday")

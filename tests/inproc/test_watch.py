@@ -4,6 +4,7 @@ metrics over HTTP and a stop by SIGTERM that leaves the history whole."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -75,6 +76,48 @@ def test_three_rounds_record_a_tunnel_fault_and_its_recovery(inprocess_fleet, tm
     assert inprocess_fleet.logins() == {"h1": 2, "h2": 2, "h3": 2}
 
 
+def test_rounds_past_keep_are_deleted_and_the_break_they_saw_is_still_told(inprocess_fleet,
+                                                                          tmp_path, capsys):
+    from fleet import cli
+
+    h1 = inprocess_fleet.add_host("h1", "172.31.0.11")
+    h2 = inprocess_fleet.add_host("h2", "172.31.0.12")
+    assert inprocess_fleet.run("setup").code == 0
+    inventory = inprocess_fleet.write_inventory()
+    h1.stand_in.set_peers(unreachable=(h2.address,))  # broken from the first round on
+    db = tmp_path / "history.sqlite"
+    done = inprocess_fleet.cli("watch", "-i", str(inventory), "--history", str(db), "--rounds", "3",
+                               "--every", "1.2", "--keep", "1s", "--count", "1", "--interval", "0.01")
+    assert done.code == 1, done.err
+    assert "keeping rounds 1s, changes 30d" in done.err
+    # each round deleted the one before it (older than 1 s when it ended), with its rows
+    assert query(db, "SELECT id FROM rounds") == [(3,)]
+    assert query(db, "SELECT DISTINCT round FROM pair_results") == [(3,)]
+    assert query(db, "SELECT round, src, dst, before, after FROM changes") == [
+        (1, "h1", "h2", None, "unreachable")]
+    options = json.loads(query(db, "SELECT options FROM rounds")[0][0])
+    assert (options["keep_s"], options["keep_changes_s"]) == (1.0, 30 * 86400.0)
+    capsys.readouterr()
+    assert cli.main(["report", "--history", str(db)]) == 1
+    text = " ".join(capsys.readouterr().out.split())
+    assert "1 round(s)" in text and "h1 -> h2 tunnel unreachable broke " in text
+    assert "(round 1) ongoing" in text and "deleted by fleet watch --keep" in text
+
+
+def test_bad_keep_values_are_usage_errors_before_any_login(inprocess_fleet, tmp_path):
+    inprocess_fleet.add_host("h1", "172.31.0.11")
+    inprocess_fleet.add_host("h2", "172.31.0.12")
+    inventory = inprocess_fleet.write_inventory()
+    db = tmp_path / "history.sqlite"
+    for argv, message in ((["--keep", "7"], "argument --keep: '7': give a duration with its unit"),
+                          (["--keep", "2d", "--keep-changes", "1d"],
+                           "--keep-changes: the changes (kept 1d) are kept at least as long as the "
+                           "rounds (kept 2d)")):
+        done = inprocess_fleet.cli("watch", "-i", str(inventory), "--history", str(db), *argv)
+        assert done.code == 2 and message in done.err, done.err
+    assert inprocess_fleet.logins() == {"h1": 0, "h2": 0} and not db.exists()
+
+
 def test_a_history_of_another_program_is_refused_before_any_login(inprocess_fleet, tmp_path):
     inprocess_fleet.add_host("h1", "172.31.0.11")
     inprocess_fleet.add_host("h2", "172.31.0.12")
@@ -93,7 +136,8 @@ def test_a_history_of_another_program_is_refused_before_any_login(inprocess_flee
 
 
 class Watcher:
-    """`python -m fleet watch ...` as a process of its own, its stderr read on a thread."""
+    """`python -m fleet watch ...` as a process of its own, its stdout and stderr read on threads
+    of their own (communicate() would race the stderr reader for the last lines)."""
 
     def __init__(self, *argv: str) -> None:
         self.process = subprocess.Popen(
@@ -101,13 +145,17 @@ class Watcher:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": str(REPO)})
         self.err: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self.out: list[str] = []
+        self._readers = [threading.Thread(target=self._read, args=(stream, lines), daemon=True)
+                         for stream, lines in ((self.process.stderr, self.err),
+                                               (self.process.stdout, self.out))]
+        for reader in self._readers:
+            reader.start()
 
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.err.append(line)
+    @staticmethod
+    def _read(stream, lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line)
 
     def metrics_url(self) -> str:
         wait_for(lambda: any("metrics at " in line for line in self.err) or self.process.poll() is not None,
@@ -116,14 +164,13 @@ class Watcher:
         assert found, "".join(self.err)
         return found[0].split("metrics at ", 1)[1].strip()
 
-    def stop(self) -> tuple[int, str]:
+    def stop(self, signum: int = signal.SIGTERM) -> tuple[int, str]:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        # not communicate(): it would read stderr too, beside the reader thread, and keep its part
+            self.process.send_signal(signum)
         self.process.wait(timeout=60)
-        self._reader.join(timeout=5)
-        assert self.process.stdout is not None
-        return self.process.returncode, self.process.stdout.read()
+        for reader in self._readers:
+            reader.join(timeout=10)
+        return self.process.returncode, "".join(self.out)
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -180,8 +227,10 @@ def test_a_host_gone_is_a_gap_its_return_a_recovery_and_sigterm_keeps_the_histor
         code, out = watcher.stop()
     finally:
         watcher.kill()
-    assert code == 130, "".join(watcher.err)
-    assert "stopped after" in "".join(watcher.err)
+    # it ended by SIGTERM itself, once the history was closed: a shell sees 143, and systemd a
+    # clean stop (an exit(143) would be a failed unit)
+    assert code == -signal.SIGTERM, "".join(watcher.err)
+    assert "stopped by SIGTERM after" in "".join(watcher.err)
     host_changes = query(db, "SELECT round, kind, before, after FROM changes WHERE subject = 'host'")
     (down_round, *down), (up_round, *up) = host_changes
     assert down == ["host-down", "ok", "down"] and up == ["host-down", "down", "ok"]
@@ -200,6 +249,25 @@ def test_a_host_gone_is_a_gap_its_return_a_recovery_and_sigterm_keeps_the_histor
     assert query(db, "PRAGMA integrity_check") == [("ok",)]
     assert len(out.splitlines()) == rounds(db)  # a line per round written, none for the stopped one
     assert h3.server.connections >= 2  # it logged in again after it came back
+
+
+def test_ctrl_c_stops_the_watch_with_130_and_keeps_the_rounds_it_finished(inprocess_fleet, tmp_path):
+    inprocess_fleet.add_host("h1", "172.31.0.11")
+    inprocess_fleet.add_host("h2", "172.31.0.12")
+    assert inprocess_fleet.run("setup").code == 0
+    inventory = inprocess_fleet.write_inventory()
+    db = tmp_path / "history.sqlite"
+    watcher = Watcher("-i", str(inventory), "--history", str(db), "--every", "0.2", "--count", "1",
+                      "--interval", "0.01")
+    try:
+        wait_for(lambda: rounds(db) >= 2, "two rounds")
+        code, out = watcher.stop(signal.SIGINT)
+    finally:
+        watcher.kill()
+    assert code == 130, "".join(watcher.err)  # an exit code: 128 + SIGINT
+    assert "stopped by SIGINT after" in "".join(watcher.err)
+    assert len(out.splitlines()) == rounds(db) >= 2
+    assert query(db, "PRAGMA integrity_check") == [("ok",)]
 
 
 async def _abort(server) -> None:

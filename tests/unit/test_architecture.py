@@ -32,6 +32,19 @@ def test_the_core_imports_nothing_of_fleet_outside_the_core():
     assert len(list(CORE.glob("*.py"))) >= 8  # the scan saw the core's modules
 
 
+def test_no_module_imports_the_private_names_of_another():
+    """What two modules share is public in one of them (fleet watch once borrowed fleet run's
+    _files_read and _warn)."""
+    offenders = []
+    for path in sorted((REPO / "fleet").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("fleet"):
+                offenders += [f"{path.relative_to(REPO)}: {node.module}.{alias.name}"
+                              for alias in node.names
+                              if alias.name.startswith("_") and not alias.name.startswith("__")]
+    assert not offenders, offenders
+
+
 def loaded_after(statement: str) -> set[str]:
     code = f"import sys\n{statement}\nprint('\\n'.join(sorted(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
