@@ -46,6 +46,6 @@ def shared_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedLab]:
 def lab(shared_lab: SharedLab) -> LabInfo:
     """The shared lab of 4 guests (h1..h4), as `up` left it."""
     if not shared_lab.fresh:
-        shared_lab.info = reset(workdir=shared_lab.info.workdir)
+        shared_lab.info = reset(workdir=shared_lab.info.workdir, progress=print)
     shared_lab.fresh = False
     return shared_lab.info
