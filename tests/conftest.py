@@ -4,8 +4,10 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from ruamel.yaml import YAML
 
 from fleet.inventory import load_inventory
 
@@ -29,6 +31,11 @@ def pytest_collection_modifyitems(config, items):
             raise pytest.UsageError(f"{item.nodeid}: tests live in a tier's folder, one of "
                                     f"tests/{{{','.join(TIERS)}}}")
         item.add_marker(TIERS[folder])
+
+
+def load_yaml(path: Path) -> Any:
+    """Load YAML the way nornir does (ruamel.yaml, safe)."""
+    return YAML(typ="safe").load(path.read_text())
 
 
 def write_inventory(directory: Path, hosts: str, groups: str | None = None,

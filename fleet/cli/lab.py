@@ -1,4 +1,4 @@
-"""`fleet lab up|status|stop|down`: the local test bed of QEMU guests (fleet.lab), loaded only
+"""`fleet lab up|status|stop|reset|down`: the local test bed of QEMU guests (fleet.lab), loaded only
 when the command runs."""
 
 from __future__ import annotations
@@ -31,7 +31,13 @@ def add_parser(commands: Commands) -> argparse.ArgumentParser:
     down = lab_commands.add_parser("down", help="stop every guest and remove the lab")
     stop = lab_commands.add_parser("stop", help="stop one guest (to see a failure)")
     stop.add_argument("guest", help="guest name, e.g. h2")
-    for sub in (up, status, down, stop):
+    reset = lab_commands.add_parser(
+        "reset", help="put every guest back as booted (a stopped one is started again)",
+        description="Without booting the lab again: guests that are gone or whose sshd does not "
+        "answer are booted again; on the others every process, link, address and file "
+        "that was not there at boot is removed (sit1 included); the lab's own nftables "
+        "rules and queueing disciplines are removed and the inventory is written again.")
+    for sub in (up, status, down, stop, reset):
         sub.add_argument("--workdir", type=Path, default=DEFAULT_LAB_DIR, metavar="DIR",
                          help="where the lab keeps its state and inventory (default ./.fleet-lab)")
     return lab
@@ -69,6 +75,11 @@ def run(options: argparse.Namespace) -> int:
         else:
             _print_lab(info)
         return EXIT_OK if all(g.running for g in info.guests) else EXIT_FAILED
+    if options.lab_command == "reset":
+        info = lab.reset(workdir=workdir,
+                         progress=lambda line: print(f"lab: {line}", file=sys.stderr, flush=True))
+        _print_lab(info)
+        return EXIT_OK
     if options.lab_command == "stop":
         lab.stop_guest(options.guest, workdir=workdir)
         print(f"lab: stopped {options.guest}", file=sys.stderr)

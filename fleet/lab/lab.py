@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from fleet.lab import cpio, network, rootfs
+from fleet.lab.boot import Progress, boot_guests
 from fleet.lab.errors import LabError
 from fleet.lab.forwarder import forwarder_files, start_forwarder
-from fleet.lab.guests import guest_files, qemu_process, serial_tail, start_guest
+from fleet.lab.guests import guest_files, qemu_process
 from fleet.lab.image import GuestImage, build_image
 from fleet.lab.info import GuestInfo, LabInfo
 from fleet.lab.inventory import InventoryHost, write_inventory
@@ -19,12 +19,7 @@ from fleet.lab.keys import generate_ed25519
 from fleet.lab.plan import LabPlan, plan_lab
 from fleet.lab.prerequisites import check_prerequisites
 from fleet.lab.processes import OwnedProcess, is_alive, read_pidfile, stop
-from fleet.lab.readiness import wait_for_banners
 from fleet.lab.state import OWNED_ENTRIES, GuestRecord, LabState, claim, load_state, save_state
-
-Progress = Callable[[str], None]
-BOOT_TIMEOUT_BASE = 60.0  # seconds, plus BOOT_TIMEOUT_PER_GUEST per guest: boots are CPU-bound under TCG
-BOOT_TIMEOUT_PER_GUEST = 5.0
 
 
 def _quiet(_message: str) -> None:
@@ -113,57 +108,7 @@ def _bring_up(plan: LabPlan, image: GuestImage, workdir: Path, state: LabState, 
         InventoryHost(guest.name, ports[guest.name], str(guest.ipv4.ip), host_keys[guest.name])
         for guest in plan.guests], client_key)
 
-    say(f"booting {len(plan.guests)} guests")
-    boot_started = time.monotonic()
-    for guest in plan.guests:
-        process = start_guest(plan.netns, guest, image, guest_files(workdir, guest.name))
-        state = dataclasses.replace(state, guests=tuple(
-            dataclasses.replace(record, pid=process.pid) if record.name == guest.name else record
-            for record in state.guests))
-        save_state(workdir, state)
-    ready: set[str] = set()
-    forwarder = OwnedProcess(forwarder_pid, str(fwd_files.config))
-
-    def on_ready(name: str) -> None:
-        ready.add(name)
-        say(f"{name} ready ({time.monotonic() - boot_started:.1f} s)")
-
-    retried: dict[str, str] = {}  # guest -> the end of its console when it died the first time
-
-    def check() -> None:
-        nonlocal state
-        if not is_alive(forwarder):
-            raise LabError(f"the port forwarder (PID {forwarder_pid}) died: "
-                           f"{fwd_files.log.read_text(errors='replace').strip()[-2000:]}")
-        for guest in plan.guests:
-            files = guest_files(workdir, guest.name)
-            process = qemu_process(files)
-            if guest.name in ready or (process is not None and is_alive(process)):
-                continue
-            tail = serial_tail(files)
-            if guest.name in retried:
-                raise LabError(f"guest {guest.name}'s QEMU exited while booting, twice; its serial "
-                               f"console ends with:\n{tail}\n(the first time:\n"
-                               f"{retried[guest.name]})")
-            # Under heavy emulation load a guest's kernel can die at boot once in a while;
-            # one more try is cheap, and a second death is an error.
-            last = tail.splitlines()[-1] if tail.strip() else "no console output"
-            say(f"{guest.name}'s QEMU exited while booting ({last}); starting it once more")
-            retried[guest.name] = tail
-            files.pidfile.unlink(missing_ok=True)
-            process = start_guest(plan.netns, guest, image, files)
-            state = dataclasses.replace(state, guests=tuple(
-                dataclasses.replace(record, pid=process.pid) if record.name == guest.name else record
-                for record in state.guests))
-            save_state(workdir, state)
-
-    timeout = BOOT_TIMEOUT_BASE + BOOT_TIMEOUT_PER_GUEST * len(plan.guests)
-    silent = wait_for_banners(ports, timeout=timeout, on_ready=on_ready, check=check)
-    if silent:
-        first = silent[0]
-        raise LabError(f"{len(silent)} guest(s) gave no SSH banner within {timeout:.0f} s: "
-                       f"{', '.join(silent)}; {first}'s serial console ends with:\n"
-                       f"{serial_tail(guest_files(workdir, first))}")
+    boot_guests(plan.guests, image, workdir, state, say)
 
 
 def status(*, workdir: Path) -> LabInfo | None:
@@ -181,13 +126,13 @@ def status(*, workdir: Path) -> LabInfo | None:
         guests.append(GuestInfo(name=record.name, ipv4=record.ipv4.split("/")[0],
                                 ssh_port=record.ssh_port, pid=process.pid if process else None,
                                 running=process is not None and is_alive(process)))
-    forwarder = _forwarder_process(workdir, state)
+    forwarder = forwarder_process(workdir, state)
     return LabInfo(name=state.name, workdir=workdir, netns=state.netns,
                    inventory_dir=inventory_dir(workdir), guests=tuple(guests),
                    forwarder_pid=forwarder.pid if forwarder and is_alive(forwarder) else None)
 
 
-def _forwarder_process(workdir: Path, state: LabState | None) -> OwnedProcess | None:
+def forwarder_process(workdir: Path, state: LabState | None) -> OwnedProcess | None:
     files = forwarder_files(workdir)
     pid = state.forwarder_pid if state and state.forwarder_pid else read_pidfile(files.pidfile)
     return OwnedProcess(pid, str(files.config)) if pid else None
@@ -204,7 +149,7 @@ def _guest_processes(workdir: Path, state: LabState | None) -> list[OwnedProcess
 
 def _teardown(workdir: Path) -> None:
     state = load_state(workdir)
-    forwarder = _forwarder_process(workdir, state)
+    forwarder = forwarder_process(workdir, state)
     processes = ([forwarder] if forwarder else []) + _guest_processes(workdir, state)
     survivors = stop(processes)
     if survivors:

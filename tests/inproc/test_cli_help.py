@@ -94,6 +94,8 @@ def test_run_help_lists_tasks_of_tasks_dir_and_of_dot_tasks_and_survives_a_broke
     (["lab", "up", "--hostz", "3"], "usage: fleet lab up ",
      "fleet lab up: error: unknown option --hostz; did you mean --hosts?"),
     (["lab", "upp"], "usage: fleet lab ", "fleet lab: error: unknown command 'upp'; did you mean up?"),
+    (["lab", "rest"], "usage: fleet lab ",
+     "fleet lab: error: unknown command 'rest'; did you mean reset?"),
 ])
 def test_a_mistake_is_answered_by_its_own_command_with_the_closest_name(capsys, tmp_path, argv, usage,
                                                                         error):
@@ -104,6 +106,12 @@ def test_a_mistake_is_answered_by_its_own_command_with_the_closest_name(capsys, 
     lines = err.rstrip("\n").splitlines()
     assert lines[-1] == error
     assert sum("error:" in line for line in lines) == 1
+
+
+def test_lab_reset_without_a_lab_says_so(capsys, tmp_path):
+    code, out, err = cli(capsys, "lab", "reset", "--workdir", tmp_path / "none")
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [f"fleet lab: error: no lab is up in {tmp_path / 'none'}"]
 
 
 def test_an_unknown_task_without_a_close_name_lists_the_tasks_there_are(capsys, tmp_path):

@@ -9,27 +9,17 @@ login per run, however many hosts are behind it.
 from __future__ import annotations
 
 import os
-import uuid
 
 import pytest
 from labtools import fleet, fleet_json, on_guest
 from ruamel.yaml import YAML
 
 from fleet.inventory import write_inventory
-from fleet.lab import check_prerequisites, down, up
+from fleet.lab import check_prerequisites
 
-GUESTS = 4  # h1 the bastion; h2, h3, h4 behind it
+# The shared lab's 4 guests (tests/lab/conftest.py): h1 the bastion; h2, h3, h4 behind it
 PROBLEMS = ["needs root"] if os.geteuid() != 0 else check_prerequisites()
 pytestmark = [pytest.mark.skipif(bool(PROBLEMS), reason="; ".join(PROBLEMS) or "ready")]
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("bastion")
-    try:
-        yield up(GUESTS, workdir=workdir, name=f"b{uuid.uuid4().hex[:6]}")
-    finally:
-        down(workdir=workdir)
 
 
 def behind_the_bastion(lab, directory):

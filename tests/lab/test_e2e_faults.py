@@ -15,14 +15,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
 from conftest import wait_for
-from labtools import fleet, fleet_json, global_addresses, link_json, on_guest
+from labtools import fleet, fleet_json, global_addresses, link_json, on_guest, on_guests
 
-from fleet.lab import check_prerequisites, down, up
+from fleet.lab import check_prerequisites
 
 GUESTS = ["h1", "h2", "h3", "h4"]
 PROBLEMS = ["needs root"] if os.geteuid() != 0 else check_prerequisites()
@@ -31,15 +30,6 @@ if shutil.which("nft") is None:
 pytestmark = [pytest.mark.skipif(bool(PROBLEMS), reason="; ".join(PROBLEMS) or "ready")]
 ADDRESS = {"h1": "fd00:5efe:1ab::5efe:ac1f:b/64", "h2": "fd00:5efe:1ab::5efe:ac1f:c/64",
            "h3": "fd00:5efe:1ab::5efe:ac1f:d/64", "h4": "fd00:5efe:1ab::5efe:ac1f:e/64"}
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("faults")
-    try:
-        yield up(len(GUESTS), workdir=workdir, name=f"f{uuid.uuid4().hex[:6]}")
-    finally:
-        down(workdir=workdir)
 
 
 @pytest.fixture
@@ -262,9 +252,12 @@ def test_a_hanging_command_times_out_and_nothing_of_it_keeps_running(configured,
     assert done.returncode == 1
     h1 = hosts_by_name(report)["h1"]
     assert h1["error_kind"] == "timeout" and "stopped it on the host" in h1["error"], h1
-    time.sleep(4.5)  # past the moment the background job would have written its file
-    left = on_guest(lab, "h1", "ls /tmp/fleet-late 2>&1; ps -o pid,args | grep '[s]leep [36]'")
-    assert "No such file" in left.stdout and "sleep" not in left.stdout, left.stdout
+    # Once the command's processes are gone, nothing of it can write the file any more; a
+    # background job that survived would write it first (6 s in) and fail the test then.
+    wait_for(lambda: on_guest(lab, "h1", "ps -o pid,args | grep '[s]leep [36]'").stdout == "",
+             "the hanging command's processes to be gone from h1", timeout=20)
+    left = on_guest(lab, "h1", "ls /tmp/fleet-late 2>&1")
+    assert "No such file" in left.stdout, left.stdout
 
 
 def test_a_setup_stopped_by_its_timeout_undoes_its_steps(configured, tmp_path):
@@ -341,6 +334,12 @@ def test_sshd_stopped_on_one_guest_is_an_unreachable_source_whose_tunnel_still_a
         assert state == ("error" if src == "h4" else "ok"), (src, dst)
 
 
+def probing(lab, guests: list[str]) -> bool:
+    """True once every named guest runs its probe's pings."""
+    found = on_guests(lab, guests, "pidof fping ping")
+    return all(done.exit_status == 0 for done in found.values())  # type: ignore[attr-defined]
+
+
 def test_a_guest_killed_during_a_mesh_fails_that_guest_alone(lab, tmp_path):
     done = fleet(lab, "run", "setup", "-l", "h1,h2,h3")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -350,7 +349,9 @@ def test_a_guest_killed_during_a_mesh_fails_that_guest_alone(lab, tmp_path):
                              "--command-timeout", "10", "--json", report_file],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(2.5)  # the probes are running
+        wait_for(lambda: probing(lab, ["h1", "h2", "h3"]) or mesh.poll() is not None,
+                 "every source's pings to start")
+        assert mesh.poll() is None, "the mesh ended before its pings ran"
         pid = next(g.pid for g in lab.guests if g.name == "h3")
         os.kill(pid, 9)
         out, err = mesh.communicate(timeout=120)

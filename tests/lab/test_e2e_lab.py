@@ -11,27 +11,16 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 
 import pytest
 from labtools import fleet, fleet_json, on_guest
 from ruamel.yaml import YAML
 
-from fleet.lab import check_prerequisites, down, stop_guest, up
+from fleet.lab import check_prerequisites, stop_guest
 
 GUESTS = ["h1", "h2", "h3", "h4"]
 PROBLEMS = ["needs root"] if os.geteuid() != 0 else check_prerequisites()
 pytestmark = [pytest.mark.skipif(bool(PROBLEMS), reason="; ".join(PROBLEMS) or "ready")]
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("lab")
-    try:
-        info = up(len(GUESTS), workdir=workdir, name=f"e2e{uuid.uuid4().hex[:6]}")
-        yield info
-    finally:
-        down(workdir=workdir)
 
 
 def test_the_whole_story(lab, tmp_path):

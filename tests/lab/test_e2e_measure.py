@@ -17,14 +17,14 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-import uuid
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
-from labtools import fleet, fleet_json
+from conftest import wait_for
+from labtools import fleet, fleet_json, lab_view
 
-from fleet.lab import check_prerequisites, down, up
+from fleet.lab import check_prerequisites
 
 GUESTS = ["h1", "h2", "h3"]
 PROBLEMS = ["needs root"] if os.geteuid() != 0 else check_prerequisites()
@@ -34,16 +34,13 @@ pytestmark = [pytest.mark.skipif(bool(PROBLEMS), reason="; ".join(PROBLEMS) or "
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """Three guests with fleet's sit1, as after `fleet run setup`; torn down at the end."""
-    workdir = tmp_path_factory.mktemp("measure")
-    try:
-        info = up(len(GUESTS), workdir=workdir, name=f"m{uuid.uuid4().hex[:6]}")
-        done = fleet(info, "run", "setup")
-        assert done.returncode == 0, done.stdout + done.stderr
-        yield info
-    finally:
-        down(workdir=workdir)
+def lab(lab, tmp_path_factory):
+    """Three guests of the shared lab (h1..h3, h4 out of sight) with fleet's sit1, as after
+    `fleet run setup`."""
+    view = lab_view(lab, len(GUESTS), tmp_path_factory.mktemp("measure"))
+    done = fleet(view, "run", "setup")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return view
 
 
 def in_lab(lab, *command: str) -> None:
@@ -184,15 +181,18 @@ def test_one_host_selected_is_answered_at_once_and_not_green(lab, tmp_path):
     assert "a mesh needs at least 2" in done.stderr and "Traceback" not in done.stderr
 
 
+def gone(pid: int) -> bool:
+    try:
+        return "zombie" in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+
+
 def test_a_stopped_guest_is_host_down_tunnel_and_underlay_both(lab, tmp_path):
-    # Runs last: h3 does not come back.
+    # Runs last in this module: h3 stays down until the next module's reset boots it again.
     guest = next(g for g in lab.guests if g.name == "h3")
     os.kill(guest.pid, 9)
-    for _ in range(50):
-        if not os.path.exists(f"/proc/{guest.pid}") or "zombie" in open(
-                f"/proc/{guest.pid}/status").read():
-            break
-        time.sleep(0.1)
+    wait_for(lambda: gone(guest.pid), "h3's QEMU to be gone", timeout=10)
     done, report = fleet_json(lab, tmp_path, "run", "mesh", "--underlay", "--count", "2",
                               "--connect-timeout", "5")
     assert done.returncode == 1, done.stdout + done.stderr

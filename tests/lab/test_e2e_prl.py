@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import uuid
 from ipaddress import IPv4Address, IPv6Network
 
 import pytest
-from labtools import fleet, fleet_json, on_guest
+from labtools import fleet, fleet_json, lab_view, on_guest
 from ruamel.yaml import YAML
 
 from fleet.isatap import isatap_address
-from fleet.lab import check_prerequisites, down, up
+from fleet.lab import check_prerequisites
 
 GUESTS = ["h1", "h2", "h3"]
 FAR = "2001:db8:2::1"
@@ -28,12 +27,9 @@ pytestmark = [pytest.mark.skipif(bool(PROBLEMS), reason="; ".join(PROBLEMS) or "
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("lab")
-    try:
-        yield up(len(GUESTS), workdir=workdir, name=f"prl{uuid.uuid4().hex[:6]}")
-    finally:
-        down(workdir=workdir)
+def lab(lab, tmp_path_factory):
+    """Three guests of the shared lab: h1..h3 (h4 out of sight)."""
+    return lab_view(lab, len(GUESTS), tmp_path_factory.mktemp("prl"))
 
 
 def with_router(lab, tmp_path, router: str):

@@ -14,14 +14,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import uuid
 import xml.etree.ElementTree as ET
 
 import pytest
 from conftest import wait_for
 from labtools import fleet
 
-from fleet.lab import check_prerequisites, down, up
+from fleet.lab import check_prerequisites
 
 GUESTS = ["h1", "h2", "h3", "h4"]
 PROBLEMS = ["needs root"] if os.geteuid() != 0 else check_prerequisites()
@@ -29,15 +28,6 @@ if shutil.which("nft") is None:
     PROBLEMS = [*PROBLEMS, "needs nft (nftables)"]
 pytestmark = [pytest.mark.skipif(bool(PROBLEMS), reason="; ".join(PROBLEMS) or "ready")]
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("watch")
-    try:
-        yield up(len(GUESTS), workdir=workdir, name=f"w{uuid.uuid4().hex[:6]}")
-    finally:
-        down(workdir=workdir)
 
 
 def nft_table(lab, family: str, name: str, chain: str) -> None:
