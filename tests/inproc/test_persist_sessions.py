@@ -63,7 +63,7 @@ def test_commands_given_up_by_their_client_do_not_use_up_the_hosts_sessions(tmp_
             await leaving.close()
             with contextlib.suppress(CommandError):
                 await running
-        await asyncio.sleep(0.2)
+        await server.settle(timeout=15)  # every command stopped (a channel left open never is)
         result = await session.run("echo healthy", timeout=10)
         await transport.close()
         refused, logins = server.refused, server.connections
