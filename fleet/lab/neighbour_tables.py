@@ -68,14 +68,14 @@ def write(key: str, value: int, root: Path = PROC_SYS) -> None:
 
 def make_room(say: Callable[[str], None], root: Path = PROC_SYS) -> tuple[Change, ...]:
     """Raise what needs raising; return what was changed (the record `restore` needs). If a write
-    fails halfway, what was already written is put back before the LabError goes up."""
+    fails halfway (or Ctrl-C comes), what was already written is put back before it goes up."""
     changes = changes_for({key: read(key, root) for key in KEYS})
     done: list[Change] = []
     try:
         for change in changes:
             write(change.key, change.new, root)
             done.append(change)
-    except LabError:
+    except BaseException:  # put the machine back, then let it go up as it came
         restore(tuple(done), say, root)
         raise
     if done:
