@@ -38,7 +38,9 @@ SETTLE_S = 1.0  # the default pause after each tool's run (--settle)
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--hosts", type=int, default=100, help="hosts in the bed (default 100, max 240)")
+    parser.add_argument("--hosts", type=int, default=100,
+                        help="hosts in the bed (default 100, max 240: full meshes; a sampled mesh "
+                             "on up to 2,000 hosts is benchmarks.bigbed)")
     parser.add_argument("--runs", type=int, default=3, help="runs of every tool on every job (default 3)")
     parser.add_argument("--jobs", default=DEFAULT_JOBS, help=f"comma-separated (default {DEFAULT_JOBS})")
     parser.add_argument("--tools", default="", help="comma-separated tool names (default: all installed)")
@@ -66,7 +68,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown job(s) {', '.join(unknown)}; known: {', '.join(ALL_JOBS)}")
     if not 2 <= args.hosts <= 240:
-        parser.error("--hosts must be between 2 and 240")
+        parser.error("--hosts must be between 2 and 240 (full meshes; for more hosts, a sampled "
+                     "mesh: python -m benchmarks.bigbed)")
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     return args

@@ -6,7 +6,11 @@ address as a plain address, a clearly named stand-in for a tunnel address, so a 
 measured. Layout:
 
     netns <tag>-hub : bridge br0 172.31.1.1/24; the SSH forwarder relays 127.0.0.1:PORT -> host:22
-    netns <tag>-hN  : eth0 172.31.1.(10+N)/24 + stand-in IPv6, sshd on 172.31.1.(10+N):22
+    netns <tag>-hN  : eth0 172.31.1.(10+N-1)/24 + stand-in IPv6, sshd on 172.31.1.(10+N-1):22
+
+A bed of more than 240 hosts carries on past 172.31.1.249 in 172.31.0.0/20 (fleet.lab.nsbed_plan),
+and one of more than 200 raises the kernel's neighbour tables, shared by every namespace, for its
+lifetime (fleet.lab.neighbour_tables): it says so, and puts the old values back at teardown.
 
 Neighbour entries are pinned (a full mesh resolving every neighbour at once over one bridge loses
 pairs to an NDP storm), and each sshd runs with an empty tmpfs over /root, so a login shell reads
@@ -17,38 +21,41 @@ tears everything down on exit, failure or Ctrl-C, stopping only the processes it
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv6Address, IPv6Network
+from ipaddress import IPv6Network
 from pathlib import Path
 
 from fleet.inventory import HOSTS_FILE, write_inventory
-from fleet.isatap import isatap_address
+from fleet.lab import neighbour_tables
 from fleet.lab.commands import run
 from fleet.lab.errors import LabError
 from fleet.lab.forwarder import ForwarderFiles, start_forwarder
 from fleet.lab.keys import generate_ed25519, known_hosts_line
+from fleet.lab.nsbed_plan import (  # noqa: F401  (BedHost and the plan's names are this module's API)
+    DEFAULT_PREFIX,
+    FIRST_HOST,
+    MAX_HOSTS,
+    SUBNET_BASE,
+    BedHost,
+    plan_bed,
+)
 from fleet.lab.readiness import wait_for_banners
 
-SUBNET_BASE = IPv4Address("172.31.1.0")
-FIRST_HOST = 10
-DEFAULT_PREFIX = IPv6Network("fd00:5efe:bed::/64")
 SSHD = "/usr/sbin/sshd"
+BANNER_TIMEOUT_S = 30.0
+BANNER_TIMEOUT_PER_HOST_S = 0.05  # 1,000 sshds just started, on a busy machine: 80 s
 
 
-@dataclass(frozen=True)
-class BedHost:
-    name: str
-    netns: str
-    ipv4: IPv4Address
-    ipv6: IPv6Address
-    mac: str
-    ssh_port: int = 0
+def say_on_stderr(text: str) -> None:
+    print(f"nsbed: {text}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -67,10 +74,11 @@ class NamespaceBed:
     _host_keys: dict[str, str] = field(default_factory=dict)  # host name -> public key line
     _namespaces: list[str] = field(default_factory=list)
     _own_workdir: bool = False
+    say: Callable[[str], None] = say_on_stderr  # progress of a big bed, and changes to the machine
+    _sysctl_changes: tuple[neighbour_tables.Change, ...] = ()
 
     def __post_init__(self) -> None:
-        if not 1 <= self.count <= 240:
-            raise LabError("a namespace bed holds 1 to 240 hosts")
+        plan_bed(self.count, self.tag, self.prefix)  # LabError for a count the plan cannot hold
 
     # -- life cycle -----------------------------------------------------------------------------
     def __enter__(self) -> NamespaceBed:
@@ -95,16 +103,19 @@ class NamespaceBed:
             self.workdir = Path(tempfile.mkdtemp(prefix="fleet-nsbed-"))
             self._own_workdir = True
         self.workdir.mkdir(parents=True, exist_ok=True)
+        plan = plan_bed(self.count, self.tag, self.prefix)
+        big = neighbour_tables.needs_room(self.count)
+        if big:
+            self._sysctl_changes = neighbour_tables.make_room(self.say)
+            _raise_open_files(4 * self.count + 256)  # the readiness probes: one socket per host
+            self.say(f"building {self.count} hosts in namespaces {self.tag}-h1..h{self.count} "
+                     f"({plan.subnet})")
         hub = f"{self.tag}-hub"
         self._netns_add(hub)
         hub_cmds = ["link set lo up", "link add br0 type bridge", "link set br0 up",
-                    f"addr add {SUBNET_BASE + 1}/24 dev br0"]
+                    f"addr add {plan.hub} dev br0"]
         self._batch(hub, hub_cmds)
-        planned = []
-        for i in range(1, self.count + 1):
-            ipv4 = SUBNET_BASE + FIRST_HOST + i - 1
-            planned.append(BedHost(f"h{i}", f"{self.tag}-h{i}", ipv4, isatap_address(self.prefix, ipv4),
-                                   f"02:fe:00:00:{i // 256:02x}:{i % 256:02x}"))
+        planned = list(plan.hosts)
         for host in planned:
             self._netns_add(host.netns)
             run(["ip", "-n", hub, "link", "add", f"v{host.name}", "type", "veth", "peer", "name",
@@ -117,9 +128,11 @@ class NamespaceBed:
         for host in planned:
             self._batch(host.netns, [
                 "link set lo up", f"link set eth0 address {host.mac}",
-                f"addr add {host.ipv4}/24 dev eth0", f"addr add {host.ipv6}/64 dev eth0 nodad",
+                f"addr add {plan.interface(host)} dev eth0", f"addr add {host.ipv6}/64 dev eth0 nodad",
                 "link set eth0 up"] + [n for n in neighbours if f" {host.ipv6} " not in n
                                        and f" {host.ipv4} " not in n])
+        if big:
+            self.say(f"namespaces wired, neighbours pinned; starting {self.count} sshds")
         client_key = generate_ed25519(self.workdir / "client_key", "fleet-nsbed")
         (self.workdir / "authorized_keys").write_text(client_key + "\n")
         for host in planned:
@@ -129,10 +142,14 @@ class NamespaceBed:
             {h.name: (str(h.ipv4), 22) for h in planned})
         self._pids.append(self.forwarder_pid)
         self.hosts = [BedHost(h.name, h.netns, h.ipv4, h.ipv6, h.mac, ports[h.name]) for h in planned]
-        silent = wait_for_banners(ports, timeout=30.0, on_ready=lambda name: None)
+        timeout = max(BANNER_TIMEOUT_S, BANNER_TIMEOUT_PER_HOST_S * self.count)
+        silent = wait_for_banners(ports, timeout=timeout, on_ready=lambda name: None)
         if silent:
-            raise LabError(f"sshd did not answer within 30 s on: {', '.join(silent)}")
+            shown = ", ".join(silent[:20]) + (f" and {len(silent) - 20} more" if len(silent) > 20 else "")
+            raise LabError(f"sshd did not answer within {timeout:.0f} s on: {shown}")
         self.inventory_dir = self._write_inventory()
+        if big:
+            self.say(f"{self.count} hosts answer SSH")
 
     def stop(self) -> None:
         for pid in reversed(self._pids):
@@ -151,6 +168,9 @@ class NamespaceBed:
         for ns in reversed(self._namespaces):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         self._namespaces.clear()
+        if self._sysctl_changes:  # after the namespaces, whose entries filled the tables
+            neighbour_tables.restore(self._sysctl_changes, self.say)
+            self._sysctl_changes = ()
         if self._own_workdir and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -238,6 +258,17 @@ class NamespaceBed:
                           "client_keys": [str(client_key)], "known_hosts": str(known_hosts)}}}},
             comments={HOSTS_FILE: "generated by fleet's namespace bed; IPv6 addresses are stand-ins "
                                   "on plain veths"})
+
+
+def _raise_open_files(needed: int) -> None:
+    """Let this process (and the forwarder it starts) hold `needed` descriptors, within the hard
+    limit; LabError if the hard limit is lower."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            raise LabError(f"the bed needs {needed} open files and the hard limit is {hard} "
+                           "(ulimit -Hn)")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 def _signal(pid: int, sig: int) -> None:
