@@ -42,7 +42,7 @@ from typing import Any
 
 from benchmarks.bed import BenchBed, describe, machine_facts
 from benchmarks.jobs import commands
-from benchmarks.measure import processes_with, run_measured, stop_processes
+from benchmarks.measure import processes_with, run_measured, stop_processes, text_table
 from benchmarks.peers import REPO, Context, python_env
 
 MODES = ("cold", "warm", "sharded", "logins", "asyncssh-logins")
@@ -234,10 +234,7 @@ def render(summary: list[dict[str, Any]]) -> str:
                        str(s["rss_tree_peak_mb"]), f"{s['target_cpu_median_s']:.2f}",
                        f"{s['others_cpu_median_s']:.2f}", f"{s['ok_min']}/{s['expected']}",
                        ", ".join(s["loads"])] for s in summary]
-    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return text_table(table)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -202,3 +202,11 @@ def run_measured(argv: Sequence[str], *, cwd: Path, env: dict[str, str] | None =
         target_cpu_s=target_after - target_before, relay_cpu_s=relay_after - relay_before,
         returncode=process.returncode, stdout=stdout, stderr=stderr,
         timed_out=timed_out.is_set())
+
+
+def text_table(rows: Sequence[Sequence[str]]) -> str:
+    """Rows of cells as aligned columns, the first row a heading underlined with dashes."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

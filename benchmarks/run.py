@@ -28,7 +28,7 @@ from typing import Any
 
 from benchmarks.bed import VIA, BenchBed, describe, machine_facts
 from benchmarks.jobs import ALL_JOBS, BED_JOBS, commands, expected
-from benchmarks.measure import processes_with, run_measured, stop_processes
+from benchmarks.measure import processes_with, run_measured, stop_processes, text_table
 from benchmarks.peers import REPO, Context, peer_modules
 
 DEFAULT_JOBS = ",".join(ALL_JOBS)
@@ -218,10 +218,7 @@ def render(summary: list[dict[str, Any]], relay: bool) -> str:
                      + [f"{s['ok_min']}/{s['expected']}",
                         "-" if s["ratio_to_fleet"] is None else f"{s['ratio_to_fleet']:.2f}x",
                         s["note"]])
-    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return text_table(table)
 
 
 def main(argv: list[str] | None = None) -> int:
