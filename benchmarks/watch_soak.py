@@ -89,10 +89,10 @@ def _unix(iso: str) -> float:
 
 
 def between_rounds_ms(samples: list[dict[str, Any]]) -> list[float]:
-    """From a round's end (as fleet stamps it: the probes done) to the next round's start: the
-    watcher's own work after the probes (the states, the changes, the history's transaction
-    with its retention, the round's line) plus the wait for --every, 0 when --every is shorter
-    than a round."""
+    """From a round's end (as fleet stamps it: the probes done and judged, the round's states
+    taken) to the next round's start: the watcher's own work after that (the changes, the
+    history's transaction with its retention, the round's line) plus the wait for --every,
+    none when --every is shorter than a round."""
     return [1000 * (_unix(b["started"]) - _unix(a["ended"])) for a, b in zip(samples, samples[1:])]
 
 
