@@ -28,7 +28,9 @@ The only delay it adds is an optional stand-in for the ping round, from the prob
                     (fping also spaces any two pings by -i, so a big mesh takes longer on a host)
     --round none    answer at once
 
-Any other command gets exit status 127 and a line on stderr (this is not a shell).
+Any other command gets exit status 127 and a line on stderr (this is not a shell). So it keeps
+no shell for fleet's kept connections either (fleet.ssh.kept_shell): each simulated host refuses
+it once, and its rounds run in a session each, as on a host without /bin/sh.
 
 Run by the driver as `python -m benchmarks.simserver --workdir DIR`; it writes DIR/client_key,
 DIR/host_key, DIR/known_hosts and prints `PORT <n>` on stdout once it listens. It stops on

@@ -70,10 +70,19 @@ class KeptShell:
                 err.extend(more)
                 pgid, rest = parse_marker(bytes(err))
                 if pgid is not None:
-                    shell = cls(process, pgid)
-                    shell._err.extend(rest)
-                    process = None
-                    return shell
+                    break
+            # The marker comes before the exec: a shell that answers its first line is there.
+            process.stdin.write(b"echo @@fleet-shell-ready\n")
+            answer = bytearray()
+            while b"@@fleet-shell-ready\n" not in answer:
+                more = await process.stdout.read(4096)
+                if not more:
+                    raise KeptShellGone("the shell ended as it started")
+                answer.extend(more)
+            shell = cls(process, pgid)
+            shell._err.extend(rest)
+            process = None
+            return shell
         except (OSError, asyncssh.Error) as exc:
             raise KeptShellGone(f"the shell did not start: {type(exc).__name__}: {exc}") from exc
         finally:

@@ -79,6 +79,7 @@ class AsyncsshSession:
         self._release = release  # lets go of the shared jump connections this one goes through
         self._jumps = tuple(jumps)  # the jump logins it goes through, first hop first
         self._shell: KeptShell | None = None  # for run_repeated, once asked for
+        self._no_shell = ""  # why this host cannot keep a shell: its rounds get sessions
 
     @property
     def closed(self) -> bool:
@@ -141,6 +142,8 @@ class AsyncsshSession:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         shell = self._shell
+        if self._no_shell:
+            return await self.run(command, timeout=timeout)
         if shell is None or not shell.alive:
             if shell is not None:
                 shell.close()
@@ -152,7 +155,8 @@ class AsyncsshSession:
                 self._connection.close()
                 raise CommandTimeoutError(name, f"command did not start within {timeout:g} s; "
                                           "the connection was given up", command=command) from exc
-            except KeptShellGone:
+            except KeptShellGone as exc:  # a host without /bin/sh, say: not tried again
+                self._no_shell = str(exc)
                 return await self.run(command, timeout=max(0.001, deadline - loop.time()))
             self._shell = shell
         try:

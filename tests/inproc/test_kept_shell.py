@@ -137,3 +137,15 @@ def test_a_connection_lost_mid_round_is_connection_lost(tmp_path):
 
     error = asyncio.run(on_session(tmp_path, scenario))
     assert "lost while a command ran" in str(error) and error.stdout == "begun\n"
+
+
+def test_a_host_that_cannot_keep_a_shell_gets_a_session_every_round_without_trying_again(tmp_path):
+    async def scenario(server, session):
+        server.paths = {"/bin/sh 3>&2": "/no/such/shell 3>&2"}  # the shell cannot start there
+        answers = [await session.run_repeated(RepeatedCommand("echo $((1 + 1))"), timeout=10)
+                   for _ in range(3)]
+        return [a.stdout for a in answers], shells(server), len(server.commands)
+
+    answers, tried, sessions = asyncio.run(on_session(tmp_path, scenario))
+    assert answers == ["2\n"] * 3
+    assert tried == 1 and sessions == 4  # one try of the shell, then a session a round
