@@ -64,7 +64,9 @@ class LoopbackSSHServer:
     """
 
     def __init__(self, workdir: Path, *, addresses: Sequence[str] = ("127.0.0.1",),
-                 accept_auth: bool = True, password: str | None = None) -> None:
+                 accept_auth: bool = True, password: str | None = None,
+                 host_key: asyncssh.SSHKey | None = None,
+                 client_key: asyncssh.SSHKey | None = None) -> None:
         self.workdir = workdir
         self.addresses = list(addresses)
         self.accept_auth = accept_auth
@@ -75,9 +77,10 @@ class LoopbackSSHServer:
         self._open: set[asyncssh.SSHServerConnection] = set()
         self.port = 0
         self._servers: list[asyncssh.SSHAcceptor] = []
-        self.host_key = asyncssh.generate_private_key("ssh-ed25519")
+        # Given keys: one server of several processes that play one host key (benchmarks).
+        self.host_key = host_key or asyncssh.generate_private_key("ssh-ed25519")
         self.host_certificate: asyncssh.SSHCertificate | None = None
-        self.client_key = asyncssh.generate_private_key("ssh-ed25519")
+        self.client_key = client_key or asyncssh.generate_private_key("ssh-ed25519")
         workdir.mkdir(parents=True, exist_ok=True)
         self.client_key_path = workdir / "client_key"
         self.client_key.write_private_key(str(self.client_key_path))
@@ -104,15 +107,16 @@ class LoopbackSSHServer:
         """One session (the process factory): the subclass's."""
         raise NotImplementedError
 
-    async def start(self) -> Self:
-        """Listen, then write known_hosts (every address, with the port the first one got)."""
+    async def start(self, port: int = 0) -> Self:
+        """Listen on `port` (0: the kernel picks one for the first address, and the others share
+        it), then write known_hosts (every address, with that port)."""
         host_key = (self.host_key, self.host_certificate) if self.host_certificate else self.host_key
 
         async def listen(addresses: list[str], port: int) -> asyncssh.SSHAcceptor:
             return await asyncssh.create_server(self.server_side, addresses, port,
                                                 server_host_keys=[host_key], **self.listen_options())
 
-        self._servers = [await listen(self.addresses[:1], 0)]
+        self._servers = [await listen(self.addresses[:1], port)]
         self.port = self._servers[0].sockets[0].getsockname()[1]
         if self.addresses[1:]:
             self._servers.append(await listen(self.addresses[1:], self.port))

@@ -28,11 +28,17 @@ The only delay it adds is an optional stand-in for the ping round, from the prob
                     (fping also spaces any two pings by -i, so a big mesh takes longer on a host)
     --round none    answer at once
 
-Any other command gets exit status 127 and a line on stderr (this is not a shell).
+Any other command gets exit status 127 and a line on stderr (this is not a shell). So it keeps
+no shell for fleet's kept connections either (fleet.ssh.kept_shell): each simulated host refuses
+it once, and its rounds run in a session each, as on a host without /bin/sh.
 
 Run by the driver as `python -m benchmarks.simserver --workdir DIR`; it writes DIR/client_key,
-DIR/known_hosts and prints `PORT <n>` on stdout once it listens. It stops on SIGTERM/SIGINT or when
-its stdin closes (the driver died), so it never outlives the driver.
+DIR/host_key, DIR/known_hosts and prints `PORT <n>` on stdout once it listens. It stops on
+SIGTERM/SIGINT or when its stdin closes (the driver died), so it never outlives the driver.
+
+A process holds two files per host (a listening socket and a connection), so past half its open-file
+limit the driver runs several: the first as above, each other with `--first I --port <n>
+--keys-from DIR` (the same port and keys on the next addresses), their known_hosts appended.
 """
 
 from __future__ import annotations
@@ -156,6 +162,7 @@ def addr_json(ipv4: IPv4Address, prefix: IPv6Network) -> str:
 
 
 SIM_FIRST_ADDRESS = IPv4Address("127.1.0.1")
+HOST_KEY = "host_key"  # beside client_key in the first process's --workdir
 
 
 def sim_address(i: int) -> str:
@@ -179,8 +186,15 @@ class SimServer(LoopbackSSHServer):
     """The loopback server, on `addresses` loopback addresses, answering probes (see above)."""
 
     def __init__(self, workdir: Path, *, prefix: IPv6Network, model: str, reply_ms: float,
-                 addresses: int = 1) -> None:
-        super().__init__(workdir, addresses=[sim_address(i) for i in range(addresses)])
+                 addresses: int = 1, first: int = 0, keys_from: Path | None = None) -> None:
+        keys = {} if keys_from is None else {
+            "host_key": asyncssh.read_private_key(str(keys_from / HOST_KEY)),
+            "client_key": asyncssh.read_private_key(str(keys_from / "client_key"))}
+        super().__init__(workdir, addresses=[sim_address(i) for i in range(first, first + addresses)],
+                         **keys)
+        if keys_from is None:  # for the other processes of this server (--keys-from)
+            self.host_key.write_private_key(str(workdir / HOST_KEY))
+            (workdir / HOST_KEY).chmod(0o600)
         self.prefix = prefix
         self.model = model
         self.reply_ms = reply_ms
@@ -276,16 +290,18 @@ def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
 
 async def serve(options: argparse.Namespace) -> None:
     server = SimServer(options.workdir, prefix=IPv6Network(options.prefix), model=options.round,
-                       reply_ms=options.reply_ms, addresses=options.addresses)
+                       reply_ms=options.reply_ms, addresses=options.addresses,
+                       first=options.first, keys_from=options.keys_from)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
-    port = (await server.start()).port
+    port = (await server.start(options.port)).port
     if options.watch_stdin:
         _watch_stdin(loop, stop)
     print(f"PORT {port}", flush=True)
-    print(f"simserver: SIMULATION on {sim_address(0)} .. {sim_address(options.addresses - 1)} "
+    last = options.first + options.addresses - 1
+    print(f"simserver: SIMULATION on {sim_address(options.first)} .. {sim_address(last)} "
           f"port {port}, round model {options.round} "
           f"(reply {options.reply_ms:g} ms)", file=sys.stderr, flush=True)
     try:
@@ -304,6 +320,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--addresses", type=int, default=1, metavar="N",
                         help="loopback addresses to listen on, one per simulated host: 127.1.0.1 "
                              "and up (default 1)")
+    parser.add_argument("--first", type=int, default=0, metavar="I",
+                        help="the first address is simulated host I's (default 0: 127.1.0.1); "
+                             "with --port and --keys-from, this process plays hosts I.. of a "
+                             "server of several processes (each holds two files a host)")
+    parser.add_argument("--port", type=int, default=0,
+                        help="listen on this port (default 0: the kernel picks one)")
+    parser.add_argument("--keys-from", type=Path, default=None, metavar="DIR",
+                        help="use the host key and client key of the first process (its "
+                             "--workdir) instead of new ones")
     parser.add_argument("--prefix", default=DEFAULT_PREFIX, help=f"ISATAP /64 (default {DEFAULT_PREFIX})")
     parser.add_argument("--round", choices=ROUND_MODELS, default="fixed",
                         help="stand-in for the ping round (default fixed: (count-1)*period + reply)")

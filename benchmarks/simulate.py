@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-LABEL = ("SIMULATION: one in-process asyncssh server answers every host's probe with generated "
+LABEL = ("SIMULATION: a loopback asyncssh server answers every host's probe with generated "
          "replies; no packets are sent")
 PREFIX = "fd00:5efe:51::/64"
 DEFAULT_SIZES = (100, 500, 1000, 2000)
@@ -131,32 +131,31 @@ def _tree_rss_mb(root: int) -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-class SimServerProcess:
-    """benchmarks.simserver as a child: started, and stopped by its PID, whatever happens."""
+class _SimServerChild:
+    """One benchmarks.simserver process: started, and stopped by its PID, whatever happens."""
 
-    def __init__(self, workdir: Path, round_model: str, reply_ms: float, addresses: int) -> None:
-        self.workdir = workdir
-        self.log = open(workdir / "simserver.log", "w", encoding="utf-8")
+    def __init__(self, keys: Path, log: Path, round_model: str, reply_ms: float, addresses: int,
+                 first: int = 0, port: int = 0, keys_from: Path | None = None) -> None:
+        self.keys = keys
+        self.log = open(log, "w", encoding="utf-8")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+        more = ["--first", str(first), "--port", str(port)] + (
+            [] if keys_from is None else ["--keys-from", str(keys_from)])
         # Its own session: a Ctrl-C reaches the driver, which stops the server itself. Its stdin
         # is a pipe from us: if this driver dies, the server sees EOF and stops.
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.simserver", "--workdir", str(workdir / "keys"),
+            [sys.executable, "-m", "benchmarks.simserver", "--workdir", str(keys),
              "--prefix", PREFIX, "--round", round_model, "--reply-ms", f"{reply_ms:g}",
-             "--addresses", str(addresses)],
+             "--addresses", str(addresses), *more],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, cwd=REPO, env=env,
             start_new_session=True, text=True)
         self.port = 0
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line.startswith("PORT "):
             self.stop()
-            raise RuntimeError(f"simserver did not start: {line!r}; see {workdir / 'simserver.log'}")
+            raise RuntimeError(f"simserver did not start: {line!r}; see {log}")
         self.port = int(line.split()[1])
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -175,6 +174,58 @@ class SimServerProcess:
                 except OSError:
                     pass
         self.log.close()
+
+
+def hosts_per_server_process() -> int:
+    """What one simserver process can play: it holds two files a host (a listening socket and a
+    connection) and may open as many as the hard limit allows."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return 1 << 20 if hard == resource.RLIM_INFINITY else max(1, (hard - 256) // 2)
+
+
+class SimServerProcess:
+    """The simulated server for `addresses` hosts, on one port with one host key: one
+    benchmarks.simserver process, or as many as it takes for each to stay within the open-file
+    limit (`processes` forces a count). Its files are in WORKDIR/keys (client_key, known_hosts
+    for every address), its logs WORKDIR/simserver*.log."""
+
+    def __init__(self, workdir: Path, round_model: str, reply_ms: float, addresses: int,
+                 processes: int | None = None) -> None:
+        self.workdir = workdir
+        count = processes or math.ceil(addresses / hosts_per_server_process())
+        per = math.ceil(addresses / count)  # balanced: 50,000 hosts are 6 x 8,334, not 5 x 9,872 + 640
+        keys = workdir / "keys"
+        self.children: list[_SimServerChild] = []
+        try:
+            self.children.append(_SimServerChild(keys, workdir / "simserver.log", round_model,
+                                                 reply_ms, min(per, addresses)))
+            for k, first in enumerate(range(per, addresses, per), start=1):
+                self.children.append(_SimServerChild(
+                    workdir / f"keys-{k}", workdir / f"simserver-{k}.log", round_model, reply_ms,
+                    min(per, addresses - first), first=first, port=self.port, keys_from=keys))
+            with open(keys / "known_hosts", "a", encoding="utf-8") as known:
+                for child in self.children[1:]:
+                    known.write((child.keys / "known_hosts").read_text(encoding="utf-8"))
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def port(self) -> int:
+        return self.children[0].port
+
+    @property
+    def pid(self) -> int:
+        """The first process's (the only one up to hosts_per_server_process())."""
+        return self.children[0].proc.pid
+
+    def cpu(self) -> float:
+        """CPU seconds of every process of the server so far."""
+        return sum(process_cpu(child.proc.pid) for child in self.children)
+
+    def stop(self) -> None:
+        for child in self.children:
+            child.stop()
 
 
 @dataclass
@@ -296,7 +347,7 @@ def run_fleet(n: int, peers: int | None, server: SimServerProcess, workdir: Path
     daemon_cpu = persist.cpu() if persist is not None else 0.0
     expected = n * (n - 1) if peers is None or peers >= n - 1 else n * peers
     load_before = loadavg()[0]
-    server_cpu = process_cpu(server.pid)
+    server_cpu = server.cpu()
     busy = machine_busy()
     hwm, tree = [0.0], [0.0]
     with open(stdout_path, "w") as so, open(stderr_path, "w") as se:
@@ -347,7 +398,7 @@ def run_fleet(n: int, peers: int | None, server: SimServerProcess, workdir: Path
     run = Run(hosts=n, peers=peers, pairs_expected=expected, returncode=child.returncode,
               wall_s=wall, cpu_s=usage.ru_utime + usage.ru_stime, rss_mb=hwm[0],
               ru_maxrss_mb=usage.ru_maxrss / 1024,
-              server_cpu_s=process_cpu(server.pid) - server_cpu,
+              server_cpu_s=server.cpu() - server_cpu,
               daemon_cpu_s=persist.cpu() - daemon_cpu if persist is not None else None,
               load_before=load_before, load_after=loadavg()[0],
               tree_rss_mb=max(tree[0], hwm[0]), cluster=cluster, shards=shards)
@@ -480,6 +531,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="fleet --cluster: shard each run (default: no, one process)")
     parser.add_argument("--shards", type=int, default=None, metavar="N",
                         help="fleet --shards (with --cluster local: one per core by default)")
+    parser.add_argument("--server-processes", type=int, default=None, metavar="N",
+                        help="simserver processes (default: as few as the open-file limit allows, "
+                             "two files a host each)")
     parser.add_argument("--profile", action="store_true",
                         help="run fleet under cProfile (slower) and print its top functions")
     parser.add_argument("--persist", action="store_true",
@@ -505,7 +559,9 @@ def main(argv: list[str] | None = None) -> int:
     round_text = {"fixed": "(count-1) x period + reply", "fping": "fping pacing model",
                   "none": "none"}[options.round]
     print(LABEL)
-    print(f"server: one process, round stand-in {options.round} ({round_text}, reply "
+    processes = options.server_processes or math.ceil(max(sizes) / hosts_per_server_process())
+    server_text = "one process" if processes == 1 else f"{processes} processes"
+    print(f"server: {server_text}, round stand-in {options.round} ({round_text}, reply "
           f"{options.reply_ms:g} ms); fleet: --connect-workers {options.connect_workers}"
           f"{'' if options.workers is None else f' --workers {options.workers}'}"
           f" --cluster {options.cluster or 'no'}"
@@ -518,7 +574,8 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[Run] = []
     interrupted = False
     try:
-        server = SimServerProcess(workdir, options.round, options.reply_ms, max(sizes))
+        server = SimServerProcess(workdir, options.round, options.reply_ms, max(sizes),
+                                  options.server_processes)
         if options.persist:
             persist = PersistDaemon(workdir, options.profile)
         for n in sizes:

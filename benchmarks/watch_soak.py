@@ -111,7 +111,7 @@ def soak(n: int, rounds: int, every: float, server: SimServerProcess, workdir: P
     extra = ([] if peers is None else ["--peers", str(peers)]) + ([] if keep is None else ["--keep", keep])
     profiler = ["-m", "cProfile", "-o", str(prof_path)] if profile else []
     load_before = loadavg()
-    server_cpu = process_cpu(server.pid)
+    server_cpu = server.cpu()
     started = time.monotonic()
     watcher = subprocess.Popen(
         [sys.executable, *profiler, "-m", "fleet", "watch", "-i", str(inventory),
@@ -164,7 +164,7 @@ def soak(n: int, rounds: int, every: float, server: SimServerProcess, workdir: P
         "rss_every_tenth_mb": [round(rss[min(len(rss) - 1, i * len(rss) // 10)], 1)
                                for i in range(11)] if rss else [],
         "logins": sum(s["logins"] for s in samples), "wall_s": wall,
-        "server_cpu_s": process_cpu(server.pid) - server_cpu,
+        "server_cpu_s": server.cpu() - server_cpu,
         "load_before": load_before, "load_after": loadavg(),
         "history_mb": history_mb(history), "history_max_mb": max(sizes) if sizes else None,
         "profile": profile_summary(prof_path) if profile and prof_path.exists() else [],

@@ -266,11 +266,16 @@ async def run_prepared(prepared: PreparedRun, *, limits: RunLimits | None = None
     (fleet.cluster); neither given, a big fleet is sharded on a local cluster when the `cluster`
     extra is installed, and `on_note` hears that choice either way."""
     if transport is None:
-        from fleet.cluster.choice import plan
+        from fleet.cluster.choice import open_files_warning, plan
+        from fleet.core.oslimits import open_file_limit
 
-        chosen, note = plan(len(prepared.inventory.hosts), cluster, shards)
+        hosts, open_files = len(prepared.inventory.hosts), open_file_limit()
+        chosen, note = plan(hosts, cluster, shards, open_files)
         if note and on_note is not None:
             on_note(note)
+        too_few_files = open_files_warning(hosts, chosen, open_files)
+        if too_few_files and on_warning is not None:
+            on_warning("", too_few_files)
         if chosen is not None:
             from fleet.cluster.start import sharded_runner
 

@@ -19,6 +19,7 @@ from fleet.core.params import option
 from fleet.core.results import RunOutcome, host_error
 from fleet.core.runner import HostRun, host_task
 from fleet.core.task import TaskContext
+from fleet.core.transport import RepeatedCommand
 from fleet.inventory import FleetHost
 from fleet.mesh.model import STATES, PairState, build_mesh, peer_plan, source_report
 from fleet.mesh.probe import (
@@ -115,7 +116,7 @@ async def run(host: HostRun[FleetHost]) -> Result:
     ipv4s = [str(peer.ipv4) for _, peer in peers] if probe_params.underlay else []
     script = PROBE.script(addresses, probe_params, ipv4s)
     budget = max(host.limits.command_timeout, probe_params.expected_seconds(len(peers)) * 2 + 10)
-    answer = await host.run(script, timeout=budget)
+    answer = await host.run(RepeatedCommand(script), timeout=budget)  # a kept shell may run it
     parse = functools.partial(PROBE.parse, answer.stdout, addresses,
                               ipv4s if probe_params.underlay else None,
                               probe_params.mtu_size is not None)

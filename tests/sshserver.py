@@ -66,6 +66,22 @@ async def relay_output(process: asyncssh.SSHServerProcess, child: asyncio.subpro
     await child.wait()
 
 
+async def relay_input(process: asyncssh.SSHServerProcess, child: asyncio.subprocess.Process,
+                      paths: Mapping[str, str]) -> None:
+    """The channel's stdin to the command's as it comes, closed at the client's EOF; `paths`
+    rewritten in it as in commands (a kept shell's commands come this way, each in one write)."""
+    assert child.stdin is not None
+    with contextlib.suppress(OSError, asyncssh.Error, ConnectionError):
+        while chunk := await process.stdin.read(65536):
+            if paths:
+                chunk = rewrite_paths(chunk.decode(errors="surrogateescape"), paths).encode(
+                    errors="surrogateescape")
+            child.stdin.write(chunk)
+            await child.stdin.drain()
+    with contextlib.suppress(OSError, ConnectionError):
+        child.stdin.close()
+
+
 class ServerSide(LoopbackServerSide):
     """The server's side of one connection: the base's logins, and forwarding."""
 
@@ -121,6 +137,9 @@ class CommandServer(LoopbackSSHServer):
         command = rewrite_paths(command, self.paths)
         child = await self._spawn(command)
         self._children.add(child)
+        feeding = asyncio.ensure_future(relay_input(process, child, self.paths))  # as sshd's stdin
+        self._watchers.add(feeding)
+        feeding.add_done_callback(self._watchers.discard)
         finished = asyncio.ensure_future(relay_output(process, child))
         closed = asyncio.ensure_future(process.channel.wait_closed())
         await asyncio.wait({finished, closed}, return_when=asyncio.FIRST_COMPLETED)
@@ -142,7 +161,7 @@ class CommandServer(LoopbackSSHServer):
         if self.path_prefix is not None:
             env["PATH"] = f"{self.path_prefix}:{env['PATH']}"
         return await asyncio.create_subprocess_exec(
-            "/bin/sh", "-c", command, stdout=asyncio.subprocess.PIPE,
+            "/bin/sh", "-c", command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True)
 
     async def _count_close(self, process: asyncssh.SSHServerProcess) -> None:

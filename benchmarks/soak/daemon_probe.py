@@ -3,7 +3,8 @@
 `python -m benchmarks.soak.daemon_probe --dir DIR --idle SECONDS --report FILE` runs
 `fleet.ssh.persist.daemon.serve(DIR, SECONDS)` exactly as `fleet run --persist` would start it, and on
 SIGUSR1 writes what only the process itself can see to FILE (atomically, with a sequence number):
-its asyncio tasks, and for each kept connection the SSH channels asyncssh still has open on it.
+its asyncio tasks, and for each kept connection the SSH channels asyncssh still has open on it
+besides the shell kept for the mesh's probe.
 Started before the first run, it is the daemon every `fleet run --persist` of DIR then uses.
 
 The channel count reads asyncssh's connection table (`_channels`), a private attribute: a
@@ -27,9 +28,14 @@ from fleet.ssh.persist import daemon as fleet_daemon
 
 
 def _channels(pooled: Any) -> int | None:
-    connection = getattr(getattr(pooled, "session", None), "_connection", None)
-    table = getattr(connection, "_channels", None)
-    return len(table) if isinstance(table, dict) else None
+    """The channels open on a kept connection besides its kept shell's (fleet.ssh.kept_shell:
+    one a connection, open between runs by design)."""
+    session = getattr(pooled, "session", None)
+    table = getattr(getattr(session, "_connection", None), "_channels", None)
+    if not isinstance(table, dict):
+        return None
+    shell = getattr(session, "_shell", None)
+    return len(table) - (1 if shell is not None and shell.alive else 0)
 
 
 def snapshot(sequence: int) -> dict[str, Any]:

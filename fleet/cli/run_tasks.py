@@ -40,6 +40,7 @@ from fleet.cli.options import (
     write_report_files,
 )
 from fleet.cli.parser import did_you_mean
+from fleet.cli.signals import end_by
 from fleet.cli.task_options import TaskOptions
 from fleet.cluster.choice import AUTO_HOSTS
 from fleet.core.errors import UsageError
@@ -244,20 +245,28 @@ def run(options: argparse.Namespace, task_options: TaskOptions) -> int:
     files = report_files(options, [t.name for t in tasks])
     for warning in api.preflight_warnings(prepared):
         warn("", warning)
-    outcome = asyncio.run(_run_here(prepared, options))
+    terminated = asyncio.Event()
+    outcome = asyncio.run(_run_here(prepared, options, terminated))
     if outcome.tasks:
         write_json_output(options.json,
                           lambda stream: write_json_documents(outcome.json_documents(), stream))
     write_report_files(files, outcome.tasks, options)
+    if terminated.is_set():
+        end_by(signal.SIGTERM)  # the reports are written: now end as stopped by it
     return outcome.exit_code
 
 
-async def _run_here(prepared: api.PreparedRun, options: argparse.Namespace) -> api.Outcome:
+async def _run_here(prepared: api.PreparedRun, options: argparse.Namespace,
+                    terminated: asyncio.Event) -> api.Outcome:
     """api.run_prepared on this process's event loop: Ctrl-C or TERM stops it (hosts not finished
-    are reported as interrupted; a second Ctrl-C stops at once); each task's report is printed as
-    it ends."""
+    are reported as interrupted; a second Ctrl-C stops at once; TERM is remembered in
+    `terminated`); each task's report is printed as it ends."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_term() -> None:
+        terminated.set()
+        stop.set()
 
     def interrupted() -> None:
         stop.set()
@@ -286,7 +295,7 @@ async def _run_here(prepared: api.PreparedRun, options: argparse.Namespace) -> a
                   f"all kept {options.persist:g} s (`fleet persist status`)", file=sys.stderr)
 
     loop.add_signal_handler(signal.SIGINT, interrupted)
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, on_term)
     if display is not None:
         display.begin(names[0], hosts)
     try:

@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import json
 import math
-import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -50,6 +48,7 @@ from fleet.cli.run_tasks import (
     add_limit_options,
     run_limits,
 )
+from fleet.cli.signals import end_by
 from fleet.cli.task_options import TaskOptions
 from fleet.core.errors import UsageError
 from fleet.core.oslimits import raise_open_file_limit
@@ -192,18 +191,6 @@ def run(options: argparse.Namespace) -> int:
     if signal.SIGTERM in stopped_by:
         end_by(signal.SIGTERM)
     return code
-
-
-def end_by(signum: signal.Signals) -> int:
-    """End the process by `signum` itself, its handler reset, once everything is closed: the
-    parent sees a process stopped by that signal (a shell: 128 + its number), which a handler's
-    exit code cannot say. Returns 128 + the number only where the signal does not end it."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe, a closed stream
-            stream.flush()
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
-    return 128 + int(signum)
 
 
 async def _watch(prepared: Any, history: Any, options: argparse.Namespace,

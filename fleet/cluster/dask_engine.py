@@ -78,8 +78,12 @@ class DaskEngine:
         if not addresses:
             raise UsageError(f"--cluster {self.address}: the scheduler has no worker")
         self.placement = [addresses[i % len(addresses)] for i in range(len(specs))]
+        # Each spec (the whole fleet's hosts, a few MB at 50,000 hosts) goes straight to its
+        # worker, not inside the task graph through the scheduler.
+        sent = [await self._client.scatter(spec, workers=[where], hash=False)
+                for spec, where in zip(specs, self.placement)]
         futures = [self._client.submit(ShardWorker, spec, actor=True, pure=False, workers=[where])
-                   for spec, where in zip(specs, self.placement)]
+                   for spec, where in zip(sent, self.placement)]
         actors = await self._client.gather(futures)
         return [DaskShard(actor, future) for actor, future in zip(actors, futures)]
 

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from fleet.cluster.spec import ShardSpec, load_spec_tasks
 from fleet.cluster.wire import HostOutcome, ShardProgress, ShardRun
+from fleet.core.oslimits import raise_open_file_limit
 from fleet.core.progress import ProgressEvent
 from fleet.core.runner import Runner
 from fleet.core.transport import Transport
@@ -30,6 +31,7 @@ class ShardWorker:
     """Runs the spec's tasks, one at a time when asked, on the spec's hosts of its shard."""
 
     def __init__(self, spec: ShardSpec) -> None:
+        raise_open_file_limit()  # this shard's connections, on a worker started by anyone
         self._spec = spec
         self._tasks, self._params = load_spec_tasks(spec)
         self._fleet = spec.hosts

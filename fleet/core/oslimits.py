@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import resource
 
 
@@ -15,3 +17,22 @@ def raise_open_file_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         except (ValueError, OSError):
             pass
+
+
+def open_file_limit() -> int | None:
+    """The files this process may open (its soft limit; None when unlimited)."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def out_of_files() -> str:
+    """Why this process cannot open a file now ("" when it can): what an error of a library
+    that hides the cause (asyncssh reading the ssh config says "Unknown local username") is
+    really about when every descriptor is taken."""
+    try:
+        os.close(os.open(os.devnull, os.O_RDONLY))
+    except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            limit = open_file_limit()
+            return f"{exc.strerror} (this process may hold {limit} files, ulimit -n)"
+    return ""

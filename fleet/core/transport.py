@@ -60,6 +60,16 @@ class CommandResult:
         return printable(said[-1]) if said else "no output"
 
 
+class RepeatedCommand(str):
+    """A command a task runs again every round (the mesh's probe): a connection kept between
+    runs (`--persist`, `fleet watch`) may run it in a shell it keeps open for it
+    (fleet.ssh.kept_shell) instead of a new session each time, which spares the host a channel,
+    a fork and a login shell per round. For fleet's own POSIX sh scripts that read no stdin and
+    leave nothing behind; anywhere else it is the plain command it contains."""
+
+    __slots__ = ()
+
+
 class Session(Protocol):
     """An open connection to one host."""
 

@@ -11,6 +11,7 @@ from typing import Any
 import asyncssh
 
 from fleet.core.errors import SSHSetupError
+from fleet.core.oslimits import out_of_files
 from fleet.core.transport import DEFAULT_SSH_PORT, SSHTarget
 from fleet.jumps import Hop, parse_jumps, parse_port
 
@@ -72,7 +73,7 @@ async def jump_routes(name: str, spec: str, config: Any) -> list[tuple[Hop, Rout
                 route = await asyncio.to_thread(resolve_route, hop.host, hop.port, hop.username, config)
             except (OSError, ValueError, asyncssh.Error) as exc:
                 raise SSHSetupError(name, f"cannot read the ssh config for jump host {hop.host}: "
-                                    f"{exc}") from exc
+                                    f"{out_of_files() or exc}") from exc
             resolved.append((hop, route))
         hops[:0] = resolved
         pending = resolved[0][1].tunnel or ""

@@ -4,6 +4,7 @@ or is cancelled, tell a lost connection (the host's or a jump host's) from a com
 - a command that times out or is cancelled is stopped on the host: every command first tells its
   process group (its shell is a session leader under sshd), and the group is killed on a second
   channel;
+- a command's stdin is empty (as `ssh -n`): one that reads it reads nothing, and does not hang;
 - a connection that ends while a command runs (the host's sshd killed, the host or its jump host
   gone) is a ConnectionLostError naming the jump host when it was the jump host's, never a
   command's exit status; a command killed by a signal on the host exits 128 + the signal's number.
@@ -21,6 +22,7 @@ from fleet.core.errors import CommandError, CommandTimeoutError, ConnectionLostE
 from fleet.core.privilege import is_privileged, privileged
 from fleet.core.transport import CommandResult, SSHTarget
 from fleet.ssh.jump_pool import SharedJump
+from fleet.ssh.kept_shell import SHELL, KeptShell, KeptShellGone
 
 STOP_TIMEOUT = 6.0  # seconds to stop a timed-out command's processes and close its channel
 TERM_GRACE = 2.0  # seconds a stopped command has after TERM (to undo what it did) before KILL
@@ -76,6 +78,8 @@ class AsyncsshSession:
         self._connection = connection
         self._release = release  # lets go of the shared jump connections this one goes through
         self._jumps = tuple(jumps)  # the jump logins it goes through, first hop first
+        self._shell: KeptShell | None = None  # for run_repeated, once asked for
+        self._no_shell = ""  # why this host cannot keep a shell: its rounds get sessions
 
     @property
     def closed(self) -> bool:
@@ -88,6 +92,7 @@ class AsyncsshSession:
         try:
             async with asyncio.timeout(timeout):
                 process = await self._connection.create_process(marked(command), encoding=None)
+                process.stdin.write_eof()  # no input, as `ssh -n`: a command that reads stdin ends
                 stdout, stderr = await process.communicate()
         except TimeoutError as exc:
             if process is None:
@@ -128,6 +133,55 @@ class AsyncsshSession:
             raise CommandError(name, "the host closed the command's channel without an exit status",
                                command=command, stdout=_text(stdout), stderr=_text(stderr))
         return CommandResult(command, status, _text(stdout), _text(stderr))
+
+    async def run_repeated(self, command: str, *, timeout: float) -> CommandResult:
+        """`command` (one that runs every round, fleet.core.transport.RepeatedCommand) in the
+        shell kept on this connection (fleet.ssh.kept_shell), started the first time; in a session
+        of its own, as `run`, when that shell is busy or cannot be had. The same errors as `run`."""
+        name = self._host.name
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        shell = self._shell
+        if self._no_shell:
+            return await self.run(command, timeout=timeout)
+        if shell is None or not shell.alive:
+            if shell is not None:
+                shell.close()
+            self._shell = None
+            try:
+                async with asyncio.timeout(timeout):
+                    shell = await KeptShell.start(self._connection, marked(SHELL), split_marker)
+            except TimeoutError as exc:  # as `run` when the channel does not open: give it up
+                self._connection.close()
+                raise CommandTimeoutError(name, f"command did not start within {timeout:g} s; "
+                                          "the connection was given up", command=command) from exc
+            except KeptShellGone as exc:  # a host without /bin/sh, say: not tried again
+                self._no_shell = str(exc)
+                return await self.run(command, timeout=max(0.001, deadline - loop.time()))
+            self._shell = shell
+        try:
+            return await shell.run(command, timeout=max(0.001, deadline - loop.time()),
+                                   stop=lambda pgid: self._kill_group(pgid, command))
+        except KeptShellGone:  # busy, or closed before the command was sent
+            return await self.run(command, timeout=max(0.001, deadline - loop.time()))
+        except TimeoutError as exc:
+            self._shell = None
+            out, err = shell.output_so_far()
+            raise CommandTimeoutError(name, f"command did not finish within {timeout:g} s; "
+                                      f"{exc.args[0] if exc.args else 'stopped'}", command=command,
+                                      stdout=out, stderr=err) from exc
+        except asyncio.CancelledError:
+            self._shell = None
+            raise
+        except (EOFError, OSError, asyncssh.Error) as exc:
+            self._shell = None
+            shell.close()
+            out, err = shell.output_so_far()
+            if await self._ended():
+                raise self._lost(command, "while a command ran; it gave no exit status",
+                                 stdout=out.encode(), stderr=err.encode()) from exc
+            raise CommandError(name, f"the shell kept for this command ended while it ran ({exc})",
+                               command=command, stdout=out, stderr=err) from exc
 
     async def _ended(self) -> bool:
         """The connection has ended, or ends within LOST_WAIT (a channel closed by a connection
@@ -176,15 +230,7 @@ class AsyncsshSession:
         if pgid is None:
             stopped = "its process group was not known, so nothing was stopped on the host"
         else:
-            kill = stop_group_command(pgid)
-            try:
-                done = await self._connection.run(privileged(kill) if is_privileged(command) else kill,
-                                                  check=False, timeout=STOP_TIMEOUT)
-            except (OSError, asyncssh.Error) as exc:  # asyncssh.TimeoutError included
-                stopped = f"could not stop it on the host: {type(exc).__name__}: {exc}"
-            else:
-                stopped = ("stopped it on the host" if done.exit_status == 0 else
-                           f"its processes on the host did not stop (exit status {done.exit_status})")
+            stopped = await self._kill_group(pgid, command)
         # Closed after the kill, not before: the command may still be writing (an apply script
         # undoing its steps says what it undid), and a closed channel would kill it with SIGPIPE.
         process.close()
@@ -195,7 +241,22 @@ class AsyncsshSession:
         collect()
         return bytes(out), split_marker(bytes(err))[1], stopped
 
+    async def _kill_group(self, pgid: int, command: str) -> str:
+        """Stop process group `pgid` on the host (as root when `command` ran as root), on a
+        channel of its own, bounded by STOP_TIMEOUT; what became of it, measured on the host."""
+        kill = stop_group_command(pgid)
+        try:
+            done = await self._connection.run(privileged(kill) if is_privileged(command) else kill,
+                                              check=False, timeout=STOP_TIMEOUT)
+        except (OSError, asyncssh.Error) as exc:  # asyncssh.TimeoutError included
+            return f"could not stop it on the host: {type(exc).__name__}: {exc}"
+        return ("stopped it on the host" if done.exit_status == 0 else
+                f"its processes on the host did not stop (exit status {done.exit_status})")
+
     async def close(self) -> None:
+        if self._shell is not None:
+            self._shell.close()
+            self._shell = None
         self._connection.close()
         try:
             await asyncio.wait_for(self._connection.wait_closed(), timeout=5)

@@ -31,6 +31,7 @@ from typing import Any
 import asyncssh
 
 from fleet.core.errors import SSHSetupError
+from fleet.core.oslimits import out_of_files
 from fleet.core.transport import SSHTarget
 from fleet.jumps import Hop
 from fleet.ssh import hostkeys
@@ -176,7 +177,7 @@ class AsyncsshTransport:
             route = await asyncio.to_thread(resolve_route, host.ssh_host, host.ssh_port,
                                             options.get("username"), config)
         except (OSError, ValueError, asyncssh.Error) as exc:
-            raise SSHSetupError(host.name, f"cannot read the ssh config: {exc}") from exc
+            raise SSHSetupError(host.name, f"cannot read the ssh config: {out_of_files() or exc}") from exc
         jump_spec: str | None = route.tunnel
         if "tunnel" in options:
             jump_spec = options["tunnel"] if isinstance(options["tunnel"], str) else None

@@ -147,3 +147,54 @@ def test_host_key_checking_takes_openssh_words():
     helped = fleet("run", "setup", "--help")
     assert "--host-key-checking {yes,accept-new,no}" in helped.stdout
     assert "--no-host-key-checking" in helped.stdout
+
+
+def test_more_hosts_than_the_process_may_open_files_is_warned_of_before_connecting(tmp_path):
+    """Each host's connection is an open file for the whole run: a fleet past `ulimit -n` hears
+    so, with the way out, before the first login (here every port refuses: nothing listens)."""
+    import resource
+    import socket
+
+    closed = [socket.socket() for _ in range(60)]
+    try:
+        for s in closed:
+            s.bind(("127.0.0.1", 0))  # bound, never listening: a connection is refused at once
+        hosts = "".join(f"h{i}:\n  hostname: 127.0.0.1\n  port: {s.getsockname()[1]}\n"
+                        f"  data: {{ipv4: 10.0.0.{i + 1}}}\n" for i, s in enumerate(closed))
+        inventory = write_inventory(tmp_path / "inv", hosts,
+                                    defaults="data:\n  isatap_prefix: 'fd00::/64'\n")
+
+        def low_limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (300, 300))
+
+        done = subprocess.run([sys.executable, "-m", "fleet", "run", "mesh", "-i", str(inventory),
+                               "--cluster", "no", "--no-progress", "--connect-timeout", "5"],
+                              capture_output=True, text=True, cwd=REPO, timeout=120,
+                              preexec_fn=low_limit)
+    finally:
+        for s in closed:
+            s.close()
+    warning = ("60 hosts: this process may open only 300 files (ulimit -n), so hosts past about "
+               "44 in it will fail with 'Too many open files'")
+    assert warning in done.stderr, done.stderr
+    assert done.stderr.startswith(f"fleet: warning: {warning}")  # the run's first word
+    assert "Connection refused" in done.stdout and done.returncode != 0  # and the run went on
+
+
+def test_a_process_out_of_files_says_so_instead_of_what_a_library_made_of_it():
+    """Out of descriptors, asyncssh's reading of the ssh config fails as "Unknown local
+    username": fleet's message names the real cause."""
+    script = (
+        "import resource, os\n"
+        "from fleet.core.oslimits import out_of_files\n"
+        "assert out_of_files() == ''\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n"
+        "held = []\n"
+        "try:\n"
+        "    while True: held.append(os.open(os.devnull, os.O_RDONLY))\n"
+        "except OSError: pass\n"
+        "print(out_of_files())\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "Too many open files (this process may hold 64 files, ulimit -n)"

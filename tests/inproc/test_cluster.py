@@ -96,7 +96,8 @@ def slow_run(fleet: InProcessFleet, tmp_path, hosts: int) -> api.PreparedRun:
     return api.prepare(["slow"], api.select(fleet.write_inventory()), tasks_dirs=[tasks])
 
 
-async def run_on_cluster(prepared: api.PreparedRun, during) -> tuple[api.Outcome, object]:
+async def run_on_cluster(prepared: api.PreparedRun, during,
+                         fleet: InProcessFleet) -> tuple[api.Outcome, object]:
     limits = RunLimits(connect_timeout=5)
     runner = sharded_runner(prepared.tasks, [c.params for c in prepared.contexts], False,
                             prepared.inventory.hosts, ClusterPlan("local", 2), limits, "yes")
@@ -107,7 +108,10 @@ async def run_on_cluster(prepared: api.PreparedRun, during) -> tuple[api.Outcome
     started = time.monotonic()
     while not getattr(engine, "placement", None) and time.monotonic() - started < 60:
         await asyncio.sleep(0.1)
-    await asyncio.sleep(2)  # the shards are sleeping on their hosts
+    while not all(any("sleep 4" in c for c in m.server.commands)
+                  for m in fleet.members.values()):  # until every host's command runs
+        assert time.monotonic() - started < 60, "the shards' commands never started"
+        await asyncio.sleep(0.05)
     await during(engine, stop)
     return await asyncio.wait_for(job, 60), engine
 
@@ -118,7 +122,7 @@ def test_a_worker_killed_mid_run_fails_its_hosts_with_a_kind(inprocess_fleet, tm
     async def kill_shard_one(engine, stop):
         os.kill(engine.worker_pid(0), signal.SIGKILL)
 
-    outcome, _ = asyncio.run(run_on_cluster(prepared, kill_shard_one))
+    outcome, _ = asyncio.run(run_on_cluster(prepared, kill_shard_one, inprocess_fleet))
     report = outcome["slow"].report.to_json()
     kinds = {h["name"]: h.get("error_kind") for h in report["hosts"]}
     assert kinds == {"s0": "connection-lost", "s1": "connection-lost", "s2": None, "s3": None}
@@ -133,7 +137,7 @@ def test_stop_interrupts_every_shard(inprocess_fleet, tmp_path):
     async def press_ctrl_c(engine, stop):
         stop.set()
 
-    outcome, _ = asyncio.run(run_on_cluster(prepared, press_ctrl_c))
+    outcome, _ = asyncio.run(run_on_cluster(prepared, press_ctrl_c, inprocess_fleet))
     assert outcome.interrupted and outcome.exit_code == 130
     kinds = {h["name"]: h.get("error_kind") for h in outcome["slow"].report.to_json()["hosts"]}
     assert kinds == dict.fromkeys(["s0", "s1", "s2", "s3"], "interrupted")

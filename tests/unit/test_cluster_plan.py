@@ -60,6 +60,49 @@ def test_asked_for_without_the_engine_is_a_usage_error(monkeypatch):
         choice.plan(10, "local", None)
 
 
+def test_a_fleet_bigger_than_a_process_may_open_is_sharded_until_each_shard_fits(monkeypatch):
+    monkeypatch.setattr(choice, "engine_installed", lambda: True)
+    monkeypatch.setattr(choice, "_cores", lambda: 1)  # even on one core: files, not CPU
+    chosen, note = choice.plan(50_000, None, None, open_files=20_000)
+    assert chosen == choice.ClusterPlan("local", 3)  # 3 x 16,667 hosts, each under 19,744
+    assert "20000 open files" in note
+    assert choice.open_files_warning(50_000, chosen, 20_000) == ""
+    monkeypatch.setattr(choice, "_cores", lambda: 4)
+    assert choice.plan(50_000, None, None, open_files=20_000)[0] == choice.ClusterPlan("local", 4)
+    assert choice.plan(50_000, "local", None, open_files=20_000)[0] == choice.ClusterPlan("local", 4)
+    assert choice.plan(5_000, None, None, open_files=None)[0] == choice.ClusterPlan("local", 4)
+
+
+def test_a_small_fleet_within_the_limit_stays_here_on_one_core(monkeypatch):
+    monkeypatch.setattr(choice, "engine_installed", lambda: True)
+    monkeypatch.setattr(choice, "_cores", lambda: 1)
+    assert choice.plan(19_744, None, None, open_files=20_000) == (None, "")
+    assert choice.open_files_warning(19_744, None, 20_000) == ""
+    assert choice.plan(19_745, None, None, open_files=20_000)[0] == choice.ClusterPlan("local", 2)
+
+
+@pytest.mark.parametrize("engine, remedy", [
+    (True, "--cluster local"), (False, "pip install 'fleet-isatap[cluster]'")])
+def test_too_many_hosts_for_one_process_are_warned_of_before_the_run(two_cores, monkeypatch,
+                                                                      engine, remedy):
+    monkeypatch.setattr(choice, "engine_installed", lambda: engine)
+    chosen = choice.plan(30_000, "no", None, open_files=20_000)[0]
+    warning = choice.open_files_warning(30_000, chosen, 20_000)
+    assert chosen is None
+    assert "this process may open only 20000 files" in warning
+    assert "past about 19744" in warning and remedy in warning
+
+
+def test_shards_asked_for_that_are_too_big_are_warned_of_with_the_count_that_fits(two_cores,
+                                                                                  monkeypatch):
+    monkeypatch.setattr(choice, "engine_installed", lambda: True)
+    chosen = choice.plan(50_000, None, 2, open_files=20_000)[0]
+    assert chosen == choice.ClusterPlan("local", 2)  # asked for: done as asked
+    warning = choice.open_files_warning(50_000, chosen, 20_000)
+    assert "each of the 2 shards (~25000 hosts)" in warning and "--shards 3 or more" in warning
+    assert choice.open_files_warning(50_000, choice.ClusterPlan("local", 3), 20_000) == ""
+
+
 def test_merge_gives_every_host_one_result_lost_and_unanswered_shards_included():
     from dataclasses import dataclass
 

@@ -28,7 +28,7 @@ from fleet.core.errors import (
     HostError,
     host_error_from_json,
 )
-from fleet.core.transport import CommandResult, SSHTarget
+from fleet.core.transport import CommandResult, RepeatedCommand, SSHTarget
 from fleet.error_kinds import HOST_ERROR_KINDS  # every feature's kinds, to rebuild them
 from fleet.ssh.persist import trust, wire
 
@@ -131,8 +131,10 @@ class PersistentSession:
     async def run(self, command: str, *, timeout: float) -> CommandResult:
         name = self._host.name
         try:
-            reply = await self._link.request({"op": "run", "key": self._key, "command": command,
-                                              "timeout": timeout}, timeout=timeout + SLACK)
+            request = {"op": "run", "key": self._key, "command": str(command), "timeout": timeout}
+            if isinstance(command, RepeatedCommand):
+                request["repeated"] = True  # the daemon may run it in the shell it keeps for it
+            reply = await self._link.request(request, timeout=timeout + SLACK)
         except TimeoutError:
             raise CommandTimeoutError(name, f"command did not finish within {timeout:g} s (no answer from "
                                "the persistent-connection process)", command=command) from None
