@@ -134,6 +134,14 @@ class AsyncsshSession:
                                command=command, stdout=_text(stdout), stderr=_text(stderr))
         return CommandResult(command, status, _text(stdout), _text(stderr))
 
+    @property
+    def kept_shell(self) -> str:
+        """The shell kept for repeated commands: "open", "none" (never asked for, or gone: the
+        next round starts one), or "refused: WHY" (this host's rounds get a session each)."""
+        if self._no_shell:
+            return f"refused: {self._no_shell}"
+        return "open" if self._shell is not None and self._shell.alive else "none"
+
     async def run_repeated(self, command: str, *, timeout: float) -> CommandResult:
         """`command` (one that runs every round, fleet.core.transport.RepeatedCommand) in the
         shell kept on this connection (fleet.ssh.kept_shell), started the first time; in a session
