@@ -80,6 +80,7 @@ class AsyncsshSession:
         self._jumps = tuple(jumps)  # the jump logins it goes through, first hop first
         self._shell: KeptShell | None = None  # for run_repeated, once asked for
         self._no_shell = ""  # why this host cannot keep a shell: its rounds get sessions
+        self._shell_starting = False  # one start at a time: a round meanwhile gets a session
 
     @property
     def closed(self) -> bool:
@@ -150,12 +151,13 @@ class AsyncsshSession:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         shell = self._shell
-        if self._no_shell:
+        if self._no_shell or self._shell_starting:
             return await self.run(command, timeout=timeout)
         if shell is None or not shell.alive:
             if shell is not None:
                 shell.close()
             self._shell = None
+            self._shell_starting = True
             try:
                 async with asyncio.timeout(timeout):
                     shell = await KeptShell.start(self._connection, marked(SHELL), split_marker)
@@ -166,6 +168,8 @@ class AsyncsshSession:
             except KeptShellGone as exc:  # a host without /bin/sh, say: not tried again
                 self._no_shell = str(exc)
                 return await self.run(command, timeout=max(0.001, deadline - loop.time()))
+            finally:
+                self._shell_starting = False
             self._shell = shell
         try:
             return await shell.run(command, timeout=max(0.001, deadline - loop.time()),
