@@ -50,8 +50,9 @@ from fleet.cli.run_tasks import (
 )
 from fleet.cli.signals import end_by
 from fleet.cli.task_options import TaskOptions
+from fleet.cluster.choice import open_files_warning
 from fleet.core.errors import UsageError
-from fleet.core.oslimits import raise_open_file_limit
+from fleet.core.oslimits import open_file_limit, raise_open_file_limit
 from fleet.core.output_files import STDOUT, check_outputs
 from fleet.core.task import Task
 from fleet.ssh.persist import wire
@@ -180,6 +181,11 @@ def run(options: argparse.Namespace) -> int:
     if options.prometheus is not None and options.prometheus == options.history:
         raise UsageError(f"--prometheus {options.prometheus}: that is the --history file")
     kept_for = retention(options)
+    # a watch runs in this one process: every host's kept connection is one of its files
+    too_few_files = open_files_warning(len(prepared.inventory.hosts), None, open_file_limit(),
+                                       remedy="watch fewer hosts per process (-l/-g)")
+    if too_few_files:
+        warn("", too_few_files)
     history = open_history(options.history, create=True, retention=kept_for)
     settings = {"every_s": options.every, "keep_s": kept_for.rounds_s,
                 "keep_changes_s": kept_for.changes_s, **dataclasses.asdict(params)}

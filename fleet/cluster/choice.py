@@ -70,9 +70,11 @@ def plan(hosts: int, cluster: str | None, shards: int | None,
                                        f"{count} processes (--cluster no: one process)")
 
 
-def open_files_warning(hosts: int, chosen: ClusterPlan | None, open_files: int | None) -> str:
+def open_files_warning(hosts: int, chosen: ClusterPlan | None, open_files: int | None, *,
+                       remedy: str | None = None) -> str:
     """What to tell the user when a process of this run will hold more connections than it may
-    open files: those hosts would fail with "Too many open files" ("" when every process fits)."""
+    open files: those hosts would fail with "Too many open files" ("" when every process fits).
+    `remedy` replaces the way out it suggests besides a higher limit."""
     capacity = hosts_per_process(open_files)
     if capacity is None:
         return ""
@@ -81,9 +83,10 @@ def open_files_warning(hosts: int, chosen: ClusterPlan | None, open_files: int |
         return ""
     where = ("this process" if chosen is None else
              f"each of the {chosen.shards} shards (~{per_process} hosts)")
-    remedy = (f"--shards {_shards_for_files(hosts, open_files)} or more" if chosen is not None
-              else "run it sharded (--cluster local; the `cluster` extra)" if engine_installed()
-              else "install the `cluster` extra (pip install 'fleet-isatap[cluster]') to shard it")
+    remedy = remedy or (
+        f"--shards {_shards_for_files(hosts, open_files)} or more" if chosen is not None
+        else "run it sharded (--cluster local; the `cluster` extra)" if engine_installed()
+        else "install the `cluster` extra (pip install 'fleet-isatap[cluster]') to shard it")
     return (f"{hosts} hosts: {where} may open only {open_files} files (ulimit -n), so hosts past "
             f"about {capacity} in it will fail with 'Too many open files'; raise the limit "
             f"(ulimit -Hn) or {remedy}")

@@ -80,6 +80,7 @@ class AsyncsshSession:
         self._jumps = tuple(jumps)  # the jump logins it goes through, first hop first
         self._shell: KeptShell | None = None  # for run_repeated, once asked for
         self._no_shell = ""  # why this host cannot keep a shell: its rounds get sessions
+        self._shell_starting = False  # one start at a time: a round meanwhile gets a session
 
     @property
     def closed(self) -> bool:
@@ -134,6 +135,14 @@ class AsyncsshSession:
                                command=command, stdout=_text(stdout), stderr=_text(stderr))
         return CommandResult(command, status, _text(stdout), _text(stderr))
 
+    @property
+    def kept_shell(self) -> str:
+        """The shell kept for repeated commands: "open", "none" (never asked for, or gone: the
+        next round starts one), or "refused: WHY" (this host's rounds get a session each)."""
+        if self._no_shell:
+            return f"refused: {self._no_shell}"
+        return "open" if self._shell is not None and self._shell.alive else "none"
+
     async def run_repeated(self, command: str, *, timeout: float) -> CommandResult:
         """`command` (one that runs every round, fleet.core.transport.RepeatedCommand) in the
         shell kept on this connection (fleet.ssh.kept_shell), started the first time; in a session
@@ -142,12 +151,13 @@ class AsyncsshSession:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         shell = self._shell
-        if self._no_shell:
+        if self._no_shell or self._shell_starting:
             return await self.run(command, timeout=timeout)
         if shell is None or not shell.alive:
             if shell is not None:
                 shell.close()
             self._shell = None
+            self._shell_starting = True
             try:
                 async with asyncio.timeout(timeout):
                     shell = await KeptShell.start(self._connection, marked(SHELL), split_marker)
@@ -158,6 +168,8 @@ class AsyncsshSession:
             except KeptShellGone as exc:  # a host without /bin/sh, say: not tried again
                 self._no_shell = str(exc)
                 return await self.run(command, timeout=max(0.001, deadline - loop.time()))
+            finally:
+                self._shell_starting = False
             self._shell = shell
         try:
             return await shell.run(command, timeout=max(0.001, deadline - loop.time()),

@@ -149,16 +149,16 @@ def test_host_key_checking_takes_openssh_words():
     assert "--no-host-key-checking" in helped.stdout
 
 
-def test_more_hosts_than_the_process_may_open_files_is_warned_of_before_connecting(tmp_path):
-    """Each host's connection is an open file for the whole run: a fleet past `ulimit -n` hears
-    so, with the way out, before the first login (here every port refuses: nothing listens)."""
+def run_with_300_files(tmp_path, *command):
+    """`fleet COMMAND -i INV` with 60 hosts whose ports refuse at once (bound, never listening),
+    under an open-file limit of 300 (hard and soft)."""
     import resource
     import socket
 
     closed = [socket.socket() for _ in range(60)]
     try:
         for s in closed:
-            s.bind(("127.0.0.1", 0))  # bound, never listening: a connection is refused at once
+            s.bind(("127.0.0.1", 0))
         hosts = "".join(f"h{i}:\n  hostname: 127.0.0.1\n  port: {s.getsockname()[1]}\n"
                         f"  data: {{ipv4: 10.0.0.{i + 1}}}\n" for i, s in enumerate(closed))
         inventory = write_inventory(tmp_path / "inv", hosts,
@@ -167,18 +167,31 @@ def test_more_hosts_than_the_process_may_open_files_is_warned_of_before_connecti
         def low_limit():
             resource.setrlimit(resource.RLIMIT_NOFILE, (300, 300))
 
-        done = subprocess.run([sys.executable, "-m", "fleet", "run", "mesh", "-i", str(inventory),
-                               "--cluster", "no", "--no-progress", "--connect-timeout", "5"],
-                              capture_output=True, text=True, cwd=REPO, timeout=120,
-                              preexec_fn=low_limit)
+        return subprocess.run([sys.executable, "-m", "fleet", *command, "-i", str(inventory),
+                               "--connect-timeout", "5"], capture_output=True, text=True, cwd=REPO,
+                              timeout=120, preexec_fn=low_limit)
     finally:
         for s in closed:
             s.close()
-    warning = ("60 hosts: this process may open only 300 files (ulimit -n), so hosts past about "
-               "44 in it will fail with 'Too many open files'")
-    assert warning in done.stderr, done.stderr
-    assert done.stderr.startswith(f"fleet: warning: {warning}")  # the run's first word
+
+
+TOO_MANY = ("60 hosts: this process may open only 300 files (ulimit -n), so hosts past about 44 in "
+            "it will fail with 'Too many open files'")
+
+
+def test_more_hosts_than_the_process_may_open_files_is_warned_of_before_connecting(tmp_path):
+    """Each host's connection is an open file for the whole run: a fleet past `ulimit -n` hears
+    so, with the way out, before the first login (here every port refuses: nothing listens)."""
+    done = run_with_300_files(tmp_path, "run", "mesh", "--cluster", "no", "--no-progress")
+    assert done.stderr.startswith(f"fleet: warning: {TOO_MANY}"), done.stderr  # the run's first word
     assert "Connection refused" in done.stdout and done.returncode != 0  # and the run went on
+
+
+def test_a_watch_of_more_hosts_than_it_may_open_files_is_warned_of_too(tmp_path):
+    done = run_with_300_files(tmp_path, "watch", "--rounds", "1", "--every", "1")
+    assert done.stderr.startswith(f"fleet: warning: {TOO_MANY}; raise the limit (ulimit -Hn) or "
+                                  "watch fewer hosts per process (-l/-g)"), done.stderr
+    assert done.returncode != 0
 
 
 def test_a_process_out_of_files_says_so_instead_of_what_a_library_made_of_it():

@@ -98,17 +98,21 @@ def test_a_kept_shell_that_died_between_rounds_is_replaced(tmp_path):
     assert new != dead and kept == 2
 
 
-def test_a_second_round_while_one_runs_gets_a_session_of_its_own(tmp_path):
+def test_a_round_while_the_shell_starts_or_runs_another_gets_a_session_of_its_own(tmp_path):
     async def scenario(server, session):
         slow = asyncio.ensure_future(
             session.run_repeated(RepeatedCommand("sleep 1; echo slow"), timeout=10))
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0)  # the slow round begins: it starts the shell
+        starting = await session.run_repeated(RepeatedCommand("echo starting"), timeout=10)
+        async with asyncio.timeout(10):  # until the slow round runs in the kept shell
+            while session._shell is None or not session._shell.busy:
+                await asyncio.sleep(0.01)
         quick = await session.run_repeated(RepeatedCommand("echo quick"), timeout=10)
-        return (await slow).stdout, quick.stdout, shells(server), len(server.commands)
+        return (await slow).stdout, starting.stdout, quick.stdout, shells(server), len(server.commands)
 
-    slow, quick, kept, sessions = asyncio.run(on_session(tmp_path, scenario))
-    assert (slow, quick) == ("slow\n", "quick\n")
-    assert kept == 1 and sessions == 2
+    slow, starting, quick, kept, sessions = asyncio.run(on_session(tmp_path, scenario))
+    assert (slow, starting, quick) == ("slow\n", "starting\n", "quick\n")
+    assert kept == 1 and sessions == 3  # the shell, and a session for each of the two others
 
 
 def test_a_kept_shell_that_dies_mid_round_is_the_rounds_error_and_the_next_round_starts_anew(tmp_path):

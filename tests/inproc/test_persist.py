@@ -5,6 +5,7 @@ the SSH servers are asyncssh's, in-process, counting logins, so reuse is seen, n
 """
 
 import asyncio
+import io
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ from sshserver import CommandServer
 from sshserver_limits import LimitedCommandServer
 
 from fleet.core.errors import CommandError, ConnectError
+from fleet.core.transport import RepeatedCommand
 from fleet.ssh.persist import control, wire
 from fleet.ssh.persist.client import PersistentTransport
 from fleet.ssh.persist.wire import ConnectionSpec, connection_key, parse_persist
@@ -272,24 +274,42 @@ def test_a_killed_process_is_replaced_by_the_next_run(tmp_path, persist_dir):
     assert (reused, result.stdout) == (False, "back\n")
 
 
-def test_status_and_stop_show_and_close_what_is_kept(tmp_path, persist_dir, capsys):
-    async def scenario():
-        server = await CommandServer(tmp_path).start()
-        hosts = _inventory(tmp_path, server, names=("h1",)).hosts
-        await _one_run(persist_dir, hosts[0], "true")
-        return server
+def test_status_and_stop_show_and_close_what_is_kept(tmp_path, persist_dir):
+    from fleet.inventory import load_inventory
 
-    server = asyncio.run(scenario())
-    assert control.status(persist_dir, sys.stdout, as_json=True) == 0
-    status = json.loads(capsys.readouterr().out)
-    assert [(c["host"], c["target"], c["runs"], c["open"]) for c in status["connections"]] == [
-        ("h1", f"tester@127.0.0.1:{server.port}", 1, True)]
-    pid = status["pid"]
-    assert control.stop(persist_dir, sys.stdout) == 0
-    assert _wait_gone(pid, 10)
-    assert control.status(persist_dir, sys.stdout, as_json=False) == 1
-    assert "no persistent connections" in capsys.readouterr().out
-    asyncio.run(server.close())
+    def ask(*args, **kwargs):  # control's commands run their own event loop: in a thread
+        out = io.StringIO()
+        return control.status(persist_dir, out, *args, **kwargs), out.getvalue()
+
+    async def scenario():
+        servers = [await CommandServer(tmp_path / name).start() for name in ("h1", "h2")]
+        try:
+            entries = "".join(server.inventory_entry(f"h{i + 1}", f"10.0.0.{i + 1}")
+                              for i, server in enumerate(servers))
+            hosts = load_inventory(write_inventory(tmp_path / "inv", entries,
+                                                   defaults=DEFAULTS)).hosts
+            await _one_run(persist_dir, hosts[0], "true")
+            await _one_run(persist_dir, hosts[1], RepeatedCommand("true"))  # as the mesh's probe
+            as_json = await asyncio.to_thread(ask, as_json=True)
+            as_text = await asyncio.to_thread(ask, as_json=False)
+            stopped = await asyncio.to_thread(control.stop, persist_dir, io.StringIO())
+            return [s.port for s in servers], as_json, as_text, stopped
+        finally:
+            for server in servers:
+                await server.close()
+
+    ports, (code, out), (text_code, text), stopped = asyncio.run(scenario())
+    assert code == 0 and text_code == 0 and stopped == 0
+    status = json.loads(out)
+    assert [(c["host"], c["target"], c["runs"], c["open"], c["shell"])
+            for c in status["connections"]] == [
+        ("h1", f"tester@127.0.0.1:{ports[0]}", 1, True, "none"),
+        ("h2", f"tester@127.0.0.1:{ports[1]}", 1, True, "open")]  # kept for the next round
+    assert "runs 1  shell none" in text and "runs 1  shell open" in text
+    assert _wait_gone(status["pid"], 10)
+    after = io.StringIO()
+    assert control.status(persist_dir, after, as_json=False) == 1
+    assert "no persistent connections" in after.getvalue()
 
 
 # -- through the command line ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from fleet.core.terminal import printable
 from fleet.ssh.persist import wire
 from fleet.ssh.persist.client import reach
 
@@ -62,8 +63,9 @@ def status(directory: Path, out: TextIO, *, as_json: bool, err: TextIO | None = 
               f"last run, {len(connections)} connection(s), socket {directory / wire.SOCKET_NAME}\n")
     for c in sorted(connections, key=lambda c: c["host"]):
         state = "retired" if c.get("retired") else "open" if c["open"] else "closed"
+        shell = str(c.get("shell", "none"))  # a daemon of an older fleet does not say
         out.write(f"  {c['host']:<16} {c['target']:<32} {state:<7} age {c['age']:>7.1f} s  "
-                  f"idle {c['idle']:>7.1f} s  runs {c['runs']}\n")
+                  f"idle {c['idle']:>7.1f} s  runs {c['runs']}  shell {printable(shell)}\n")
     return 0
 
 

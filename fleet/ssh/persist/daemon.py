@@ -224,7 +224,8 @@ class Daemon:
         return {"ok": True, "pid": os.getpid(), "idle": self.idle, "clients": self._clients,
                 "connections": [{"target": p.target, "host": p.spec.name,
                                  "age": round(now - p.opened, 1), "idle": round(now - p.used, 1),
-                                 "runs": p.runs, "open": not p.session.closed, "retired": p.retired}
+                                 "runs": p.runs, "open": not p.session.closed, "retired": p.retired,
+                                 "shell": getattr(p.session, "kept_shell", "none")}
                                 for p in self.pool.values()]}
 
     # -- serving --------------------------------------------------------------------------------
