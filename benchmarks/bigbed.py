@@ -18,6 +18,11 @@ interleaved (the order rotated from run to run):
              and `true` per host, what a cold mesh pays before any probing
     asyncssh-logins
              the hand-written asyncssh script of benchmarks/peers doing the same (`true`)
+    watch1, watch6
+             fleet watch --peers P -i INV --rounds 1|6 --every 0.1 -q --json F (one process, its
+             connections and kept shells held from round to round, a history in the run's
+             directory): a steady round's cost is (watch6 - watch1) / 5, in wall, fleet's CPU
+             and the targets' CPU; each round's own time is in F
 
 Per run: wall, CPU (the process tree, plus the background process for warm), peak RSS of the
 tree, the targets' CPU (every sshd and what ran under it), every process's CPU on the machine in
@@ -45,7 +50,8 @@ from benchmarks.jobs import commands
 from benchmarks.measure import processes_with, run_measured, stop_processes, text_table
 from benchmarks.peers import REPO, Context, python_env
 
-MODES = ("cold", "warm", "sharded", "logins", "asyncssh-logins")
+MODES = ("cold", "warm", "sharded", "logins", "asyncssh-logins", "watch1", "watch6")
+WATCH_ROUNDS = {"watch1": 1, "watch6": 6}
 PERSIST_S = 600
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -131,6 +137,12 @@ class Runner:
         common = ["-i", str(self.bench.inventory_dir), "--json", str(report), "--no-progress"]
         if mode == "logins":
             return [*base, "noop", "--tasks-dir", str(REPO / "benchmarks" / "tasks"), *common], env
+        if mode in WATCH_ROUNDS:
+            watch = [*self.bench.prefix, sys.executable, "-m", "fleet", "watch", "-i",
+                     str(self.bench.inventory_dir), "--peers", str(self.args.peers), "--rounds",
+                     str(WATCH_ROUNDS[mode]), "--every", "0.1", "-q", "--json", str(report),
+                     "--history", str(report.with_suffix(".sqlite"))]
+            return watch, env
         argv = [*base, "mesh", "--peers", str(self.args.peers), *common]
         if mode == "warm":
             env["FLEET_PERSIST_DIR"] = str(self.persist_dir)
@@ -185,6 +197,8 @@ class Runner:
 
 
 def _read_report(report: Path, mode: str, hosts: int, peers: int) -> dict[str, Any]:
+    if mode in WATCH_ROUNDS:
+        return _read_rounds(report, hosts * peers)
     try:
         document = json.loads(report.read_text())
     except (OSError, ValueError) as exc:
@@ -203,6 +217,34 @@ def _read_report(report: Path, mode: str, hosts: int, peers: int) -> dict[str, A
             "pairs": int(summary.get("pairs", 0)), "errors": errors,
             "states": {k: v for k, v in summary.items() if isinstance(v, int) and v
                        and k not in ("hosts", "pairs")}}
+
+
+def _read_rounds(report: Path, expected: int) -> dict[str, Any]:
+    """A watch's JSON lines: the last round's counts, and every round's own time."""
+    try:
+        rounds = [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError) as exc:
+        return {"ok": 0, "expected": expected, "errors": [f"no JSON lines: {exc}"]}
+    if not rounds:
+        return {"ok": 0, "expected": expected, "errors": ["no round"]}
+    counts = rounds[-1]["counts"]
+    return {"ok": int(counts.get("ok", 0)), "expected": expected,
+            "pairs": int(rounds[-1]["pairs"]), "errors": [],
+            "round_s": [r["seconds"] for r in rounds], "logins": rounds[-1]["logins"],
+            "states": {k: v for k, v in counts.items() if v}}
+
+
+def steady_round(rows: list[dict[str, Any]]) -> dict[str, float] | None:
+    """A steady watch round's cost, (watch6 - watch1) / 5 by medians: wall, fleet's CPU, the
+    targets' CPU and the rest of the machine's."""
+    one = [r for r in rows if r["mode"] == "watch1"]
+    six = [r for r in rows if r["mode"] == "watch6"]
+    if not one or not six:
+        return None
+    extra = WATCH_ROUNDS["watch6"] - WATCH_ROUNDS["watch1"]
+    return {key: round((statistics.median(r[key] for r in six)
+                        - statistics.median(r[key] for r in one)) / extra, 3)
+            for key in ("wall_s", "cpu_s", "target_cpu_s", "others_cpu_s")}
 
 
 def summarize(rows: list[dict[str, Any]], modes: list[str]) -> list[dict[str, Any]]:
@@ -281,11 +323,13 @@ def main(argv: list[str] | None = None) -> int:
                         rows.append(row)
                         errors = f"  ! {row['errors'][0]}" if row.get("errors") else ""
                         run_s = f" (runner {row['run_s']:.2f} s)" if row.get("run_s") else ""
+                        rounds = (" rounds " + " ".join(f"{r:.2f}" for r in row["round_s"])
+                                  if row.get("round_s") else "")
                         say(f"  run {row['run']} {mode:<16} {row['wall_s']:6.2f} s{run_s}  "
                             f"cpu {row['cpu_s']:5.2f} s  rss {row['rss_tree_mb']:5} MB  "
                             f"target {row['target_cpu_s']:5.1f} s  others {row['others_cpu_s']:5.1f} s  "
                             f"ok {row['ok']}/{row['expected']}  load {row['load_before']:.1f}"
-                            f"->{row['load_after']:.1f}{errors}")
+                            f"->{row['load_after']:.1f}{rounds}{errors}")
                 if args.profile_warm:
                     if not (runner.persist_dir.exists() and "warm" in args.modes):
                         runner.one("warm", workdir / "profile-warmup")
@@ -311,6 +355,11 @@ def main(argv: list[str] | None = None) -> int:
     print(bed_info.get("description", ""))
     print(f"bed start: {bed_info.get('start_s')} s")
     print(render(summary))
+    steady = steady_round(rows)
+    if steady is not None:
+        print(f"a steady watch round, (watch6 - watch1) / 5: wall {steady['wall_s']:.2f} s, fleet CPU "
+              f"{steady['cpu_s']:.2f} s, targets' CPU {steady['target_cpu_s']:.2f} s, the rest "
+              f"{steady['others_cpu_s']:.2f} s")
     failures = [s for s in summary if s["ok_min"] != s["expected"]]
     for s in failures:
         print(f"NOT ALL OK: {s['mode']}: {s['ok_min']}/{s['expected']}")
@@ -318,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({"machine": machine, "bed": bed_info,
                                          "options": {k: (str(v) if isinstance(v, Path) else v)
                                                      for k, v in vars(args).items()},
-                                         "summary": summary, "runs": rows}, indent=1) + "\n")
+                                         "summary": summary, "steady_watch_round": steady,
+                                         "runs": rows}, indent=1) + "\n")
     return 1 if failures else 0
 
 

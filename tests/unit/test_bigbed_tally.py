@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from benchmarks.bigbed import _read_report, summarize, tree_cpu_s
+from benchmarks.bigbed import _read_report, steady_round, summarize, tree_cpu_s
 
 
 def test_a_mesh_report_counts_ok_pairs_and_only_hosts_in_error(tmp_path):
@@ -60,3 +60,28 @@ def test_the_targets_cpu_includes_what_ran_under_them_and_nothing_else():
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_a_watch_is_read_from_its_json_lines_last_round_and_every_round_time(tmp_path):
+    report = tmp_path / "rounds.jsonl"
+    lines = [{"round": 1, "seconds": 12.5, "pairs": 4, "logins": 2, "counts": {"ok": 3, "lossy": 1}},
+             {"round": 2, "seconds": 3.25, "pairs": 4, "logins": 2, "counts": {"ok": 4, "lossy": 0}}]
+    report.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert _read_report(report, "watch6", 2, 2) == {
+        "ok": 4, "expected": 4, "pairs": 4, "errors": [], "round_s": [12.5, 3.25], "logins": 2,
+        "states": {"ok": 4}}
+    report.write_text("")
+    assert _read_report(report, "watch1", 2, 2)["errors"] == ["no round"]
+
+
+def test_a_steady_watch_round_is_the_difference_of_the_medians_over_five_rounds():
+    def row(mode, wall, cpu, target, others):
+        return {"mode": mode, "wall_s": wall, "cpu_s": cpu, "target_cpu_s": target,
+                "others_cpu_s": others}
+
+    rows = [row("watch1", 20, 5, 25, 6), row("watch1", 22, 5, 27, 6), row("watch1", 21, 5, 26, 6),
+            row("watch6", 41, 10, 40, 11), row("watch6", 40, 9, 39, 10), row("watch6", 45, 11, 41, 12)]
+    # medians: watch1 21, 5, 26, 6; watch6 41, 10, 40, 11
+    assert steady_round(rows) == {"wall_s": 4.0, "cpu_s": 1.0, "target_cpu_s": 2.8,
+                                  "others_cpu_s": 1.0}
+    assert steady_round(rows[:3]) is None
