@@ -78,6 +78,17 @@ class Session(Protocol):
     async def close(self) -> None: ...
 
 
+async def run_kept(session: Session, command: str, *, timeout: float) -> CommandResult:
+    """`command` on a session kept between runs (`--persist`, `fleet watch`): a RepeatedCommand
+    in the shell the session keeps for it, when it can keep one (`run_repeated`), anything else
+    as `run`."""
+    repeated = getattr(session, "run_repeated", None)
+    if isinstance(command, RepeatedCommand) and repeated is not None:
+        result: CommandResult = await repeated(command, timeout=timeout)
+        return result
+    return await session.run(command, timeout=timeout)
+
+
 class Transport(Protocol):
     """Opens sessions to hosts; `close()` releases what the transport holds itself (sessions are
     closed by whoever opened them). The caller that made a transport closes it."""

@@ -32,8 +32,9 @@ from collections.abc import Awaitable, Callable
 import asyncssh
 
 from fleet.core.transport import CommandResult
+from fleet.ssh.group_marker import marked, split_marker
 
-# After the process group's marker (session.marked). The shell's own stderr is /dev/null (its
+# After the process group's marker (fleet.ssh.group_marker). The shell's own stderr is /dev/null (its
 # "Terminated" when a command is killed is no command's output); fd 3 is the channel's stderr,
 # which each command gets as its own.
 SHELL = "exec /bin/sh 3>&2 2>/dev/null"
@@ -55,20 +56,19 @@ class KeptShell:
         self._err = bytearray()
 
     @classmethod
-    async def start(cls, connection: asyncssh.SSHClientConnection, marked_command: str,
-                    parse_marker: Callable[[bytes], tuple[int | None, bytes]]) -> KeptShell:
+    async def start(cls, connection: asyncssh.SSHClientConnection) -> KeptShell:
         """Open the shell and read its process group. KeptShellGone when the host refuses it or
         it ends at once; the caller's timeout (a stalled connection) is the caller's."""
         process: asyncssh.SSHClientProcess[bytes] | None = None
         try:
-            process = await connection.create_process(marked_command, encoding=None)
+            process = await connection.create_process(marked(SHELL), encoding=None)
             err = bytearray()
             while True:
                 more = await process.stderr.read(4096)
                 if not more:
                     raise KeptShellGone("the shell ended as it started")
                 err.extend(more)
-                pgid, rest = parse_marker(bytes(err))
+                pgid, rest = split_marker(bytes(err))
                 if pgid is not None:
                     break
             # The marker comes before the exec: a shell that answers its first line is there.

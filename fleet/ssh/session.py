@@ -13,7 +13,6 @@ or is cancelled, tell a lost connection (the host's or a jump host's) from a com
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Callable, Sequence
 
 import asyncssh
@@ -21,32 +20,14 @@ import asyncssh
 from fleet.core.errors import CommandError, CommandTimeoutError, ConnectionLostError
 from fleet.core.privilege import is_privileged, privileged
 from fleet.core.transport import CommandResult, SSHTarget
+from fleet.ssh.group_marker import marked, split_marker
 from fleet.ssh.jump_pool import SharedJump
-from fleet.ssh.kept_shell import SHELL, KeptShell, KeptShellGone
+from fleet.ssh.kept_shell import KeptShell, KeptShellGone
 
 STOP_TIMEOUT = 6.0  # seconds to stop a timed-out command's processes and close its channel
 TERM_GRACE = 2.0  # seconds a stopped command has after TERM (to undo what it did) before KILL
 MARKER_WAIT = 2.0  # seconds to wait for a just-started command to say its process group
 LOST_WAIT = 1.0  # seconds a channel that ended with no exit status waits to see its connection end
-
-# Every command first writes this line on stderr: its shell's PID, which is its process group
-# (sshd starts each session's shell with setsid). The line is taken off stderr again.
-_GROUP_MARK = "fleet-pgid:"
-_GROUP_LINE = re.compile(rb"fleet-pgid:(\d+)\n")
-
-
-def marked(command: str) -> str:
-    """`command` preceded by the line that tells its process group."""
-    return f"printf '{_GROUP_MARK}%s\\n' \"$$\" >&2\n{command}"
-
-
-def split_marker(stderr: bytes) -> tuple[int | None, bytes]:
-    """The process group a marked command told, and its stderr without the marker line."""
-    found = _GROUP_LINE.match(stderr)
-    if found is None:
-        return None, stderr
-    return int(found.group(1)), stderr[found.end():]
-
 
 def stop_group_command(pgid: int) -> str:
     """Stop a process group: TERM, up to TERM_GRACE seconds for it to end (an apply script uses
@@ -150,6 +131,10 @@ class AsyncsshSession:
         name = self._host.name
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+
+        def left() -> float:
+            return max(0.001, deadline - loop.time())
+
         shell = self._shell
         if self._no_shell or self._shell_starting:
             return await self.run(command, timeout=timeout)
@@ -160,22 +145,22 @@ class AsyncsshSession:
             self._shell_starting = True
             try:
                 async with asyncio.timeout(timeout):
-                    shell = await KeptShell.start(self._connection, marked(SHELL), split_marker)
+                    shell = await KeptShell.start(self._connection)
             except TimeoutError as exc:  # as `run` when the channel does not open: give it up
                 self._connection.close()
                 raise CommandTimeoutError(name, f"command did not start within {timeout:g} s; "
                                           "the connection was given up", command=command) from exc
             except KeptShellGone as exc:  # a host without /bin/sh, say: not tried again
                 self._no_shell = str(exc)
-                return await self.run(command, timeout=max(0.001, deadline - loop.time()))
+                return await self.run(command, timeout=left())
             finally:
                 self._shell_starting = False
             self._shell = shell
         try:
-            return await shell.run(command, timeout=max(0.001, deadline - loop.time()),
+            return await shell.run(command, timeout=left(),
                                    stop=lambda pgid: self._kill_group(pgid, command))
         except KeptShellGone:  # busy, or closed before the command was sent
-            return await self.run(command, timeout=max(0.001, deadline - loop.time()))
+            return await self.run(command, timeout=left())
         except TimeoutError as exc:
             self._shell = None
             out, err = shell.output_so_far()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from fleet.core.transport import CommandResult, RepeatedCommand, Session, SSHTarget, Transport
+from fleet.core.transport import CommandResult, Session, SSHTarget, Transport, run_kept
 
 
 class LentSession:
@@ -28,11 +28,7 @@ class LentSession:
         return bool(getattr(self._session, "closed", False))
 
     async def run(self, command: str, *, timeout: float) -> CommandResult:
-        repeated = getattr(self._session, "run_repeated", None)
-        if isinstance(command, RepeatedCommand) and repeated is not None:
-            result: CommandResult = await repeated(command, timeout=timeout)  # in the kept shell
-            return result
-        return await self._session.run(command, timeout=timeout)
+        return await run_kept(self._session, command, timeout=timeout)
 
     async def close(self) -> None:
         """Kept for the next round: KeptTransport.drop or .close closes it."""

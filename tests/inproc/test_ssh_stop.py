@@ -10,7 +10,7 @@ from sshtarget import target_for
 
 from fleet.core.errors import CommandTimeoutError
 from fleet.core.privilege import privileged
-from fleet.ssh.session import split_marker
+from fleet.ssh.group_marker import split_marker
 from fleet.ssh.transport import AsyncsshTransport
 
 LATE = 1.5  # the command's background child writes its file this long after starting

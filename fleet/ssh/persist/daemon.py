@@ -28,7 +28,7 @@ import asyncssh
 
 from fleet.core.errors import CommandError, ConnectError, ConnectionLostError, HostError, HostInterrupted
 from fleet.core.oslimits import raise_open_file_limit
-from fleet.core.transport import RepeatedCommand
+from fleet.core.transport import RepeatedCommand, run_kept
 from fleet.ssh.persist import trust, wire
 from fleet.ssh.transport import AsyncsshSession, AsyncsshTransport
 
@@ -202,11 +202,7 @@ class Daemon:
             # a command that times out or is cancelled (its client gone) is stopped on the host
             # and its channel closed by the session itself: it never holds one of sshd's
             # MaxSessions on the kept connection
-            repeated = getattr(pooled.session, "run_repeated", None)
-            if isinstance(command, RepeatedCommand) and repeated is not None:
-                result = await repeated(command, timeout=timeout)  # in the shell kept for it
-            else:
-                result = await pooled.session.run(command, timeout=timeout)
+            result = await run_kept(pooled.session, command, timeout=timeout)
         finally:
             pooled.active -= 1
             self._close_if_unused(key)
